@@ -117,7 +117,9 @@ def _common_stats(log_ratio: Tensor, weight: Tensor, m: Tensor) -> dict[str, Ten
     ratio = r.exp()
     r_valid = torch.where(m, r, torch.full((), -torch.inf, dtype=r.dtype, device=r.device))
     if m.any():
-        log_ess = 2 * torch.logsumexp(r_valid.flatten(), dim=0) - torch.logsumexp(2 * r_valid.flatten(), dim=0)
+        log_ess = 2 * torch.logsumexp(r_valid.flatten(), dim=0) - torch.logsumexp(
+            2 * r_valid.flatten(), dim=0
+        )
         ess = log_ess.exp() / n
     else:
         ess = torch.zeros((), dtype=r.dtype, device=r.device)
@@ -171,7 +173,9 @@ def at_level(
         # Padded steps must not leak into the sums below.
         keep = step_mask[..., None]
         logp = torch.where(keep, logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
-        logp_behavior = torch.where(keep, logp_behavior, torch.zeros((), dtype=logp.dtype, device=logp.device))
+        logp_behavior = torch.where(
+            keep, logp_behavior, torch.zeros((), dtype=logp.dtype, device=logp.device)
+        )
     if level == "chunk":
         chunk_mask = None if step_mask is None else step_mask.any(dim=1)
         return logp.sum(dim=(1, 2)), logp_behavior.sum(dim=(1, 2)), advantages, chunk_mask
@@ -369,7 +373,9 @@ def cispo(
         eps_high: upper range of the weight.
     """
     if eps_high <= 0 or (eps_low is not None and not 0 < eps_low <= 1):
-        raise ValueError(f"need eps_high > 0 and 0 < eps_low <= 1, got eps_low={eps_low}, eps_high={eps_high}")
+        raise ValueError(
+            f"need eps_high > 0 and 0 < eps_low <= 1, got eps_low={eps_low}, eps_high={eps_high}"
+        )
     r, adv, m = _prepare(logp, logp_behavior, advantages, mask)
     low = 0.0 if eps_low is None else 1 - eps_low
     weight = torch.exp(r.detach()).clamp(min=low, max=1 + eps_high)
