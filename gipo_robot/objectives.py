@@ -64,7 +64,7 @@ NEAR_ZERO = 1e-3
 
 
 def _prepare(
-    logp: Tensor, logp_behavior: Tensor, advantages: Tensor, mask: Tensor | bool | None
+    logp: Tensor, logp_behavior: Tensor, advantages: Tensor, mask: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Check shapes and return ``(log_ratio, advantages, mask)`` with masked entries zeroed.
 
@@ -97,8 +97,16 @@ def _masked_mean(x: Tensor, m: Tensor) -> Tensor:
 
 
 def _masked_max(x: Tensor, m: Tensor) -> Tensor:
+    """Max of ``x`` over ``m``; 0 when nothing is unmasked. Branch-free (no host sync on a GPU)."""
     lowest = torch.full((), -torch.inf, dtype=x.dtype, device=x.device)
-    return torch.where(m, x, lowest).max() if m.any() else torch.zeros((), dtype=x.dtype, device=x.device)
+    return torch.where(
+        m.any(), torch.where(m, x, lowest).max(), torch.zeros((), dtype=x.dtype, device=x.device)
+    )
+
+
+def _per_sign(adv: Tensor, pos: float, neg: float) -> Tensor:
+    """``pos`` where the advantage is positive, ``neg`` elsewhere, in the advantages' dtype and device."""
+    return torch.where(adv > 0, torch.tensor(pos, dtype=adv.dtype, device=adv.device), neg)
 
 
 def _common_stats(log_ratio: Tensor, weight: Tensor, m: Tensor) -> dict[str, Tensor]:
@@ -115,14 +123,9 @@ def _common_stats(log_ratio: Tensor, weight: Tensor, m: Tensor) -> dict[str, Ten
     w = weight.detach()
     n = m.sum().clamp(min=1).to(r.dtype)
     ratio = r.exp()
-    r_valid = torch.where(m, r, torch.full((), -torch.inf, dtype=r.dtype, device=r.device))
-    if m.any():
-        log_ess = 2 * torch.logsumexp(r_valid.flatten(), dim=0) - torch.logsumexp(
-            2 * r_valid.flatten(), dim=0
-        )
-        ess = log_ess.exp() / n
-    else:
-        ess = torch.zeros((), dtype=r.dtype, device=r.device)
+    r_valid = torch.where(m, r, torch.full((), -torch.inf, dtype=r.dtype, device=r.device)).flatten()
+    log_ess = 2 * torch.logsumexp(r_valid, dim=0) - torch.logsumexp(2 * r_valid, dim=0)
+    ess = torch.where(m.any(), log_ess.exp() / n, torch.zeros((), dtype=r.dtype, device=r.device))
     return {
         "ratio_mean": _masked_mean(ratio, m),
         "ratio_max": _masked_max(ratio, m),
@@ -233,7 +236,9 @@ def gipo(
             examples; sweeps over {0.1, 0.3, 0.5, 1, 2}).
         sigma_neg: optional narrower σ for samples with negative advantage (later versions of the
             authors' code use 0.5σ); None uses ``sigma`` for both signs (the paper's symmetric form).
-        kl_coef: weight of an added KL(μ‖π_θ) penalty (k3 estimator); the authors' code uses 0.1, off here.
+        kl_coef: weight of an added KL(μ‖π_θ) penalty (k3 estimator ``(ρ-1) - log ρ``); the authors' code
+            uses 0.1, off here. The penalty evaluates ρ itself, so with it on the loss is finite only for
+            ``|r| < 88`` in float32.
 
     Returns:
         ``(loss, stats)``; stats add ``trust_weight_mean`` (mean ω) to the common ones.
@@ -241,7 +246,7 @@ def gipo(
     if sigma <= 0 or (sigma_neg is not None and sigma_neg <= 0):
         raise ValueError(f"sigma and sigma_neg must be positive, got sigma={sigma}, sigma_neg={sigma_neg}")
     r, adv, m = _prepare(logp, logp_behavior, advantages, mask)
-    s = sigma if sigma_neg is None else torch.where(adv < 0, sigma_neg, sigma).to(r.dtype)
+    s = sigma if sigma_neg is None else _per_sign(adv, sigma, sigma_neg)
     # ρ · ω(sg[ρ]) = exp(r - ½ (sg[r]/σ)²): one exp, finite for any r, gradient ρ·ω·∇r.
     weighted_ratio = torch.exp(r - 0.5 * (r.detach() / s) ** 2)
     per_sample = -weighted_ratio * adv
@@ -315,7 +320,7 @@ def sapo(
         raise ValueError(f"tau_pos and tau_neg must be positive, got {tau_pos}, {tau_neg}")
     r, adv, m = _prepare(logp, logp_behavior, advantages, mask)
     ratio = torch.exp(r)
-    tau = torch.where(adv > 0, tau_pos, tau_neg).to(r.dtype)
+    tau = _per_sign(adv, tau_pos, tau_neg)
     gate = torch.sigmoid(tau * (ratio - 1))
     loss = _masked_mean(-(4.0 / tau) * gate * adv, m)
     with torch.no_grad():
@@ -381,7 +386,8 @@ def cispo(
     weight = torch.exp(r.detach()).clamp(min=low, max=1 + eps_high)
     loss = _masked_mean(-weight * r * adv, m)
     stats = _common_stats(r, weight, m)
-    stats["clip_frac"] = _masked_mean((torch.exp(r.detach()) > 1 + eps_high).to(r.dtype), m)
+    ratio = torch.exp(r.detach())
+    stats["clip_frac"] = _masked_mean(((ratio > 1 + eps_high) | (ratio < low)).to(r.dtype), m)
     return loss, stats
 
 
