@@ -1,6 +1,7 @@
 """What does each objective cost per update? All objectives on the same batch, alternated, in one run.
 
     .venv/bin/python scripts/bench_update.py [--batch 4096] [--chunk 4] [--action-dim 7] [--rounds 30]
+        [--levels step chunk]
 
 One *update* is what the fine-tuning loop does per minibatch: Gaussian policy forward (MLP over a 40-d
 observation -> a chunk of H x A action means, state-independent log-std), exact per-dimension log-probs,
@@ -50,8 +51,11 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=4)
     parser.add_argument("--action-dim", type=int, default=7)
     parser.add_argument("--obs-dim", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--level", choices=["chunk", "step", "dim"], default="step")
+    parser.add_argument("--rounds", type=int, default=30, help="timed rounds; each times every cell once")
+    parser.add_argument(
+        "--levels", nargs="+", choices=["chunk", "step", "dim"], default=["step", "chunk"],
+        help="ratio levels to time (see gipo_robot.objectives.at_level)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -68,51 +72,49 @@ def main() -> None:
     mask = torch.ones(args.batch, args.chunk, dtype=torch.bool)
     mask[:, -1] = torch.rand(args.batch) > 0.1  # some padded steps at episode ends
 
-    def update(objective) -> None:
+    def update(objective, level) -> None:
         logp = policy.log_prob_per_dim(obs, actions)
-        loss, _ = objective(*at_level(logp, logp_b, adv, mask, level=args.level))
+        loss, _ = objective(*at_level(logp, logp_b, adv, mask, level=level))
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
 
     logp_fixed = policy.log_prob_per_dim(obs, actions).detach()
 
-    def objective_only(objective) -> None:
+    def objective_only(objective, level) -> None:
         logp = logp_fixed.clone().requires_grad_(True)
-        loss, _ = objective(*at_level(logp, logp_b, adv, mask, level=args.level))
+        loss, _ = objective(*at_level(logp, logp_b, adv, mask, level=level))
         loss.backward()
 
     names = list(OBJECTIVES)
-    times: dict[str, dict[str, list[float]]] = {n: {"update": [], "objective": []} for n in names}
-    for name in names:  # warm-up
+    cells = [(name, level) for level in args.levels for name in names]
+    times = {cell: {"update": [], "objective": []} for cell in cells}
+    for name, level in cells:  # warm-up
         for _ in range(3):
-            update(OBJECTIVES[name])
-            objective_only(OBJECTIVES[name])
+            update(OBJECTIVES[name], level)
+            objective_only(OBJECTIVES[name], level)
     for r in tqdm(range(args.rounds), desc="rounds"):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
+        for name, level in cells[r % len(cells) :] + cells[: r % len(cells)]:  # rotate the order
             for kind, fn in (("update", update), ("objective", objective_only)):
                 t0 = time.perf_counter()
-                fn(OBJECTIVES[name])
-                times[name][kind].append(time.perf_counter() - t0)
+                fn(OBJECTIVES[name], level)
+                times[name, level][kind].append(time.perf_counter() - t0)
 
-    med = {n: {k: statistics.median(v) * 1e3 for k, v in times[n].items()} for n in names}
-    result = {
-        "config": vars(args) | {"out": str(args.out), "threads": torch.get_num_threads()},
-        "median_ms": med,
-        "ratio_to_ppo_clip": {
-            n: {k: med[n][k] / med["ppo_clip"][k] for k in ("update", "objective")} for n in names
-        },
-        **provenance(),
-    }
+    result: dict = {"config": vars(args) | {"out": str(args.out), "threads": torch.get_num_threads()}}
+    result["levels"] = {}
+    print("| ratio level | objective | update ms (median) | ratio to PPO-Clip | objective-only ms | ratio |")
+    print("|---|---|---|---|---|---|")
+    for level in args.levels:
+        med = {n: {k: statistics.median(v) * 1e3 for k, v in times[n, level].items()} for n in names}
+        ratio = {n: {k: med[n][k] / med["ppo_clip"][k] for k in ("update", "objective")} for n in names}
+        result["levels"][level] = {"median_ms": med, "ratio_to_ppo_clip": ratio}
+        for n in names:
+            upd, obj = med[n]["update"], med[n]["objective"]
+            r_upd, r_obj = ratio[n]["update"], ratio[n]["objective"]
+            print(f"| {level} | {n} | {upd:.2f} | {r_upd:.3f} | {obj:.3f} | {r_obj:.3f} |")
+    result.update(provenance())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "update.json").write_text(json.dumps(result, indent=1))
-    print("| objective | update ms (median) | ratio to PPO-Clip | objective-only ms | ratio to PPO-Clip |")
-    print("|---|---|---|---|---|")
-    for n in names:
-        r = result["ratio_to_ppo_clip"][n]
-        upd, obj = med[n]["update"], med[n]["objective"]
-        print(f"| {n} | {upd:.2f} | {r['update']:.3f} | {obj:.3f} | {r['objective']:.3f} |")
 
 
 if __name__ == "__main__":
