@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 
 def git_commit() -> str:
-    """The checkout's commit (with ``-dirty`` if the tree has changes), or ``unknown`` outside git."""
+    """The checkout's commit, ``-dirty`` if code changed (results under benchmarks/ don't count)."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain"], capture_output=True, text=True
+            ["git", "status", "--porcelain", "--", ".", ":!benchmarks"], capture_output=True, text=True
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
