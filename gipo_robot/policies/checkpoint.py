@@ -1,0 +1,205 @@
+"""Policy checkpoints: safetensors weights + a JSON config. Loading never unpickles anything.
+
+A checkpoint is a directory::
+
+    policy/
+      config.json          {"format": "gipo-robot-policy", "format_version": 1, "policy": PolicyConfig,
+                            "weights_sha256": ..., "provenance": {...}}
+      model.safetensors    the GaussianPolicy's parameters and buffers (normalisation included)
+      critic.safetensors   optional: a Critic with the same PolicyConfig
+
+``weights_sha256`` makes a modified or truncated weights file a clear error instead of a silently different
+policy. ``provenance`` is free-form JSON: what the policy was trained on, with which settings and commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from gipo_robot.policies.critic import Critic
+from gipo_robot.policies.gaussian import GaussianPolicy, PolicyConfig
+
+__all__ = ["CheckpointError", "check_spec", "load_critic", "load_policy", "read_config", "save_policy"]
+
+FORMAT = "gipo-robot-policy"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CRITIC_FILE = "critic.safetensors"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be loaded (missing, corrupt, tampered, or for another spec)."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def save_policy(
+    path: str | Path,
+    policy: GaussianPolicy,
+    *,
+    critic: Critic | None = None,
+    provenance: dict | None = None,
+) -> Path:
+    """Write ``policy`` (and optionally ``critic``) as a checkpoint directory; returns its path.
+
+    Files are written under temporary names and renamed into place, config last, so a crash mid-save never
+    leaves a config that points at half-written weights.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    files = {WEIGHTS_FILE: policy}
+    if critic is not None:
+        files[CRITIC_FILE] = critic
+    digests = {}
+    for name, module in files.items():
+        tmp = path / f".{name}.tmp"
+        save_file(_state(module), str(tmp), metadata={"format": FORMAT})
+        tmp.replace(path / name)
+        digests[name] = _sha256(path / name)
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "policy": asdict(policy.config),
+        "weights_sha256": digests,
+        "provenance": provenance or {},
+    }
+    tmp = path / f".{CONFIG_FILE}.tmp"
+    tmp.write_text(json.dumps(config, indent=2))
+    tmp.replace(path / CONFIG_FILE)
+    return path
+
+
+def read_config(path: str | Path) -> dict:
+    """The checkpoint's JSON config, validated for format; raises :class:`CheckpointError` naming the file."""
+    file = Path(path) / CONFIG_FILE
+    if not file.is_file():
+        raise CheckpointError(f"no policy checkpoint at {path}: {CONFIG_FILE} is missing")
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{file} is not valid JSON: {e}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{file} is not a gipo-robot policy checkpoint (format is not {FORMAT!r})")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{file} has format_version {config.get('format_version')}; this version reads {FORMAT_VERSION}"
+        )
+    return config
+
+
+def _load_into(module: nn.Module, path: Path, file_name: str, config: dict) -> None:
+    file = path / file_name
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing")
+    expected = config.get("weights_sha256", {}).get(file_name)
+    if expected is None:
+        raise CheckpointError(f"{path / CONFIG_FILE} records no sha256 for {file_name}")
+    if _sha256(file) != expected:
+        raise CheckpointError(
+            f"{file} does not match the sha256 in {CONFIG_FILE}: it was modified or truncated"
+        )
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{file} is not a readable safetensors file: {e}") from None
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{file} does not fit the architecture: missing {missing}, unexpected {unexpected}"
+        )
+    wrong = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if state[k].shape != own[k].shape
+    ]
+    if wrong:
+        raise CheckpointError(f"{file} has tensors of the wrong shape: {wrong}")
+    module.load_state_dict(state)
+
+
+def check_spec(
+    config: PolicyConfig,
+    *,
+    low_dim: dict[str, list[int]] | None = None,
+    images: dict[str, list[int]] | None = None,
+    action_dim: int | None = None,
+    where: str = "checkpoint",
+) -> None:
+    """Raise :class:`CheckpointError` if the policy does not fit the given observation/action spec.
+
+    Every observation feature the policy reads must be present with the same shape (extra features in the
+    spec are fine: the policy ignores them); the action dimension must match.
+    """
+    problems = []
+    for kind, wanted, have in (("low-dim", config.low_dim, low_dim), ("image", config.images, images)):
+        if have is None:
+            continue
+        for name, shape in wanted.items():
+            if name not in have:
+                problems.append(f"{kind} feature {name!r} is not provided")
+            elif list(have[name]) != list(shape):
+                problems.append(
+                    f"{kind} feature {name!r} has shape {list(have[name])}, the policy expects {shape}"
+                )
+    if action_dim is not None and action_dim != config.action_dim:
+        problems.append(f"action dimension is {action_dim}, the policy outputs {config.action_dim}")
+    if problems:
+        raise CheckpointError(f"{where} does not fit this robot/task: " + "; ".join(problems))
+
+
+def load_policy(
+    path: str | Path,
+    *,
+    low_dim: dict[str, list[int]] | None = None,
+    images: dict[str, list[int]] | None = None,
+    action_dim: int | None = None,
+) -> GaussianPolicy:
+    """Load a :class:`GaussianPolicy`; optionally check it against an observation/action spec.
+
+    Raises:
+        CheckpointError: missing or corrupt files, a weights file that does not match its recorded hash,
+            weights that do not fit the recorded architecture, or a spec mismatch (naming the feature).
+    """
+    path = Path(path)
+    config = read_config(path)
+    try:
+        policy_config = PolicyConfig(**config["policy"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path / CONFIG_FILE}: invalid 'policy' section: {e}") from None
+    check_spec(
+        policy_config, low_dim=low_dim, images=images, action_dim=action_dim, where=f"policy at {path}"
+    )
+    policy = GaussianPolicy(policy_config)
+    _load_into(policy, path, WEIGHTS_FILE, config)
+    return policy
+
+
+def load_critic(path: str | Path) -> Critic | None:
+    """Load the checkpoint's critic, or None if it was saved without one."""
+    path = Path(path)
+    config = read_config(path)
+    if CRITIC_FILE not in config.get("weights_sha256", {}):
+        return None
+    critic = Critic(PolicyConfig(**config["policy"]))
+    _load_into(critic, path, CRITIC_FILE, config)
+    return critic

@@ -1,0 +1,292 @@
+"""Gaussian action-chunk policy with exact, cheap log-probabilities.
+
+Shapes: ``B`` batch, ``H`` chunk length (H = 1 allowed), ``A`` action dimension; low-dim observation features
+are ``(B, *shape)`` and camera features ``(B, C, h, w)`` uint8 or float in [0, 255] (channels first).
+
+The policy is a diagonal Gaussian over the whole chunk in the *environment's* action units::
+
+    a ~ N(μ(o), diag(σ(o)²)),   μ, σ: (B, H, A),   log π(a|o) = Σ_{h,a} log N(a_{h,a}; μ, σ)
+
+Actions are **not squashed**. The environment receives ``clip(a, low, high)`` (:meth:`GaussianPolicy.clip`),
+but every log-prob is that of the raw, unclipped sample, which is what a rollout stores. This keeps
+``log_prob`` exact and equal for the learner and the actor (both see the same raw ``a``), at the cost that
+the density ignores the clipping (mass beyond the bounds is not folded onto them). A tanh squash would fold
+it, but its Jacobian diverges at the ±1 gripper commands that scripted and teleoperated demos are full of.
+
+Normalisation: observations are standardised with per-feature mean/std and actions are modelled in a
+normalised space ``(a - offset) / scale`` (scale and offset from the dataset's min/max); both statistics are
+buffers inside the policy, so a checkpoint is self-contained. The log-prob includes the ``-Σ log scale`` term
+of that affine map, so it is the exact density in environment units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["GaussianPolicy", "ObsEncoder", "PolicyConfig"]
+
+
+@dataclass
+class PolicyConfig:
+    """Architecture of a :class:`GaussianPolicy` (and of a :class:`Critic`). Saved as JSON in checkpoints.
+
+    Attributes:
+        low_dim: low-dim observation features, name -> shape (e.g. ``{"robot0_eef_pos": [3]}``).
+        images: camera features, name -> ``[C, h, w]``; empty for state-only policies.
+        action_dim: A, the action dimension.
+        chunk: H, the number of future actions predicted per observation (1 = single-step policy).
+        hidden: hidden sizes of the MLP trunk.
+        cnn_channels: channels of the per-camera CNN's conv layers.
+        image_feature_dim: size of each camera's embedding.
+        state_dependent_std: log-std from a head on the trunk (True) or one learned vector per chunk step
+            and dimension (False, the default: more stable for fine-tuning).
+        log_std_init: initial log-std, in normalised action units.
+        log_std_min: lower bound on the log-std (normalised units), enforced smoothly.
+        log_std_max: upper bound on the log-std (normalised units), enforced smoothly.
+        action_names: optional names of the A action dimensions, for display and spec checks.
+    """
+
+    low_dim: dict[str, list[int]]
+    action_dim: int
+    images: dict[str, list[int]] = field(default_factory=dict)
+    chunk: int = 1
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    image_feature_dim: int = 64
+    state_dependent_std: bool = False
+    log_std_init: float = -1.0
+    log_std_min: float = -5.0
+    log_std_max: float = 1.0
+    action_names: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.low_dim and not self.images:
+            raise ValueError("PolicyConfig needs at least one observation feature (low_dim or images)")
+        if self.action_dim < 1:
+            raise ValueError(f"PolicyConfig.action_dim must be >= 1, got {self.action_dim}")
+        if self.chunk < 1:
+            raise ValueError(f"PolicyConfig.chunk must be >= 1, got {self.chunk}")
+        if not self.log_std_min < self.log_std_init < self.log_std_max:
+            raise ValueError(
+                "PolicyConfig needs log_std_min < log_std_init < log_std_max, got "
+                f"{self.log_std_min}, {self.log_std_init}, {self.log_std_max}"
+            )
+        for name, shape in self.images.items():
+            if len(shape) != 3:
+                raise ValueError(f"PolicyConfig.images[{name!r}] must be [C, h, w], got {shape}")
+        if self.action_names is not None and len(self.action_names) != self.action_dim:
+            raise ValueError(
+                f"PolicyConfig.action_names has {len(self.action_names)} names for {self.action_dim} actions"
+            )
+        self.low_dim = {k: [int(d) for d in v] for k, v in self.low_dim.items()}
+        self.images = {k: [int(d) for d in v] for k, v in self.images.items()}
+
+
+class _CameraEncoder(nn.Module):
+    """Small CNN: strided convs, ReLU, global average pool, linear embedding. ``(B, C, h, w) -> (B, D)``."""
+
+    def __init__(self, in_channels: int, channels: list[int], out_dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = in_channels
+        for i, c_out in enumerate(channels):
+            layers += [nn.Conv2d(c, c_out, kernel_size=5 if i == 0 else 3, stride=2, padding=1), nn.ReLU()]
+            c = c_out
+        self.convs = nn.Sequential(*layers)
+        self.proj = nn.Linear(c, out_dim)
+
+    def forward(self, image: Tensor) -> Tensor:
+        x = image.float() / 255.0 - 0.5
+        return self.proj(self.convs(x).mean(dim=(2, 3)))
+
+
+class ObsEncoder(nn.Module):
+    """Normalise low-dim features, embed cameras, concatenate, MLP trunk: ``obs dict -> (B, hidden[-1])``.
+
+    The per-feature mean/std used for normalisation are buffers (saved with the weights); set them with
+    :meth:`set_obs_stats` from a dataset's statistics.
+    """
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        self.low_dim_names = sorted(config.low_dim)
+        self.image_names = sorted(config.images)
+        low_dim_size = sum(math.prod(config.low_dim[n]) for n in self.low_dim_names)
+        self.register_buffer("obs_mean", torch.zeros(low_dim_size))
+        self.register_buffer("obs_std", torch.ones(low_dim_size))
+        self.cameras = nn.ModuleDict(
+            {
+                n: _CameraEncoder(config.images[n][0], config.cnn_channels, config.image_feature_dim)
+                for n in self.image_names
+            }
+        )
+        width = low_dim_size + config.image_feature_dim * len(self.image_names)
+        layers: list[nn.Module] = []
+        for h in config.hidden:
+            layers += [nn.Linear(width, h), nn.Mish()]
+            width = h
+        self.trunk = nn.Sequential(*layers)
+        self.out_dim = width
+        self._shapes = config.low_dim
+
+    def set_obs_stats(self, mean: dict[str, Tensor], std: dict[str, Tensor], min_std: float = 1e-3) -> None:
+        """Set normalisation from per-feature statistics (std floored at ``min_std``: constant features)."""
+        self.obs_mean.copy_(
+            torch.cat([torch.as_tensor(mean[n]).float().flatten() for n in self.low_dim_names])
+        )
+        stds = torch.cat([torch.as_tensor(std[n]).float().flatten() for n in self.low_dim_names])
+        self.obs_std.copy_(stds.clamp(min=min_std))
+
+    def flat_low_dim(self, obs: dict[str, Tensor]) -> Tensor:
+        """Concatenate the low-dim features in a fixed (sorted) order: ``(B, sum of feature sizes)``."""
+        missing = [n for n in self.low_dim_names + self.image_names if n not in obs]
+        if missing:
+            raise KeyError(f"observation is missing features {missing}; got {sorted(obs)}")
+        parts = []
+        for n in self.low_dim_names:
+            x = obs[n]
+            expected = tuple(self._shapes[n])
+            if tuple(x.shape[1:]) != expected:
+                raise ValueError(
+                    f"observation feature {n!r} has shape {tuple(x.shape[1:])}, expected {expected}"
+                )
+            parts.append(x.reshape(x.shape[0], -1).float())
+        return torch.cat(parts, dim=-1) if parts else torch.zeros(0)
+
+    def forward(self, obs: dict[str, Tensor]) -> Tensor:
+        feats = []
+        if self.low_dim_names:
+            feats.append((self.flat_low_dim(obs) - self.obs_mean) / self.obs_std)
+        for n in self.image_names:
+            feats.append(self.cameras[n](obs[n]))
+        return self.trunk(torch.cat(feats, dim=-1))
+
+
+def _soft_bound(raw: Tensor, low: float, high: float) -> Tensor:
+    """Map any real to (low, high) smoothly (tanh), so the bound never kills the gradient."""
+    return low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)
+
+
+def _soft_bound_inverse(value: float, low: float, high: float) -> float:
+    return math.atanh(2.0 * (value - low) / (high - low) - 1.0)
+
+
+class GaussianPolicy(nn.Module):
+    """Diagonal Gaussian over an action chunk; see the module docstring for the exact density.
+
+    Args:
+        config: the architecture.
+    """
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        self.config = config
+        h, a = config.chunk, config.action_dim
+        self.encoder = ObsEncoder(config)
+        self.mean_head = nn.Linear(self.encoder.out_dim, h * a)
+        nn.init.zeros_(self.mean_head.bias)
+        nn.init.normal_(self.mean_head.weight, std=1e-2)
+        raw_init = _soft_bound_inverse(config.log_std_init, config.log_std_min, config.log_std_max)
+        if config.state_dependent_std:
+            self.log_std_head = nn.Linear(self.encoder.out_dim, h * a)
+            nn.init.zeros_(self.log_std_head.weight)
+            nn.init.constant_(self.log_std_head.bias, raw_init)
+        else:
+            self.raw_log_std = nn.Parameter(torch.full((h, a), raw_init))
+        # Affine map between normalised and environment action units: a_env = a_norm * scale + offset.
+        self.register_buffer("action_scale", torch.ones(a))
+        self.register_buffer("action_offset", torch.zeros(a))
+        self.register_buffer("action_low", -torch.ones(a))
+        self.register_buffer("action_high", torch.ones(a))
+
+    # --- normalisation -------------------------------------------------------------------------------------
+
+    def set_action_bounds(self, low: Tensor, high: Tensor) -> None:
+        """Model actions in ``[low, high]`` (per dimension) as ``[-1, 1]`` internally; clip to the bounds."""
+        low, high = torch.as_tensor(low).float(), torch.as_tensor(high).float()
+        if low.shape != (self.config.action_dim,) or high.shape != low.shape or not (high > low).all():
+            raise ValueError(f"action bounds must be two ({self.config.action_dim},) tensors with high > low")
+        self.action_low.copy_(low)
+        self.action_high.copy_(high)
+        self.action_scale.copy_((high - low) / 2)
+        self.action_offset.copy_((high + low) / 2)
+
+    # --- distribution --------------------------------------------------------------------------------------
+
+    def distribution_params(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Mean and log-std in *normalised* action units, each ``(B, H, A)``."""
+        z = self.encoder(obs)
+        b, h, a = z.shape[0], self.config.chunk, self.config.action_dim
+        mean = self.mean_head(z).view(b, h, a)
+        raw = self.log_std_head(z).view(b, h, a) if self.config.state_dependent_std else self.raw_log_std
+        log_std = _soft_bound(raw, self.config.log_std_min, self.config.log_std_max).expand(b, h, a)
+        return mean, log_std
+
+    def distribution(self, obs: dict[str, Tensor]) -> torch.distributions.Normal:
+        """The policy's Normal distribution in environment action units, batch shape ``(B, H, A)``."""
+        mean, log_std = self.distribution_params(obs)
+        return torch.distributions.Normal(
+            mean * self.action_scale + self.action_offset, log_std.exp() * self.action_scale
+        )
+
+    def log_prob_per_dim(self, obs: dict[str, Tensor], actions: Tensor) -> Tensor:
+        """Exact log-density of raw actions per chunk step and dimension, ``(B, H, A)``.
+
+        Computed in normalised units plus the ``-log scale`` Jacobian term, which equals
+        ``Normal(μ_env, σ_env).log_prob(actions)`` but avoids building the distribution.
+        """
+        mean, log_std = self.distribution_params(obs)
+        self._check_actions(actions, mean.shape[0])
+        z = (actions - self.action_offset) / self.action_scale
+        return (
+            -0.5 * ((z - mean) / log_std.exp()) ** 2
+            - log_std
+            - 0.5 * math.log(2 * math.pi)
+            - torch.log(self.action_scale)
+        )
+
+    def log_prob(self, obs: dict[str, Tensor], actions: Tensor) -> Tensor:
+        """Exact log-density of raw action chunks, summed over steps and dimensions: ``(B,)``."""
+        return self.log_prob_per_dim(obs, actions).sum(dim=(1, 2))
+
+    def entropy(self, obs: dict[str, Tensor]) -> Tensor:
+        """Differential entropy of the chunk distribution (environment units), ``(B,)``."""
+        _, log_std = self.distribution_params(obs)
+        per_dim = 0.5 + 0.5 * math.log(2 * math.pi) + log_std + torch.log(self.action_scale)
+        return per_dim.sum(dim=(1, 2))
+
+    @torch.no_grad()
+    def sample(
+        self, obs: dict[str, Tensor], generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Draw raw action chunks and their exact log-probs: ``((B, H, A), (B,))``.
+
+        Store the raw sample (it is what ``log_prob`` scores); send :meth:`clip` of it to the robot.
+        """
+        mean, log_std = self.distribution_params(obs)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        z = mean + log_std.exp() * noise
+        actions = z * self.action_scale + self.action_offset
+        logp = (-0.5 * noise**2 - log_std - 0.5 * math.log(2 * math.pi) - torch.log(self.action_scale)).sum(
+            dim=(1, 2)
+        )
+        return actions, logp
+
+    @torch.no_grad()
+    def mode(self, obs: dict[str, Tensor]) -> Tensor:
+        """Deterministic action chunk for deployment: the mean, clipped to the bounds. ``(B, H, A)``."""
+        mean, _ = self.distribution_params(obs)
+        return self.clip(mean * self.action_scale + self.action_offset)
+
+    def clip(self, actions: Tensor) -> Tensor:
+        """What the robot receives for a raw action: clipped to the action bounds."""
+        return torch.maximum(torch.minimum(actions, self.action_high), self.action_low)
+
+    def _check_actions(self, actions: Tensor, batch: int) -> None:
+        expected = (batch, self.config.chunk, self.config.action_dim)
+        if tuple(actions.shape) != expected:
+            raise ValueError(f"actions must have shape (B, H, A) = {expected}, got {tuple(actions.shape)}")
