@@ -184,3 +184,117 @@ def quickstart(
         + f"\nfrontiers: {summary['files']['png']}"
     )
     _emit(summary, as_json, human)
+
+
+def _dataset_error_exit(err: Exception, as_json: bool) -> typer.Exit:
+    """Report a DatasetError (one JSON object with ``error`` under --json) and return the exit to raise."""
+    if as_json:
+        sys.stdout.write(json.dumps({"error": str(err)}) + "\n")
+    else:
+        typer.echo(f"error: {err}", err=True)
+    return typer.Exit(code=1)
+
+
+def _write_thumbnail(store, target: Path, episodes: int = 8) -> str | None:
+    """PNG grid of the first frame of up to ``episodes`` episodes (rows) for every camera (columns)."""
+    import imagecodecs
+    import numpy as np
+
+    cameras = [f for f in store.schema.features if f.kind == "image"]
+    if not cameras or store.n_episodes == 0:
+        return None
+    height = max(f.shape[0] for f in cameras)
+    width = sum(f.shape[1] for f in cameras)
+    rows = []
+    for i in range(min(episodes, store.n_episodes)):
+        start, _ = store.episode_bounds(i)
+        frames = store.read_steps(start, start + 1, [f.name for f in cameras])
+        row = np.zeros((height, width, 3), np.uint8)
+        x = 0
+        for f in cameras:
+            frame = frames[f.name][0]
+            frame = np.repeat(frame[..., :1], 3, axis=-1) if frame.shape[-1] != 3 else frame
+            row[: f.shape[0], x : x + f.shape[1]] = frame
+            x += f.shape[1]
+        rows.append(row)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(imagecodecs.png_encode(np.concatenate(rows)))
+    return str(target)
+
+
+@app.command()
+def info(
+    store: Annotated[Path, typer.Argument(help="An episode store (.zarr folder).")],
+    thumbnail: Annotated[
+        Path | None, typer.Option(help="Write a PNG of the first frame of the first episodes per camera.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Summarise an episode store: episodes, steps, success rate, sources, features, size on disk."""
+    from gipo_robot.datasets import DatasetError, EpisodeStore
+
+    try:
+        opened = EpisodeStore.open(store, "r")
+        result = opened.info()
+        if thumbnail is not None:
+            result["thumbnail"] = _write_thumbnail(opened, thumbnail)
+    except DatasetError as err:
+        raise _dataset_error_exit(err, as_json) from err
+    rate = "n/a" if result["success_rate"] is None else f"{result['success_rate']:.0%}"
+    lines = [
+        f"{result['path']}: {result['episodes']} episodes, {result['steps']} steps at {result['fps']:g} Hz, "
+        f"{result['size_bytes'] / 1e6:.1f} MB",
+        f"success rate {rate}; sources " + ", ".join(f"{k} {v}" for k, v in result["sources"].items()),
+    ]
+    for name, spec in result["features"].items():
+        lines.append(f"  {name:28s} {spec['kind']:8s} {spec['dtype']:8s} {tuple(spec['shape'])}")
+    if result.get("thumbnail"):
+        lines.append(f"thumbnail: {result['thumbnail']}")
+    _emit(result, as_json, "\n".join(lines))
+
+
+@app.command()
+def convert(
+    src: Annotated[Path, typer.Argument(help="robomimic .hdf5 file, or an episode store (.zarr).")],
+    dst: Annotated[Path, typer.Argument(help="Episode store to create, or .hdf5 file to write.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace DST if it exists.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Convert between robomimic HDF5 and the Zarr episode store (direction from the suffixes)."""
+    from gipo_robot.datasets import DatasetError, EpisodeStore
+    from gipo_robot.datasets.from_robomimic import robomimic_to_store, store_to_robomimic
+
+    hdf5 = (".hdf5", ".h5")
+    start = time.perf_counter()
+    try:
+        if src.suffix in hdf5:
+            store = robomimic_to_store(src, dst, overwrite=overwrite)
+            direction = "robomimic->zarr"
+        elif dst.suffix in hdf5:
+            store = EpisodeStore.open(src, "r")
+            store_to_robomimic(store, dst, overwrite=overwrite)
+            direction = "zarr->robomimic"
+        else:
+            raise DatasetError(
+                "cannot tell the direction: one side must be a robomimic .hdf5/.h5 file "
+                "(LeRobot and Diffusion Policy stores are not supported yet)",
+                path=src,
+            )
+    except DatasetError as err:
+        raise _dataset_error_exit(err, as_json) from err
+    size = (
+        sum(p.stat().st_size for p in dst.rglob("*") if p.is_file()) if dst.is_dir() else dst.stat().st_size
+    )
+    result = {
+        "src": str(src),
+        "dst": str(dst),
+        "direction": direction,
+        "episodes": store.n_episodes,
+        "steps": store.n_steps,
+        "size_bytes": size,
+        "seconds": time.perf_counter() - start,
+    }
+    human = (
+        f"{direction}: {result['episodes']} episodes, {result['steps']} steps -> {dst} ({size / 1e6:.1f} MB)"
+    )
+    _emit(result, as_json, human)

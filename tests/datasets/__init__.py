@@ -1,0 +1,1 @@
+"""Tests of gipo_robot.datasets (the Zarr episode store)."""

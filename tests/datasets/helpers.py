@@ -1,0 +1,94 @@
+"""Small deterministic episodes and stores shared by the dataset tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from gipo_robot.datasets import EpisodeStore, Schema, default_schema
+
+STATE_DIM, ACTION_DIM, IMAGE = 5, 3, (8, 8, 3)
+
+
+def small_schema(image_codec: str = "png") -> Schema:
+    """obs.state (5,), obs.cam (8, 8, 3) uint8, action (3,), reward, terminated, truncated, timestamp,
+    logp, policy_version."""
+    return default_schema(STATE_DIM, ACTION_DIM, cameras={"cam": IMAGE}, image_codec=image_codec)
+
+
+def make_episode(seed: int, length: int | None = None) -> dict[str, np.ndarray]:
+    """A deterministic episode: the same seed always gives the same values (lengths 4..12)."""
+    rng = np.random.default_rng(seed)
+    t = int(length if length is not None else 4 + seed % 9)
+    return {
+        "obs.state": rng.normal(size=(t, STATE_DIM)).astype(np.float32),
+        "obs.cam": rng.integers(0, 256, size=(t, *IMAGE), dtype=np.uint8),
+        "action": rng.uniform(-1, 1, size=(t, ACTION_DIM)).astype(np.float32),
+        "reward": rng.normal(size=t).astype(np.float32),
+        "terminated": np.arange(t) == t - 1,
+        "truncated": np.zeros(t, dtype=bool),
+        "timestamp": np.arange(t) / 20.0,
+        "logp": rng.normal(size=t).astype(np.float32),
+        "policy_version": np.full(t, seed % 3, dtype=np.int64),
+    }
+
+
+def make_store(path: Path, n: int = 4, **create) -> EpisodeStore:
+    """A store with ``n`` episodes from seeds 0..n-1; even ones are demos, odd ones successful rollouts."""
+    store = EpisodeStore.create(path, small_schema(), fps=20.0, robot={"name": "panda", "dof": 7}, **create)
+    for seed in range(n):
+        rollout = seed % 2 == 1
+        store.append_episode(
+            make_episode(seed),
+            source="rollout" if rollout else "demo",
+            success=rollout,
+            task="lift",
+            start_time=1000.0 + seed,
+            policy_version=seed % 3 if rollout else -1,
+        )
+    return store
+
+
+def assert_episode_equal(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert sorted(got) == sorted(want)
+    for key, value in want.items():
+        np.testing.assert_array_equal(got[key], value.astype(got[key].dtype), err_msg=key)
+
+
+ENV_ARGS = {"env_name": "Lift", "type": 1, "env_kwargs": {"control_freq": 20, "robots": ["Panda"]}}
+
+
+def write_robomimic(path, lengths=(5, 3, 7), *, shifted=True):
+    """A small robomimic-layout file: low-dim and image obs, next_obs, actions, rewards, dones, states,
+    an extra action_dict dataset, per-demo model XML, env_args and two filter keys."""
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps(ENV_ARGS)
+        data.attrs["total"] = sum(lengths)
+        data.attrs["source_tag"] = "ph"
+        for n, t in enumerate(lengths):
+            demo = data.create_group(f"demo_{n}")
+            demo.attrs["num_samples"] = t
+            demo.attrs["model_file"] = f"<mujoco model='lift_{n}'><worldbody/></mujoco>"
+            obs = {
+                "object": rng.normal(size=(t + 1, 10)),
+                "robot0_eef_pos": rng.normal(size=(t + 1, 3)).astype(np.float32),
+                "agentview_image": rng.integers(0, 256, size=(t + 1, 8, 8, 3), dtype=np.uint8),
+            }
+            for key, values in obs.items():
+                demo.create_dataset(f"obs/{key}", data=values[:t])
+                nxt = values[1:].copy()
+                if not shifted and key == "object":
+                    nxt[0] += 1.0  # next_obs not derivable from obs
+                demo.create_dataset(f"next_obs/{key}", data=nxt)
+            demo.create_dataset("actions", data=rng.uniform(-1, 1, size=(t, 7)))
+            demo.create_dataset("rewards", data=(np.arange(t) == t - 1).astype(np.float64))
+            demo.create_dataset("dones", data=(np.arange(t) == t - 1).astype(np.int64))
+            demo.create_dataset("states", data=rng.normal(size=(t, 12)))
+            demo.create_dataset("action_dict/abs_pos", data=rng.normal(size=(t, 3)).astype(np.float32))
+        f.create_dataset("mask/train", data=np.array([b"demo_0", b"demo_2"]))
+        f.create_dataset("mask/valid", data=np.array([b"demo_1"]))
