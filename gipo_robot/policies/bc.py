@@ -1,0 +1,386 @@
+"""Behaviour cloning of a :class:`GaussianPolicy` from an :class:`EpisodeStore`.
+
+The loss is the negative log-likelihood of demonstrated action chunks (per valid chunk step, padded steps
+past an episode's end masked out), optionally plus an MSE on the chunk mean. Episodes, not steps, are split
+into training and validation sets, so validation measures generalisation to unseen demonstrations. Training
+runs for a fixed number of gradient steps with a cosine learning-rate schedule, gradient clipping, early
+stopping on the validation NLL (the best weights are kept), a progress bar, TensorBoard scalars and a CSV.
+
+Shapes: ``B`` batch, ``H`` chunk length, ``A`` action dimension, ``N`` samples (one per demonstrated step).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gipo_robot.datasets import DatasetError, EpisodeStore
+from gipo_robot.datasets.sampler import EpisodeSampler, SamplerConfig
+from gipo_robot.policies.checkpoint import save_policy
+from gipo_robot.policies.gaussian import GaussianPolicy, PolicyConfig
+
+__all__ = ["BCConfig", "BCResult", "load_bc_data", "train_bc"]
+
+OBS_PREFIX = "obs."
+
+
+@dataclass
+class BCConfig:
+    """Behaviour-cloning settings (saved in the checkpoint's provenance).
+
+    Attributes:
+        chunk: H, actions predicted per observation (1 = single-step policy).
+        obs_keys: store features to condition on (``obs.<name>``); None takes every low-dim ``obs.*`` one.
+        hidden: MLP trunk sizes.
+        state_dependent_std: see :class:`PolicyConfig`.
+        log_std_init: initial log-std in normalised action units.
+        steps: gradient steps (the cosine schedule spans them).
+        batch_size: samples per gradient step.
+        lr: peak learning rate (AdamW), decayed to 0 by a cosine schedule after ``warmup_steps``.
+        warmup_steps: linear warm-up steps.
+        weight_decay: AdamW weight decay.
+        grad_clip: maximum global gradient norm.
+        mse_weight: weight of an extra MSE between the chunk mean and the demonstrated chunk (0 = NLL only).
+        val_fraction: fraction of episodes held out for validation (at least one when there are two or more).
+        eval_every: gradient steps between validation passes.
+        patience: validation passes without improvement before stopping early (0 disables early stopping).
+        success_only: train only on episodes marked successful.
+        sources: episode sources to train on (e.g. ``["demo", "teleop"]``); None takes all.
+        seed: seeds the split, the initialisation and the minibatch order.
+    """
+
+    chunk: int = 4
+    obs_keys: list[str] | None = None
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    state_dependent_std: bool = False
+    log_std_init: float = -1.0
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    mse_weight: float = 0.0
+    val_fraction: float = 0.1
+    eval_every: int = 100
+    patience: int = 10
+    success_only: bool = False
+    sources: list[str] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("chunk", "steps", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"BCConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"BCConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.lr <= 0 or self.grad_clip <= 0:
+            raise ValueError(f"BCConfig.lr and grad_clip must be positive, got {self.lr}, {self.grad_clip}")
+        if self.patience < 0 or self.warmup_steps < 0 or self.mse_weight < 0:
+            raise ValueError("BCConfig.patience, warmup_steps and mse_weight must be >= 0")
+
+
+@dataclass
+class BCData:
+    """Demonstrations in memory, one sample per demonstrated step.
+
+    Attributes:
+        obs: feature name (without ``obs.``) -> ``(N, *shape)`` float32.
+        actions: ``(N, H, A)`` demonstrated chunks, edge-padded.
+        mask: ``(N, H)`` True for real (not padded) chunk steps.
+        episode: ``(N,)`` store episode index of each sample.
+    """
+
+    obs: dict[str, torch.Tensor]
+    actions: torch.Tensor
+    mask: torch.Tensor
+    episode: torch.Tensor
+
+    def subset(self, rows: torch.Tensor) -> BCData:
+        return BCData(
+            {k: v[rows] for k, v in self.obs.items()}, self.actions[rows], self.mask[rows], self.episode[rows]
+        )
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+
+def _obs_keys(store: EpisodeStore, keys: list[str] | None) -> list[str]:
+    if keys is None:
+        keys = [f.name for f in store.schema.features if f.name.startswith(OBS_PREFIX) and f.kind != "image"]
+        if not keys:
+            raise DatasetError("has no low-dim observation features (obs.*) to train on", path=store.path)
+        return keys
+    for k in keys:
+        if k not in store.schema:
+            raise DatasetError(
+                f"no such observation feature; the schema has {store.schema.names}",
+                path=store.path,
+                feature=k,
+            )
+    return list(keys)
+
+
+def load_bc_data(store: EpisodeStore, config: BCConfig) -> tuple[BCData, list[int]]:
+    """Read the chosen episodes' observations and action chunks into memory.
+
+    Returns:
+        The data and the store episode indices it came from.
+
+    Raises:
+        DatasetError: no matching episodes, a missing feature, or no ``action`` feature.
+    """
+    if "action" not in store.schema:
+        raise DatasetError("has no 'action' feature", path=store.path)
+    episodes = store.episodes(source=config.sources, success=True if config.success_only else None).tolist()
+    if not episodes:
+        raise DatasetError(
+            f"no episodes to train on (success_only={config.success_only}, sources={config.sources})",
+            path=store.path,
+        )
+    keys = _obs_keys(store, config.obs_keys)
+    sampler = EpisodeSampler(
+        store, SamplerConfig(horizon=config.chunk, obs_keys=tuple(keys), step_keys=("action",)), episodes
+    )
+    batch = sampler.sample(np.arange(len(sampler)))
+    obs = {k[len(OBS_PREFIX) :]: torch.from_numpy(batch[k][:, 0].astype(np.float32)) for k in keys}
+    data = BCData(
+        obs=obs,
+        actions=torch.from_numpy(batch["action"].astype(np.float32)),
+        mask=torch.from_numpy(batch["action_mask"]),
+        episode=torch.from_numpy(batch["episode"]),
+    )
+    return data, list(episodes)
+
+
+def split_episodes(episodes: list[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Shuffle episodes with ``seed`` and hold out ``val_fraction`` of them (at least one if there are 2+)."""
+    order = np.random.default_rng(seed).permutation(episodes).tolist()
+    n_val = 0 if val_fraction == 0 or len(order) < 2 else max(1, round(val_fraction * len(order)))
+    return order[n_val:], order[:n_val]
+
+
+def action_bounds(actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds the policy models actions in: [-1, 1] when the data fits (normalised robot actions, as in
+    robosuite), else the data's per-dimension min/max widened by 5% of the range."""
+    flat = actions.reshape(-1, actions.shape[-1])
+    lo, hi = flat.min(0).values, flat.max(0).values
+    if (lo >= -1).all() and (hi <= 1).all():
+        return -torch.ones_like(lo), torch.ones_like(hi)
+    margin = 0.05 * (hi - lo).clamp(min=1e-3)
+    return lo - margin, hi + margin
+
+
+def bc_loss(
+    policy: GaussianPolicy, data: BCData, mse_weight: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Masked NLL per chunk step (+ optional MSE of the mean); returns ``(loss, {"nll", "mse"})``."""
+    logp = policy.log_prob_per_dim(data.obs, data.actions).sum(-1)  # (B, H)
+    m = data.mask.float()
+    nll = -(logp * m).sum() / m.sum().clamp(min=1)
+    mean = policy.distribution(data.obs).mean
+    mse = (((mean - data.actions) ** 2).mean(-1) * m).sum() / m.sum().clamp(min=1)
+    return nll + mse_weight * mse, {"nll": nll.detach(), "mse": mse.detach()}
+
+
+@dataclass
+class BCResult:
+    """What :func:`train_bc` produced.
+
+    Attributes:
+        policy: the trained policy (best validation weights).
+        history: one dict per validation pass (step, train_nll, val_nll, val_mse, lr).
+        best_step: gradient step of the kept weights.
+        train_episodes / val_episodes: the split.
+        stopped_early: whether early stopping ended training.
+        wall_s: training time.
+    """
+
+    policy: GaussianPolicy
+    history: list[dict[str, float]]
+    best_step: int
+    train_episodes: list[int]
+    val_episodes: list[int]
+    stopped_early: bool
+    wall_s: float
+
+
+def train_bc(
+    store: EpisodeStore,
+    config: BCConfig,
+    *,
+    out: str | Path | None = None,
+    progress: bool = True,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
+) -> BCResult:
+    """Train a Gaussian policy by behaviour cloning; with ``out``, write a checkpoint and run artifacts.
+
+    Args:
+        store: an open store with ``obs.*`` features and ``action``.
+        config: training settings.
+        out: checkpoint directory: ``config.json`` + ``model.safetensors``, ``metrics.csv``,
+            ``loss_curve.png`` and TensorBoard events under ``tb/``. None writes nothing.
+        progress: show a progress bar (on stderr).
+        on_eval: called with each validation record.
+
+    Raises:
+        DatasetError: the store has nothing to train on.
+    """
+    from tqdm import tqdm
+
+    torch.manual_seed(config.seed)
+    data, episodes = load_bc_data(store, config)
+    train_eps, val_eps = split_episodes(episodes, config.val_fraction, config.seed)
+    in_val = torch.isin(data.episode, torch.tensor(val_eps, dtype=data.episode.dtype))
+    train, val = data.subset(torch.nonzero(~in_val).squeeze(1)), data.subset(torch.nonzero(in_val).squeeze(1))
+
+    action_dim = data.actions.shape[-1]
+    policy = GaussianPolicy(
+        PolicyConfig(
+            low_dim={k: list(v.shape[1:]) for k, v in data.obs.items()},
+            action_dim=action_dim,
+            chunk=config.chunk,
+            hidden=list(config.hidden),
+            state_dependent_std=config.state_dependent_std,
+            log_std_init=config.log_std_init,
+        )
+    )
+    stats = store.stats([OBS_PREFIX + k for k in data.obs])
+    policy.encoder.set_obs_stats(
+        {k: torch.tensor(stats[OBS_PREFIX + k]["mean"]) for k in data.obs},
+        {k: torch.tensor(stats[OBS_PREFIX + k]["std"]) for k in data.obs},
+    )
+    policy.set_action_bounds(*action_bounds(data.actions))
+
+    optim = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < config.warmup_steps:
+            return config.lr * (step + 1) / config.warmup_steps
+        progress_frac = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_frac)))
+
+    writer = None
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out / "tb"))
+        except ImportError:  # tensorboard is a runtime dependency; tolerate its absence in odd installs
+            writer = None
+
+    gen = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, float]] = []
+    best = (math.inf, 0, {k: v.clone() for k, v in policy.state_dict().items()})
+    evals_without_improvement = 0
+    stopped_early = False
+    start = time.perf_counter()
+    bar = tqdm(range(config.steps), desc="bc", disable=not progress, leave=False)
+    running = []
+    for step in bar:
+        for group in optim.param_groups:
+            group["lr"] = lr_at(step)
+        rows = torch.randint(0, len(train), (config.batch_size,), generator=gen)
+        loss, parts = bc_loss(policy, train.subset(rows), config.mse_weight)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+        optim.step()
+        running.append(parts["nll"].item())
+        if writer is not None:
+            writer.add_scalar("train/nll", parts["nll"].item(), step)
+            writer.add_scalar("train/grad_norm", grad_norm.item(), step)
+        last = step == config.steps - 1
+        if (step + 1) % config.eval_every == 0 or last:
+            record = {"step": step + 1, "train_nll": float(np.mean(running)), "lr": lr_at(step)}
+            running = []
+            if len(val):
+                with torch.no_grad():
+                    _, vparts = bc_loss(policy, val, config.mse_weight)
+                record["val_nll"], record["val_mse"] = vparts["nll"].item(), vparts["mse"].item()
+            criterion = record.get("val_nll", record["train_nll"])
+            if criterion < best[0]:
+                best = (criterion, step + 1, {k: v.clone() for k, v in policy.state_dict().items()})
+                evals_without_improvement = 0
+            else:
+                evals_without_improvement += 1
+            history.append(record)
+            bar.set_postfix(
+                train_nll=f"{record['train_nll']:.3f}", val_nll=f"{record.get('val_nll', math.nan):.3f}"
+            )
+            if writer is not None:
+                for k, v in record.items():
+                    if k != "step":
+                        writer.add_scalar(f"eval/{k}", v, step + 1)
+            if on_eval is not None:
+                on_eval(record)
+            if config.patience and evals_without_improvement >= config.patience:
+                stopped_early = True
+                break
+    bar.close()
+    policy.load_state_dict(best[2])
+    result = BCResult(
+        policy=policy,
+        history=history,
+        best_step=best[1],
+        train_episodes=train_eps,
+        val_episodes=val_eps,
+        stopped_early=stopped_early,
+        wall_s=time.perf_counter() - start,
+    )
+    if writer is not None:
+        writer.close()
+    if out is not None:
+        provenance = {
+            "trainer": "bc",
+            "store": str(store.path),
+            "bc_config": asdict(config),
+            "train_episodes": train_eps,
+            "val_episodes": val_eps,
+            "best_step": result.best_step,
+            "final": history[-1] if history else {},
+            "stopped_early": stopped_early,
+        }
+        save_policy(out, policy, provenance=provenance)
+        _write_history(out / "metrics.csv", history)
+        plot_losses(history, out / "loss_curve.png")
+    return result
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    keys = sorted({k for r in history for k in r}, key=lambda k: (k != "step", k))
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+
+
+def plot_losses(history: list[dict[str, float]], path: str | Path) -> None:
+    """Training and validation NLL per validation pass, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps = [r["step"] for r in history]
+    ax.plot(steps, [r["train_nll"] for r in history], label="train NLL")
+    if history and "val_nll" in history[0]:
+        ax.plot(steps, [r["val_nll"] for r in history], label="validation NLL")
+    ax.set_xlabel("gradient step")
+    ax.set_ylabel("NLL per chunk step (nats)")
+    ax.set_title("Behaviour cloning")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
