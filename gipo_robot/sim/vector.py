@@ -1,0 +1,284 @@
+"""N environments stepped together, in worker processes or in-process, behind one small interface.
+
+Legend: ``N`` environments, ``A`` action size, ``...`` a feature's own shape.
+
+The interface (:class:`VectorEnv`) is what a rollout loop needs and nothing more: ``reset(seed)``,
+``step(actions)``, ``close()``, ``num_envs``, ``sim_spec`` and the single-env spaces. Observations come
+batched as a dict of ``(N, ...)`` arrays; the policy runs once per step in the parent on the batch.
+A backend is a class in :data:`BACKENDS`; a Ray-actor backend adds one entry there and callers do not
+change.
+
+Auto-reset, same-step convention: when env ``i`` terminates or truncates, ``step`` returns the *first*
+observation of its next episode in row ``i`` and puts the last observation of the finished episode in
+``infos[i]["final_obs"]`` (and its info in ``infos[i]["final_info"]``). Seeds: ``reset(seed=s)`` gives
+env ``i`` the seed ``s + i``; every later episode of env ``i`` draws its seed from env ``i``'s own seed
+sequence, exactly as a single :class:`~gipo_robot.sim.robosuite_env.RobosuiteEnv` does after
+``reset(seed=s + i)``; so a vector run equals N single-env runs with the same seeds and actions
+(tests/sim/test_vector.py).
+
+Workers are spawned processes connected by pipes; each builds its env from the plain
+:class:`~gipo_robot.sim.robosuite_env.EnvConfig` (nothing unpicklable crosses the pipe). A worker that
+dies or hangs raises :class:`~gipo_robot.sim.robosuite_env.SimError` in the parent after ``timeout_s``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import multiprocessing as mp
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from gipo_robot.sim.robosuite_env import EnvConfig, RobosuiteEnv, SimError, SimSpec
+
+
+def _stack(observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
+
+
+def _step_autoreset(env: RobosuiteEnv, action: np.ndarray) -> tuple:
+    """One step of one env; on episode end, reset it and return the new episode's first observation."""
+    obs, reward, terminated, truncated, info = env.step(action)
+    if terminated or truncated:
+        final_obs, final_info = obs, info
+        obs, info = env.reset()
+        info = {**info, "final_obs": final_obs, "final_info": final_info}
+    return obs, reward, terminated, truncated, info
+
+
+class VectorEnv(abc.ABC):
+    """N copies of one task stepped in lockstep; see the module docstring for the contract."""
+
+    num_envs: int
+    sim_spec: SimSpec
+    single_observation_space: gym.spaces.Dict
+    single_action_space: gym.spaces.Box
+
+    @abc.abstractmethod
+    def reset(
+        self, seed: int | list[int] | None = None
+    ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+        """Reset every env.
+
+        Args:
+            seed: env ``i`` gets ``seed + i``; or one seed per env; None continues each env's seed sequence.
+
+        Returns:
+            ``(obs, infos)``: obs a dict of ``(N, ...)`` arrays, infos a list of N dicts.
+        """
+
+    @abc.abstractmethod
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Step every env once.
+
+        Args:
+            actions: (N, A) in [-1, 1].
+
+        Returns:
+            ``(obs, reward (N,) float64, terminated (N,) bool, truncated (N,) bool, infos)``; finished envs
+            are already reset (module docstring).
+
+        Raises:
+            ValueError: ``actions`` is not (N, A) or has NaN/inf.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the envs (and worker processes)."""
+
+    def __enter__(self) -> VectorEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _seeds(self, seed: int | list[int] | None) -> list[int | None]:
+        if seed is None:
+            return [None] * self.num_envs
+        if isinstance(seed, int | np.integer):
+            return [int(seed) + i for i in range(self.num_envs)]
+        seeds = [int(s) for s in seed]
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} envs")
+        return seeds
+
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        a = np.asarray(actions, dtype=np.float64)
+        shape = (self.num_envs, *self.single_action_space.shape)
+        if a.shape != shape:
+            raise ValueError(f"actions must have shape {shape} (num_envs, action_dim), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("actions contain NaN or inf")
+        return a
+
+
+class SyncVectorEnv(VectorEnv):
+    """All envs in this process, stepped one after another (a baseline, and for debugging)."""
+
+    def __init__(self, config: EnvConfig, num_envs: int) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.envs = [RobosuiteEnv(dataclasses.replace(config)) for _ in range(num_envs)]
+        self.num_envs = num_envs
+        self.sim_spec = self.envs[0].sim_spec
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+
+    def reset(
+        self, seed: int | list[int] | None = None
+    ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+        results = [env.reset(seed=s) for env, s in zip(self.envs, self._seeds(seed), strict=True)]
+        return _stack([r[0] for r in results]), [r[1] for r in results]
+
+    def step(self, actions: np.ndarray) -> tuple:
+        a = self._check_actions(actions)
+        results = [_step_autoreset(env, a[i]) for i, env in enumerate(self.envs)]
+        obs, reward, terminated, truncated, infos = zip(*results, strict=True)
+        return _stack(list(obs)), np.array(reward), np.array(terminated), np.array(truncated), list(infos)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+        self.envs = []
+
+
+def _worker(conn: Connection, config: EnvConfig) -> None:
+    """Worker loop: build the env, then serve ("reset", seed) / ("step", action) / ("close", None)."""
+    try:
+        env = RobosuiteEnv(config)
+        conn.send(("ok", (env.sim_spec, env.observation_space, env.action_space)))
+    except Exception as err:  # report any construction failure to the parent, then exit
+        conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+        return
+    try:
+        while True:
+            command, payload = conn.recv()
+            if command == "step":
+                conn.send(("ok", _step_autoreset(env, payload)))
+            elif command == "reset":
+                conn.send(("ok", env.reset(seed=payload)))
+            elif command == "close":
+                conn.send(("ok", None))
+                break
+            else:
+                conn.send(("error", f"unknown command {command!r}"))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    except Exception as err:
+        conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+    finally:
+        env.close()
+
+
+class SubprocVectorEnv(VectorEnv):
+    """One env per spawned worker process, connected by a pipe; actions go out to all before any result
+    is read, so the N physics loops run in parallel.
+
+    Args:
+        config: the env every worker builds.
+        num_envs: number of workers (= envs).
+        timeout_s: how long to wait for any one worker's reply before declaring it dead.
+        start_method: multiprocessing start method; "spawn" (default) gives each worker a clean
+            interpreter, safe with OpenGL contexts and numba.
+    """
+
+    def __init__(
+        self, config: EnvConfig, num_envs: int, *, timeout_s: float = 120.0, start_method: str = "spawn"
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.timeout_s = timeout_s
+        ctx = mp.get_context(start_method)
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        for _ in range(num_envs):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, config), daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        try:
+            spec, obs_space, act_space = self._gather()[0]
+        except SimError:
+            self.close()
+            raise
+        self.sim_spec = spec
+        self.single_observation_space = obs_space
+        self.single_action_space = act_space
+
+    def _recv(self, i: int) -> Any:
+        conn = self._conns[i]
+        if not conn.poll(self.timeout_s):
+            raise SimError(f"vector env worker {i} gave no reply within {self.timeout_s} s")
+        try:
+            status, payload = conn.recv()
+        except EOFError as err:
+            raise SimError(f"vector env worker {i} died (exit code {self._procs[i].exitcode})") from err
+        if status != "ok":
+            raise SimError(f"vector env worker {i} failed: {payload}")
+        return payload
+
+    def _gather(self) -> list[Any]:
+        return [self._recv(i) for i in range(self.num_envs)]
+
+    def reset(
+        self, seed: int | list[int] | None = None
+    ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+        for conn, s in zip(self._conns, self._seeds(seed), strict=True):
+            conn.send(("reset", s))
+        results = self._gather()
+        return _stack([r[0] for r in results]), [r[1] for r in results]
+
+    def step(self, actions: np.ndarray) -> tuple:
+        a = self._check_actions(actions)
+        for i, conn in enumerate(self._conns):
+            conn.send(("step", a[i]))
+        obs, reward, terminated, truncated, infos = zip(*self._gather(), strict=True)
+        return _stack(list(obs)), np.array(reward), np.array(terminated), np.array(truncated), list(infos)
+
+    def close(self) -> None:
+        for conn, proc in zip(self._conns, self._procs, strict=True):
+            if proc.is_alive():
+                try:
+                    conn.send(("close", None))
+                    if conn.poll(5.0):
+                        conn.recv()
+                except (BrokenPipeError, EOFError, OSError):
+                    pass
+            proc.join(timeout=5.0)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5.0)
+            conn.close()
+        self._conns, self._procs = [], []
+
+
+#: Registry of backends: name -> class taking ``(config, num_envs)``.
+BACKENDS: dict[str, type[VectorEnv]] = {"subprocess": SubprocVectorEnv, "sync": SyncVectorEnv}
+
+
+def make_vector_env(
+    task: str | EnvConfig, num_envs: int, *, backend: str = "subprocess", **env_kwargs: Any
+) -> VectorEnv:
+    """Build ``num_envs`` copies of a task.
+
+    Args:
+        task: a task name (then ``env_kwargs`` are :class:`EnvConfig` fields) or a whole config.
+        num_envs: how many envs (one worker process each for ``subprocess``).
+        backend: a name from :data:`BACKENDS`.
+
+    Raises:
+        ValueError: unknown backend (lists the known ones) or bad env arguments.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
+    config = task if isinstance(task, EnvConfig) else EnvConfig(task=task, **env_kwargs)
+    return BACKENDS[backend](config, num_envs)
