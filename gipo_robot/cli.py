@@ -186,6 +186,112 @@ def quickstart(
     _emit(summary, as_json, human)
 
 
+@app.command("train-bc")
+def train_bc(
+    store: Annotated[Path, typer.Argument(help="Episode store (.zarr) with obs.* features and action.")],
+    out: Annotated[Path, typer.Option(help="Checkpoint directory to write.")] = Path("runs/bc"),
+    chunk: Annotated[int, typer.Option(min=1, help="Actions predicted per observation (H).")] = 4,
+    steps: Annotated[int, typer.Option(min=1, help="Gradient steps.")] = 3000,
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    lr: float = 1e-3,
+    hidden: Annotated[str, typer.Option(help="Comma-separated MLP sizes.")] = "256,256",
+    success_only: Annotated[bool, typer.Option(help="Train only on successful episodes.")] = False,
+    seed: int = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Behaviour cloning: fit a Gaussian chunk policy to a store's episodes; writes checkpoint + loss PNG."""
+    from gipo_robot.datasets import DatasetError, EpisodeStore
+    from gipo_robot.policies.bc import BCConfig
+    from gipo_robot.policies.bc import train_bc as run_bc
+
+    try:
+        config = BCConfig(
+            chunk=chunk,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            hidden=[int(h) for h in hidden.split(",") if h.strip()],
+            success_only=success_only,
+            seed=seed,
+        )
+        with _stdout_to_stderr(as_json):
+            result = run_bc(EpisodeStore.open(store), config, out=out)
+    except (DatasetError, ValueError) as err:
+        raise _dataset_error_exit(err, as_json) from None
+    final = result.history[-1] if result.history else {}
+    summary = {
+        "checkpoint": str(out),
+        "best_step": result.best_step,
+        "stopped_early": result.stopped_early,
+        "train_nll": final.get("train_nll"),
+        "val_nll": final.get("val_nll"),
+        "train_episodes": len(result.train_episodes),
+        "val_episodes": len(result.val_episodes),
+        "wall_s": result.wall_s,
+        "loss_curve": str(out / "loss_curve.png"),
+    }
+    human = (
+        f"trained on {summary['train_episodes']} episodes ({summary['val_episodes']} held out) "
+        f"in {result.wall_s:.0f} s; best step {result.best_step}, val NLL {summary['val_nll']}\n"
+        f"checkpoint: {out}  loss curve: {summary['loss_curve']}"
+    )
+    _emit(summary, as_json, human)
+
+
+@app.command("eval")
+def eval_policy(
+    policy: Annotated[Path, typer.Argument(help="Policy checkpoint directory.")],
+    task: Annotated[str, typer.Option(help="Simulated task (Lift, Can, Square, Stack).")] = "Lift",
+    episodes: Annotated[int, typer.Option(min=1)] = 50,
+    seed: Annotated[int, typer.Option(help="First evaluation seed (episode i uses seed + i).")] = 1_000_000,
+    horizon: Annotated[int | None, typer.Option(help="Episode length limit; default: the task's.")] = None,
+    sample: Annotated[bool, typer.Option(help="Sample actions instead of using the mean.")] = False,
+    videos: Annotated[int, typer.Option(min=0, help="Record this many episodes as MP4.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Folder for eval.json and videos.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Success rate (with a 95% interval), mean return and length of a policy on a simulated task."""
+    from gipo_robot.policies import CheckpointError, load_policy
+    from gipo_robot.policies.evaluate import evaluate
+    from gipo_robot.sim import make_env
+
+    out = out or policy / f"eval_{task}"
+    try:
+        with _stdout_to_stderr(as_json):
+            env = make_env(task, horizon=horizon, render_mode="rgb_array" if videos else None)
+            spec = env.sim_spec
+            pol = load_policy(
+                policy,
+                low_dim={k: list(v) for k, v in spec.obs_shapes.items()},
+                action_dim=spec.action_dim,
+            )
+            try:
+                result = evaluate(
+                    pol,
+                    env,
+                    episodes,
+                    seed=seed,
+                    deterministic=not sample,
+                    video_dir=out / "videos" if videos else None,
+                    video_episodes=videos,
+                    fps=spec.control_hz,
+                )
+            finally:
+                env.close()
+    except (CheckpointError, ValueError, KeyError) as err:
+        raise _dataset_error_exit(err, as_json) from None
+    summary = {"task": task, "policy": str(policy), **result.to_dict()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(summary, indent=1))
+    lo, hi = result.success_ci95
+    human = (
+        f"{task}: success {result.success_rate:.0%} (95% CI {lo:.0%}-{hi:.0%}) over {episodes} episodes, "
+        f"mean return {result.mean_return:.2f}, mean length {result.mean_length:.0f}"
+        + (f"\nvideos: {', '.join(result.videos)}" if result.videos else "")
+    )
+    _emit(summary, as_json, human)
+
+
 def _dataset_error_exit(err: Exception, as_json: bool) -> typer.Exit:
     """Report a DatasetError (one JSON object with ``error`` under --json) and return the exit to raise."""
     if as_json:
@@ -296,5 +402,73 @@ def convert(
     }
     human = (
         f"{direction}: {result['episodes']} episodes, {result['steps']} steps -> {dst} ({size / 1e6:.1f} MB)"
+    )
+    _emit(result, as_json, human)
+
+
+@app.command("collect-demos")
+def collect_demos_command(
+    task: Annotated[str, typer.Option(help="Lift, Can or Stack.")] = "Lift",
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes to record.")] = 50,
+    noise: Annotated[float, typer.Option(min=0.0, max=1.0, help="Expert suboptimality in [0, 1].")] = 0.0,
+    out: Annotated[Path, typer.Option(help="Zarr episode store to create.")] = Path("demos.zarr"),
+    seed: Annotated[int, typer.Option(help="Seed of the first episode; episode i uses seed + i.")] = 0,
+    camera: Annotated[
+        list[str] | None, typer.Option(help="Also record this camera's images (repeatable), e.g. agentview.")
+    ] = None,
+    image_size: Annotated[int, typer.Option(min=8, help="Camera image side, pixels.")] = 84,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing store at --out.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record scripted-expert demonstrations of a robosuite task into a Zarr episode store."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from gipo_robot.datasets.store import EpisodeStore
+    from gipo_robot.sim.experts import collect_demos, demo_schema
+    from gipo_robot.sim.robosuite_env import make_env
+
+    start = time.perf_counter()
+    with _stdout_to_stderr(True):
+        env = make_env(task, cameras=tuple(camera or ()), image_size=image_size)
+        spec = env.sim_spec
+        store = EpisodeStore.create(
+            out,
+            demo_schema(spec),
+            fps=spec.control_hz,
+            robot=spec.to_dict(),
+            attrs={"env": env.config.to_dict(), "expert": {"kind": "scripted", "noise": noise, "seed": seed}},
+            overwrite=overwrite,
+        )
+        successes, lengths = [], []
+        try:
+            with tqdm(total=episodes, desc=f"collect {spec.task}", file=sys.stderr) as bar:
+                for ep in collect_demos(spec.task, episodes, noise, seed, env=env):
+                    steps = {k: v for k, v in ep.items() if isinstance(v, np.ndarray)}
+                    steps["timestamp"] = np.arange(len(ep["action"])) / spec.control_hz
+                    extra = {"seed": ep["seed"], "noise": noise, "expert": "scripted"}
+                    store.append_episode(
+                        steps, source="demo", success=ep["episode_success"], task=spec.task, extra=extra
+                    )
+                    successes.append(ep["episode_success"])
+                    lengths.append(len(ep["action"]))
+                    bar.update(1)
+                    bar.set_postfix(success=f"{np.mean(successes):.0%}")
+        finally:
+            env.close()
+    result = {
+        "task": spec.task,
+        "episodes": episodes,
+        "noise": noise,
+        "success_rate": float(np.mean(successes)),
+        "successes": int(np.sum(successes)),
+        "mean_length": float(np.mean(lengths)),
+        "steps": int(np.sum(lengths)),
+        "out": str(out),
+        "seconds": time.perf_counter() - start,
+    }
+    human = (
+        f"{spec.task}: {result['successes']}/{episodes} successful demos "
+        f"({result['success_rate']:.0%}, noise {noise}), {result['steps']} steps -> {out}"
     )
     _emit(result, as_json, human)

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Fine-tuning: staleness-aware replay, the GIPO loop, learning-curve plots."""

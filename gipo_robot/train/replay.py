@@ -1,0 +1,158 @@
+"""Staleness-aware replay: the last K rollout batches, each tagged with the policy version that collected it.
+
+A *batch* is what one fine-tuning iteration collects: ``T`` decision steps in each of ``N`` environments,
+time-first so advantages can be computed along time. K = ``capacity`` is the "replay buffer size" in policy
+versions: K = 1 keeps only the newest batch (near on-policy), K = 16 also replays data from 15 policy
+updates ago. Every recorded step also goes to the episode store (the durable record); the buffer holds the
+tensors the learner needs, including the behaviour log-probs per action dimension.
+
+Shapes: ``T`` decision steps, ``N`` environments, ``H`` chunk length, ``A`` action size, ``M`` = T·N samples.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+__all__ = ["ReplayBuffer", "RolloutBatch"]
+
+
+@dataclass
+class RolloutBatch:
+    """One iteration's rollouts.
+
+    Attributes:
+        obs: feature -> ``(T, N, *shape)``, the observation each chunk was chosen from.
+        next_obs: feature -> ``(T, N, *shape)``, the observation after the executed steps (the episode's
+            real final observation where it ended, not the next episode's first).
+        actions: ``(T, N, H, A)`` raw sampled chunks (what ``logp_behavior`` scores).
+        logp_behavior: ``(T, N, H, A)`` behaviour log-probs per chunk step and dimension.
+        exec_mask: ``(T, N, H)`` True for the chunk steps that were executed.
+        rewards: ``(T, N)`` summed over the executed steps.
+        terminated: ``(T, N)`` bool, the episode reached a terminal state.
+        truncated: ``(T, N)`` bool, the episode was cut (time limit, or the end of the iteration).
+        version: the policy version that collected the batch.
+    """
+
+    obs: dict[str, Tensor]
+    next_obs: dict[str, Tensor]
+    actions: Tensor
+    logp_behavior: Tensor
+    exec_mask: Tensor
+    rewards: Tensor
+    terminated: Tensor
+    truncated: Tensor
+    version: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(T, N)``."""
+        return tuple(self.rewards.shape)  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        t, n = self.shape
+        return t * n
+
+    def flat(self, name: str) -> Tensor | dict[str, Tensor]:
+        """A field with ``(T, N)`` merged into ``M``."""
+        value = getattr(self, name)
+        if isinstance(value, dict):
+            return {k: v.reshape(-1, *v.shape[2:]) for k, v in value.items()}
+        return value.reshape(-1, *value.shape[2:])
+
+    def to_tensors(self, prefix: str) -> dict[str, Tensor]:
+        """Flat name -> tensor map for safetensors (``version`` goes in as a 0-d tensor)."""
+        out: dict[str, Tensor] = {f"{prefix}version": torch.tensor(self.version)}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, dict):
+                out.update({f"{prefix}{f.name}/{k}": v.contiguous() for k, v in value.items()})
+            elif isinstance(value, Tensor):
+                out[f"{prefix}{f.name}"] = value.contiguous()
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], prefix: str) -> RolloutBatch:
+        kwargs: dict = {"obs": {}, "next_obs": {}}
+        for key, value in tensors.items():
+            if not key.startswith(prefix):
+                continue
+            name = key[len(prefix) :]
+            if "/" in name:
+                group, feature = name.split("/", 1)
+                kwargs[group][feature] = value
+            elif name == "version":
+                kwargs["version"] = int(value.item())
+            else:
+                kwargs[name] = value
+        return cls(**kwargs)
+
+
+class ReplayBuffer:
+    """The last ``capacity`` batches, oldest evicted first.
+
+    Args:
+        capacity: K, batches (policy versions) kept.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"replay capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.batches: list[RolloutBatch] = []
+
+    def add(self, batch: RolloutBatch) -> list[RolloutBatch]:
+        """Append ``batch``; returns the evicted batches (oldest first)."""
+        if self.batches and batch.version <= self.batches[-1].version:
+            raise ValueError(
+                f"batches must arrive in increasing policy version, got {batch.version} "
+                f"after {self.batches[-1].version}"
+            )
+        self.batches.append(batch)
+        evicted = self.batches[: -self.capacity]
+        self.batches = self.batches[-self.capacity :]
+        return evicted
+
+    def __len__(self) -> int:
+        """Samples held (decision steps over all batches)."""
+        return sum(len(b) for b in self.batches)
+
+    def staleness(self, current_version: int) -> dict[int, int]:
+        """Samples per age ``current_version - batch.version`` (0 = collected by the current policy)."""
+        hist: Counter[int] = Counter()
+        for b in self.batches:
+            hist[current_version - b.version] += len(b)
+        return dict(sorted(hist.items()))
+
+    def minibatches(self, batch_size: int, n_batches: int, generator: torch.Generator) -> list[Tensor]:
+        """``n_batches`` index sets into the concatenation of all batches (samples drawn without replacement
+        within an epoch over the buffer, reshuffled when exhausted)."""
+        total = len(self)
+        if total == 0:
+            raise ValueError("the replay buffer is empty")
+        out, perm, pos = [], torch.randperm(total, generator=generator), 0
+        for _ in range(n_batches):
+            if pos + batch_size > total:
+                perm, pos = torch.randperm(total, generator=generator), 0
+            out.append(perm[pos : pos + min(batch_size, total)])
+            pos += batch_size
+        return out
+
+    def to_tensors(self) -> dict[str, Tensor]:
+        """Everything, for a safetensors checkpoint."""
+        out: dict[str, Tensor] = {"capacity": torch.tensor(self.capacity)}
+        for i, b in enumerate(self.batches):
+            out.update(b.to_tensors(f"batch{i}."))
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor]) -> ReplayBuffer:
+        buf = cls(int(tensors["capacity"].item()))
+        i = 0
+        while f"batch{i}.version" in tensors:
+            buf.batches.append(RolloutBatch.from_tensors(tensors, f"batch{i}."))
+            i += 1
+        return buf
