@@ -54,7 +54,7 @@ TRIALS = 24
 
 
 def _run_and_kill(path: str, delay: float) -> tuple[int, list[int]]:
-    """Start the recorder, kill it ``delay`` s after it is ready; return (episodes at start, committed)."""
+    """Start the recorder, kill it ``delay`` s after its first commit; return (start episodes, committed)."""
     env = {**os.environ, "PYTHONPATH": REPO}
     proc = subprocess.Popen(
         [sys.executable, "-c", RECORDER, path],
@@ -65,11 +65,16 @@ def _run_and_kill(path: str, delay: float) -> tuple[int, list[int]]:
     )
     first = proc.stdout.readline().split()
     assert first[:1] == ["ready"], proc.stderr.read()
+    # Wait for one commit before the random delay, so every trial records something however loaded the
+    # machine is (the delay then lands the kill at a random point of a later episode).
+    seen = proc.stdout.readline()
+    assert seen.startswith("committed"), proc.stderr.read()
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL, err
-    committed = [int(line.split()[1]) for line in out.splitlines() if line.startswith("committed")]
+    lines = [seen, *out.splitlines()]
+    committed = [int(line.split()[1]) for line in lines if line.startswith("committed")]
     return int(first[1]), committed
 
 
