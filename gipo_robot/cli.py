@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -117,73 +116,105 @@ def _bias_variance_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _sim_smoke(steps: int) -> dict:
-    """Step robosuite's Lift with a Panda for ``steps`` random actions; proves the sim stack works here."""
-    import numpy as np
-    import robosuite
-
-    env = robosuite.make(
-        "Lift",
-        robots="Panda",
-        has_renderer=False,
-        has_offscreen_renderer=False,
-        use_camera_obs=False,
-        control_freq=20,
-        horizon=steps + 1,
-    )
-    try:
-        env.reset()
-        rng = np.random.default_rng(0)
-        low, high = env.action_spec
-        env.step(rng.uniform(low, high))  # the first step JIT-compiles robosuite's numba kernels
-        start = time.perf_counter()
-        for _ in range(steps):
-            env.step(rng.uniform(low, high))
-        elapsed = time.perf_counter() - start
-    finally:
-        env.close()
-    return {"task": "Lift", "robot": "Panda", "steps": steps, "steps_per_s": steps / elapsed}
-
-
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="Run folder for the quickstart's artifacts.")] = Path(
         "runs/quickstart"
     ),
-    smoke: Annotated[bool, typer.Option(help="Reduced sizes for CI.")] = False,
+    smoke: Annotated[
+        bool, typer.Option(help="CI-sized run: every stage, tiny sizes, no learning claim.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run what the toolkit has end to end: robosuite check, then the objectives' bias–variance study.
+    """Scripted Lift demos -> behaviour cloning -> GIPO fine-tuning on stale replay -> before/after table."""
+    from gipo_robot.train.quickstart import QuickstartConfig, run_quickstart
 
-    Later parts of the toolkit (demonstrations, BC, GIPO fine-tuning) extend this command.
-    """
-    from tqdm import tqdm
+    config = QuickstartConfig.smoke() if smoke else QuickstartConfig()
+    with _stdout_to_stderr(as_json):
+        summary = run_quickstart(config, out, log=lambda m: typer.echo(m, err=True))
+    bc, ft = summary["bc"], summary["finetuned"]
+    rows = [
+        f"{'policy':<28s} {'success':>8s}   95% CI",
+        f"{'BC (' + str(summary['demos']) + ' demos)':<28s} {bc['success_rate']:>8.0%}   "
+        f"{bc['success_ci95'][0]:.0%}-{bc['success_ci95'][1]:.0%}",
+        f"{'+ ' + summary['objective'] + ' (' + str(summary['env_steps']) + ' steps)':<28s} "
+        f"{ft['success_rate']:>8.0%}   {ft['success_ci95'][0]:.0%}-{ft['success_ci95'][1]:.0%}",
+        f"({summary['eval_episodes']} episodes each, same held-out seeds; {summary['wall_s'] / 60:.1f} min)",
+        f"learning curve: {summary['files']['png']}",
+    ]
+    summary.pop("config")
+    _emit(summary, as_json, "\n".join(rows))
 
-    from gipo_robot.bias_variance import StudyConfig, plot_frontiers, run_study
 
-    out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    with _stdout_to_stderr(True):
-        typer.echo("[1/2] robosuite Lift with a Panda: random actions", err=True)
-        sim = _sim_smoke(steps=20 if smoke else 200)
-        typer.echo(f"      {sim['steps_per_s']:.0f} env steps/s", err=True)
-        typer.echo("[2/2] exact bias–variance of each objective (2×2 GridWorld)", err=True)
-        config = StudyConfig(n_pairs=50 if smoke else 500)
-        with tqdm(total=len(config.deltas), desc="bias-variance", file=sys.stderr) as bar:
-            result = run_study(config, progress=lambda done: bar.update(done - bar.n))
-    (out / "bias_variance.json").write_text(json.dumps(result, indent=1))
-    plot_frontiers(result, str(out / "bias_variance.png"))
+@app.command()
+def finetune(
+    policy: Annotated[Path, typer.Option(help="Pretrained policy checkpoint (e.g. from train-bc).")],
+    task: Annotated[str, typer.Option(help="Simulated task.")] = "Lift",
+    objective: Annotated[str, typer.Option(help="gipo, ppo_clip, sapo, no_clip or cispo.")] = "gipo",
+    replay_size: Annotated[
+        int, typer.Option(min=1, help="K: rollout batches kept (1 = near on-policy).")
+    ] = 4,
+    env_steps: Annotated[int, typer.Option(min=1, help="Environment steps to collect.")] = 200_000,
+    sigma: Annotated[float | None, typer.Option(help="GIPO's σ (default 1.0).")] = None,
+    eps: Annotated[float | None, typer.Option(help="PPO-Clip's ε (default 0.2).")] = None,
+    num_envs: Annotated[int, typer.Option(min=1)] = 2,
+    policy_lr: float = 1e-5,
+    init_log_std: Annotated[float | None, typer.Option(help="Exploration log-std at the start.")] = -2.5,
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/finetune"),
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")] = False,
+    seed: int = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fine-tune a policy with GIPO (or a baseline) on the last K rollout batches; learning curve PNG."""
+    from gipo_robot.policies import CheckpointError
+    from gipo_robot.train.finetune import FinetuneConfig, FinetuneError
+    from gipo_robot.train.finetune import finetune as run_finetune
+
+    params = {}
+    if sigma is not None:
+        params["sigma"] = sigma
+    if eps is not None:
+        params["eps"] = eps
+    try:
+        config = FinetuneConfig(
+            task=task, objective=objective, objective_params=params, replay_size=replay_size,
+            env_steps=env_steps, num_envs=num_envs, policy_lr=policy_lr, init_log_std=init_log_std, seed=seed,
+        )  # fmt: skip
+        with _stdout_to_stderr(as_json):
+            history = run_finetune(config, policy, out, resume=resume)
+    except (CheckpointError, FinetuneError, ValueError, KeyError) as err:
+        raise _dataset_error_exit(err, as_json) from None
+    evals = [r for r in history if "eval_success" in r]
     summary = {
-        "sim": sim,
-        "bias_variance": _bias_variance_summary(result),
-        "files": {"json": str(out / "bias_variance.json"), "png": str(out / "bias_variance.png")},
+        "run": str(out),
+        "objective": objective,
+        "replay_size": replay_size,
+        "env_steps": history[-1]["env_steps"] if history else 0,
+        "final_success": evals[-1]["eval_success"] if evals else None,
+        "curve": [[r["env_steps"], r["eval_success"]] for r in evals],
+        "files": {"metrics": str(out / "metrics.csv"), "png": str(out / "learning_curve.png")},
     }
     human = (
-        f"robosuite Lift: {sim['steps_per_s']:.0f} env steps/s\n"
-        + _bias_variance_table(summary["bias_variance"])
-        + f"\nfrontiers: {summary['files']['png']}"
+        f"{objective} K={replay_size}: final success {summary['final_success']} after "
+        f"{summary['env_steps']} env steps\nlearning curve: {summary['files']['png']}"
     )
     _emit(summary, as_json, human)
+
+
+@app.command()
+def plot(
+    runs: Annotated[list[Path], typer.Argument(help="Fine-tuning run directories to compare.")],
+    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("learning_curves.png"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Learning curves (success vs env steps) of several fine-tuning runs in one PNG."""
+    from gipo_robot.train.plot import plot_runs
+
+    try:
+        plot_runs(runs, out)
+    except FileNotFoundError as err:
+        raise _dataset_error_exit(err, as_json) from None
+    _emit({"png": str(out), "runs": [str(r) for r in runs]}, as_json, f"wrote {out}")
 
 
 @app.command("train-bc")
@@ -330,7 +361,9 @@ def _write_thumbnail(store, target: Path, episodes: int = 8) -> str | None:
 
 @app.command()
 def info(
-    store: Annotated[Path, typer.Argument(help="An episode store (.zarr folder).")],
+    store: Annotated[
+        Path, typer.Argument(help="An episode store (.zarr folder) or a Diffusion Policy replay buffer.")
+    ],
     thumbnail: Annotated[
         Path | None, typer.Option(help="Write a PNG of the first frame of the first episodes per camera.")
     ] = None,
@@ -361,13 +394,20 @@ def info(
 
 @app.command()
 def convert(
-    src: Annotated[Path, typer.Argument(help="robomimic .hdf5 file, or an episode store (.zarr).")],
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="robomimic .hdf5 file, episode store (.zarr), or Diffusion Policy / UMI replay_buffer.zarr."
+        ),
+    ],
     dst: Annotated[Path, typer.Argument(help="Episode store to create, or .hdf5 file to write.")],
     overwrite: Annotated[bool, typer.Option(help="Replace DST if it exists.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Convert between robomimic HDF5 and the Zarr episode store (direction from the suffixes)."""
+    """Convert robomimic HDF5 or a Diffusion Policy replay buffer to the Zarr episode store, or a store
+    (either kind) to robomimic HDF5; the direction comes from the suffixes and the source's layout."""
     from gipo_robot.datasets import DatasetError, EpisodeStore
+    from gipo_robot.datasets.from_diffusion_policy import ReplayBufferStore, replay_buffer_to_store
     from gipo_robot.datasets.from_robomimic import robomimic_to_store, store_to_robomimic
 
     hdf5 = (".hdf5", ".h5")
@@ -381,11 +421,15 @@ def convert(
             store_to_robomimic(store, dst, overwrite=overwrite)
             direction = "zarr->robomimic"
         else:
-            raise DatasetError(
-                "cannot tell the direction: one side must be a robomimic .hdf5/.h5 file "
-                "(LeRobot and Diffusion Policy stores are not supported yet)",
-                path=src,
-            )
+            source = EpisodeStore.open(src, "r")
+            if not isinstance(source, ReplayBufferStore):
+                raise DatasetError(
+                    "cannot tell the direction: the source is already an episode store, so DST must be a "
+                    "robomimic .hdf5/.h5 file (LeRobot datasets are not supported yet)",
+                    path=src,
+                )
+            store = replay_buffer_to_store(source, dst, overwrite=overwrite)
+            direction = "diffusion_policy->zarr"
     except DatasetError as err:
         raise _dataset_error_exit(err, as_json) from err
     size = (

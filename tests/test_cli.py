@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 EXE = shutil.which("gipo-robot", path=os.path.dirname(sys.executable)) or "gipo-robot"
 
 
@@ -19,7 +17,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_help_lists_commands(tmp_path):
     out = run("--help", cwd=tmp_path)
     assert out.returncode == 0
-    for command in ("quickstart", "objectives", "bias-variance"):
+    for command in ("quickstart", "objectives", "bias-variance", "finetune", "train-bc", "eval", "plot"):
         assert command in out.stdout
 
 
@@ -31,11 +29,30 @@ def test_objectives_json(tmp_path):
     assert table["ppo_clip"]["eps"] == 0.2
 
 
-@pytest.mark.parametrize("command", [["quickstart", "--smoke"], ["bias-variance", "--pairs", "20"]])
-def test_json_mode_prints_exactly_one_object(tmp_path, command):
-    out = run(*command, "--out", str(tmp_path / "run"), "--json", cwd=tmp_path)
+def test_bias_variance_json_prints_exactly_one_object(tmp_path):
+    out = run("bias-variance", "--pairs", "20", "--out", str(tmp_path / "run"), "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)  # fails if anything else was printed on stdout
     assert out.stdout.strip().count("\n") == 0
     assert Path(result["files"]["png"]).stat().st_size > 10_000
     assert json.loads(Path(result["files"]["json"]).read_text())["levels"]
+
+
+def test_quickstart_smoke_runs_every_stage(tmp_path):
+    out = run("quickstart", "--smoke", "--out", str(tmp_path / "qs"), "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    assert out.stdout.strip().count("\n") == 0
+    for stage in ("bc", "finetuned"):
+        assert 0.0 <= result[stage]["success_rate"] <= 1.0
+        lo, hi = result[stage]["success_ci95"]
+        assert lo <= result[stage]["success_rate"] <= hi
+    assert Path(result["files"]["png"]).stat().st_size > 10_000
+    for name in (
+        "demos.zarr",
+        "bc/model.safetensors",
+        "gipo/metrics.csv",
+        "gipo/rollouts.zarr",
+        "summary.json",
+    ):
+        assert (tmp_path / "qs" / name).exists(), name

@@ -81,6 +81,8 @@ class FinetuneConfig:
         critic_warmup_iters: iterations that update only the critic before the policy moves.
         bc_coef: weight of a BC NLL term toward the demonstrations in ``demo_store`` (0 = off).
         log_std_floor: lower bound on the policy's log-std (normalised units) after every update; None = off.
+        init_log_std: reset the (state-independent) log-std to this value before fine-tuning: the exploration
+            noise of the rollouts; None keeps the pretrained one.
         grad_clip: maximum gradient norm (policy and critic).
         target_kl: stop an iteration's policy updates once approx-KL exceeds this; None = off.
         max_bad_updates: consecutive non-finite updates tolerated before the run stops with an error.
@@ -109,6 +111,7 @@ class FinetuneConfig:
     critic_warmup_iters: int = 1
     bc_coef: float = 0.0
     log_std_floor: float | None = -3.0
+    init_log_std: float | None = None
     grad_clip: float = 1.0
     target_kl: float | None = None
     max_bad_updates: int = 10
@@ -356,6 +359,16 @@ def _advantages(
         return adv, ret
 
 
+def _set_log_std(policy: GaussianPolicy, value: float) -> None:
+    if policy.config.state_dependent_std:
+        raise FinetuneError("init_log_std needs a state-independent log-std (state_dependent_std=False)")
+    low, high = policy.config.log_std_min, policy.config.log_std_max
+    if not low < value < high:
+        raise FinetuneError(f"init_log_std {value} is outside the policy's log-std bounds ({low}, {high})")
+    with torch.no_grad():
+        policy.raw_log_std.fill_(_soft_bound_inverse(value, low, high))
+
+
 def _floor_log_std(policy: GaussianPolicy, floor: float | None) -> None:
     if floor is None or policy.config.state_dependent_std:
         return
@@ -420,6 +433,8 @@ def finetune(
     spec = venv.sim_spec
     policy = load_policy(policy_path, low_dim={k: list(v) for k, v in spec.obs_shapes.items()})
     check_spec(policy.config, action_dim=spec.action_dim, where=f"policy at {policy_path}")
+    if config.init_log_std is not None and not resume:
+        _set_log_std(policy, config.init_log_std)
     if resume:
         critic = load_critic(ckpt)
     else:  # separate weights, initialised from the policy's encoder (its normalisation and BC features)

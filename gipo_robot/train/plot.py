@@ -30,8 +30,20 @@ def read_metrics(run: str | Path) -> list[dict[str, float]]:
     return out
 
 
-def plot_runs(runs: list[str | Path], path: str | Path, labels: list[str] | None = None) -> Path:
-    """Evaluation success (solid) and rollout success (faint) vs env steps for each run, as a PNG."""
+def plot_runs(
+    runs: list[str | Path],
+    path: str | Path,
+    labels: list[str] | None = None,
+    references: dict[str, float] | None = None,
+) -> Path:
+    """Evaluation success (solid) and rollout success (faint) vs env steps for each run, as a PNG.
+
+    Args:
+        runs: fine-tuning run directories (each with ``metrics.csv``).
+        path: the PNG to write.
+        labels: legend names (default: the directory names).
+        references: horizontal lines to draw, label -> success rate (e.g. the BC start).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,6 +64,8 @@ def plot_runs(runs: list[str | Path], path: str | Path, labels: list[str] | None
             ax.plot(*zip(*ev, strict=True), "o-", color=color, label=f"{label} (eval)")
         if ro:
             ax.plot(*zip(*ro, strict=True), "-", color=color, alpha=0.3, label=f"{label} (rollouts)")
+    for j, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(value, color="gray", linestyle=["--", ":", "-."][j % 3], label=label)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("success rate")
     ax.set_ylim(-0.02, 1.02)
