@@ -1,0 +1,146 @@
+"""Does GIPO learn more from stale replay? Objectives x replay sizes x seeds, from a scarce-data BC policy.
+
+    .venv/bin/python scripts/bench_staleness.py [--tasks Lift Can]
+        [--objectives gipo gipo_s0.5 ppo_clip sapo no_clip] [--replay-sizes 1 4 16] [--seeds 0 1 2]
+        [--env-steps 300000] [--demos 10] [--only CELL] [--list]
+
+One *cell* is one fine-tuning run (task, objective variant, replay size, seed). Cells are independent and
+resumable: a finished cell is appended to ``benchmarks/staleness.json`` (``{"runs": [{"task", "objective",
+"replay_size", "seed", "final_success", "auc", "steps_to_80", "env_steps", "commit", ...}]}``) and skipped
+next time, so the grid can be completed over several sittings (``--only Lift:gipo:4:0`` runs one cell,
+``--list`` prints the cells still to run). Every cell uses the same env-step budget and the same
+update-to-data ratio (the loop's updates per iteration do not depend on the replay size). The BC start
+for (task, seed) is trained once from ``--demos`` scripted demos and cached under ``runs/staleness/``.
+
+Metrics per run: ``final_success`` (last evaluation, ``--final-episodes`` held-out episodes), ``auc``
+(mean evaluation success over the run, trapezoid over env steps, in [0, 1]) and ``steps_to_80`` (first
+env-step count whose evaluation reached 80%, or null).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from _common import provenance
+
+from gipo_robot.train.finetune import FinetuneConfig, finetune
+
+# Objective variants: name -> (objective, params). "gipo" is the paper's σ = 1; the others sweep σ.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "gipo": ("gipo", {"sigma": 1.0}),
+    "gipo_s0.5": ("gipo", {"sigma": 0.5}),
+    "gipo_s2": ("gipo", {"sigma": 2.0}),
+    "ppo_clip": ("ppo_clip", {"eps": 0.2}),
+    "sapo": ("sapo", {}),
+    "no_clip": ("no_clip", {}),
+    "cispo": ("cispo", {}),
+}
+
+
+def bc_start(task: str, seed: int, demos: int, root: Path) -> Path:
+    """Train (once) and return the scarce-data BC policy for (task, seed)."""
+    from gipo_robot.datasets import EpisodeStore
+    from gipo_robot.policies.bc import BCConfig, train_bc
+    from gipo_robot.sim import make_env
+    from gipo_robot.sim.experts import collect_demos
+    from gipo_robot.train.finetune import rollout_schema
+
+    path = root / f"bc_{task}_{demos}_{seed}"
+    if (path / "config.json").exists():
+        return path
+    env = make_env(task)
+    try:
+        store = EpisodeStore.create(
+            path.with_suffix(".zarr"), rollout_schema(env.sim_spec), fps=20, overwrite=True
+        )
+        for ep in collect_demos(task, demos, 0.3, seed=10_000 * seed, env=env):
+            store.append_episode(
+                {k: v for k, v in ep.items() if k in store.schema}, success=ep["episode_success"]
+            )
+    finally:
+        env.close()
+    train_bc(store, BCConfig(chunk=1, steps=1500, seed=seed), out=path, progress=False)
+    return path
+
+
+def summarise(history: list[dict]) -> dict:
+    """final_success, auc, steps_to_80 and the curve from a run's per-iteration records."""
+    evals = [(r["env_steps"], r["eval_success"]) for r in history if "eval_success" in r]
+    xs, ys = [x for x, _ in evals], [y for _, y in evals]
+    auc = 0.0
+    for i in range(1, len(xs)):
+        auc += (xs[i] - xs[i - 1]) * (ys[i] + ys[i - 1]) / 2
+    auc = auc / (xs[-1] - xs[0]) if len(xs) > 1 else (ys[0] if ys else 0.0)
+    reached = [x for x, y in evals if y >= 0.8]
+    return {
+        "final_success": ys[-1] if ys else None,
+        "auc": auc,
+        "steps_to_80": reached[0] if reached else None,
+        "env_steps": history[-1]["env_steps"] if history else 0,
+        "curve": evals,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["Lift", "Can"])
+    parser.add_argument(
+        "--objectives", nargs="+", default=["gipo", "gipo_s0.5", "ppo_clip", "sapo", "no_clip"]
+    )
+    parser.add_argument("--replay-sizes", nargs="+", type=int, default=[1, 4, 16])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--env-steps", type=int, default=300_000)
+    parser.add_argument("--demos", type=int, default=10)
+    parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--policy-lr", type=float, default=1e-5)
+    parser.add_argument("--only", help="one cell, TASK:OBJECTIVE:REPLAY:SEED")
+    parser.add_argument("--list", action="store_true", help="print the cells still to run and exit")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/staleness.json"))
+    parser.add_argument("--runs", type=Path, default=Path("runs/staleness"))
+    args = parser.parse_args()
+
+    results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
+    done = {(r["task"], r["objective"], r["replay_size"], r["seed"]) for r in results["runs"]}
+    cells = [
+        (t, o, k, s)
+        for t in args.tasks
+        for o in args.objectives
+        for k in args.replay_sizes
+        for s in args.seeds
+    ]
+    if args.only:
+        t, o, k, s = args.only.split(":")
+        cells = [(t, o, int(k), int(s))]
+    todo = [c for c in cells if c not in done]
+    if args.list:
+        for c in todo:
+            print(":".join(map(str, c)))
+        return
+    for task, variant, replay, seed in todo:
+        if variant not in VARIANTS:
+            raise SystemExit(f"unknown objective variant {variant!r}; known: {', '.join(VARIANTS)}")
+        objective, params = VARIANTS[variant]
+        start = time.perf_counter()
+        base = bc_start(task, seed, args.demos, args.runs)
+        config = FinetuneConfig(
+            task=task, objective=objective, objective_params=params, replay_size=replay,
+            env_steps=args.env_steps, steps_per_env=1000, epochs=2, policy_lr=args.policy_lr,
+            init_log_std=-2.5, eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=seed,
+        )  # fmt: skip
+        run_dir = args.runs / f"{task}_{variant}_K{replay}_s{seed}"
+        history = finetune(config, base, run_dir, resume=(run_dir / "checkpoint").exists())
+        record = {"task": task, "objective": variant, "replay_size": replay, "seed": seed}
+        record.update(summarise(history))
+        record.update(config=asdict(config), wall_s=time.perf_counter() - start, **provenance())
+        results["runs"].append(record)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
