@@ -48,6 +48,9 @@ class PolicyConfig:
         log_std_min: lower bound on the log-std (normalised units), enforced smoothly.
         log_std_max: upper bound on the log-std (normalised units), enforced smoothly.
         action_names: optional names of the A action dimensions, for display and spec checks.
+        obs_clip: standardised low-dim observations are clipped to ±obs_clip (None: no clip). Features that
+            barely vary in the demonstrations have a tiny std; without the clip, states a fine-tuning rollout
+            reaches map to inputs in the hundreds and make every gradient step huge.
     """
 
     low_dim: dict[str, list[int]]
@@ -62,6 +65,7 @@ class PolicyConfig:
     log_std_min: float = -5.0
     log_std_max: float = 1.0
     action_names: list[str] | None = None
+    obs_clip: float | None = 5.0
 
     def __post_init__(self) -> None:
         if not self.low_dim and not self.images:
@@ -132,6 +136,7 @@ class ObsEncoder(nn.Module):
         self.trunk = nn.Sequential(*layers)
         self.out_dim = width
         self._shapes = config.low_dim
+        self._obs_clip = config.obs_clip
 
     def set_obs_stats(self, mean: dict[str, Tensor], std: dict[str, Tensor], min_std: float = 1e-3) -> None:
         """Set normalisation from per-feature statistics (std floored at ``min_std``: constant features)."""
@@ -160,7 +165,10 @@ class ObsEncoder(nn.Module):
     def forward(self, obs: dict[str, Tensor]) -> Tensor:
         feats = []
         if self.low_dim_names:
-            feats.append((self.flat_low_dim(obs) - self.obs_mean) / self.obs_std)
+            x = (self.flat_low_dim(obs) - self.obs_mean) / self.obs_std
+            if self._obs_clip is not None:
+                x = x.clamp(-self._obs_clip, self._obs_clip)
+            feats.append(x)
         for n in self.image_names:
             feats.append(self.cameras[n](obs[n]))
         return self.trunk(torch.cat(feats, dim=-1))

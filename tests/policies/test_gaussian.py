@@ -179,3 +179,18 @@ def test_critic_outputs_one_value_per_observation():
     assert values.shape == (5,)
     values.sum().backward()
     assert critic.head.weight.grad is not None
+
+
+def test_standardised_observations_are_clipped():
+    # A feature with std 0.01: an input 1.0 away is 100 std out; with obs_clip = 5 it acts like 5 std.
+    torch.manual_seed(0)
+    p = GaussianPolicy(PolicyConfig(low_dim={"x": [1]}, action_dim=1, hidden=[8], obs_clip=5.0))
+    p.encoder.set_obs_stats({"x": torch.zeros(1)}, {"x": torch.full((1,), 0.01)})
+    with torch.no_grad():
+        p.mean_head.weight.normal_()
+    far, edge, inside = (p.distribution({"x": torch.tensor([[v]])}).mean for v in (1.0, 0.05, 0.03))
+    torch.testing.assert_close(far, edge)
+    assert not torch.allclose(edge, inside)
+    unclipped = GaussianPolicy(PolicyConfig(low_dim={"x": [1]}, action_dim=1, hidden=[8], obs_clip=None))
+    unclipped.load_state_dict(p.state_dict())
+    assert not torch.allclose(unclipped.distribution({"x": torch.tensor([[1.0]])}).mean, far)
