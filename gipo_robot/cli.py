@@ -158,7 +158,7 @@ def finetune(
     sigma: Annotated[float | None, typer.Option(help="GIPO's σ (default 1.0).")] = None,
     eps: Annotated[float | None, typer.Option(help="PPO-Clip's ε (default 0.2).")] = None,
     num_envs: Annotated[int, typer.Option(min=1)] = 2,
-    policy_lr: float = 1e-5,
+    policy_lr: float = 3e-5,
     init_log_std: Annotated[float | None, typer.Option(help="Exploration log-std at the start.")] = -2.5,
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/finetune"),
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")] = False,

@@ -82,7 +82,8 @@ class FinetuneConfig:
         bc_coef: weight of a BC NLL term toward the demonstrations in ``demo_store`` (0 = off).
         log_std_floor: lower bound on the policy's log-std (normalised units) after every update; None = off.
         init_log_std: reset the (state-independent) log-std to this value before fine-tuning: the exploration
-            noise of the rollouts; None keeps the pretrained one.
+            noise of the rollouts (BC's own is too wide: its stochastic rollouts fail far more often than
+            its mean); None keeps the pretrained one.
         grad_clip: maximum gradient norm (policy and critic).
         target_kl: stop an iteration's policy updates once approx-KL exceeds this; None = off.
         max_bad_updates: consecutive non-finite updates tolerated before the run stops with an error.
@@ -98,20 +99,20 @@ class FinetuneConfig:
     replay_size: int = 4
     env_steps: int = 20_000
     num_envs: int = 2
-    steps_per_env: int = 250
+    steps_per_env: int = 1000
     backend: str = "subprocess"
     horizon: int | None = None
-    epochs: int = 4
+    epochs: int = 2
     minibatch_size: int = 256
     policy_lr: float = 3e-5
-    critic_lr: float = 1e-3
+    critic_lr: float = 3e-4
     gamma: float = 0.99
     gae_lambda: float = 0.95
     advantage: str = "gae"
     critic_warmup_iters: int = 1
     bc_coef: float = 0.0
     log_std_floor: float | None = -3.0
-    init_log_std: float | None = None
+    init_log_std: float | None = -2.5
     grad_clip: float = 1.0
     target_kl: float | None = None
     max_bad_updates: int = 10

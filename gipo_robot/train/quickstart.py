@@ -45,18 +45,7 @@ class QuickstartConfig:
     eval_episodes: int = 50
     finetune: FinetuneConfig = field(
         default_factory=lambda: FinetuneConfig(
-            task="Lift",
-            objective="gipo",
-            replay_size=4,
-            env_steps=60_000,
-            num_envs=2,
-            steps_per_env=250,
-            policy_lr=1e-5,
-            critic_lr=3e-4,
-            critic_warmup_iters=2,
-            init_log_std=-2.5,
-            eval_every=8,
-            eval_episodes=20,
+            task="Lift", objective="gipo", replay_size=4, env_steps=30_000, eval_every=3, eval_episodes=20
         )
     )
 
