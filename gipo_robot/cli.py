@@ -468,36 +468,26 @@ def collect_demos_command(
     import numpy as np
     from tqdm import tqdm
 
-    from gipo_robot.datasets.store import EpisodeStore
-    from gipo_robot.sim.experts import collect_demos, demo_schema
+    from gipo_robot.sim.experts import record_demos
     from gipo_robot.sim.robosuite_env import make_env
 
     start = time.perf_counter()
+    successes, lengths = [], []
     with _stdout_to_stderr(True):
         env = make_env(task, cameras=tuple(camera or ()), image_size=image_size)
         spec = env.sim_spec
-        store = EpisodeStore.create(
-            out,
-            demo_schema(spec),
-            fps=spec.control_hz,
-            robot=spec.to_dict(),
-            attrs={"env": env.config.to_dict(), "expert": {"kind": "scripted", "noise": noise, "seed": seed}},
-            overwrite=overwrite,
-        )
-        successes, lengths = [], []
         try:
             with tqdm(total=episodes, desc=f"collect {spec.task}", file=sys.stderr) as bar:
-                for ep in collect_demos(spec.task, episodes, noise, seed, env=env):
-                    steps = {k: v for k, v in ep.items() if isinstance(v, np.ndarray)}
-                    steps["timestamp"] = np.arange(len(ep["action"])) / spec.control_hz
-                    extra = {"seed": ep["seed"], "noise": noise, "expert": "scripted"}
-                    store.append_episode(
-                        steps, source="demo", success=ep["episode_success"], task=spec.task, extra=extra
-                    )
+
+                def count(ep: dict) -> None:
                     successes.append(ep["episode_success"])
                     lengths.append(len(ep["action"]))
                     bar.update(1)
                     bar.set_postfix(success=f"{np.mean(successes):.0%}")
+
+                record_demos(
+                    out, spec.task, episodes, noise, seed, env=env, overwrite=overwrite, on_episode=count
+                )
         finally:
             env.close()
     result = {

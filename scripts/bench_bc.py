@@ -22,12 +22,10 @@ from pathlib import Path
 import torch
 from _common import provenance
 
-from gipo_robot.datasets import EpisodeStore
 from gipo_robot.policies.bc import BCConfig, train_bc
 from gipo_robot.policies.evaluate import evaluate
 from gipo_robot.sim import make_env
-from gipo_robot.sim.experts import collect_demos
-from gipo_robot.train.finetune import rollout_schema
+from gipo_robot.sim.experts import record_demos
 
 
 def run_cell(task: str, demos: int, seed: int, args: argparse.Namespace) -> dict:
@@ -35,11 +33,9 @@ def run_cell(task: str, demos: int, seed: int, args: argparse.Namespace) -> dict
     env = make_env(task)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            store = EpisodeStore.create(Path(tmp) / "demos.zarr", rollout_schema(env.sim_spec), fps=20)
-            for ep in collect_demos(task, demos, args.noise, seed=10_000 * seed, env=env):
-                store.append_episode(
-                    {k: v for k, v in ep.items() if k in store.schema}, success=ep["episode_success"]
-                )
+            store = record_demos(
+                Path(tmp) / "demos.zarr", task, demos, args.noise, seed=10_000 * seed, env=env
+            )
             result = train_bc(
                 store, BCConfig(chunk=args.chunk, steps=args.bc_steps, seed=seed), progress=False
             )

@@ -43,26 +43,13 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 
 def bc_start(task: str, seed: int, demos: int, root: Path) -> Path:
     """Train (once) and return the scarce-data BC policy for (task, seed)."""
-    from gipo_robot.datasets import EpisodeStore
     from gipo_robot.policies.bc import BCConfig, train_bc
-    from gipo_robot.sim import make_env
-    from gipo_robot.sim.experts import collect_demos
-    from gipo_robot.train.finetune import rollout_schema
+    from gipo_robot.sim.experts import record_demos
 
     path = root / f"bc_{task}_{demos}_{seed}"
     if (path / "config.json").exists():
         return path
-    env = make_env(task)
-    try:
-        store = EpisodeStore.create(
-            path.with_suffix(".zarr"), rollout_schema(env.sim_spec), fps=20, overwrite=True
-        )
-        for ep in collect_demos(task, demos, 0.3, seed=10_000 * seed, env=env):
-            store.append_episode(
-                {k: v for k, v in ep.items() if k in store.schema}, success=ep["episode_success"]
-            )
-    finally:
-        env.close()
+    store = record_demos(path.with_suffix(".zarr"), task, demos, 0.3, seed=10_000 * seed, overwrite=True)
     train_bc(store, BCConfig(chunk=1, steps=1500, seed=seed), out=path, progress=False)
     return path
 

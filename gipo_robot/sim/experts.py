@@ -368,6 +368,58 @@ def demo_schema(spec: Any) -> Any:
     return Schema(tuple(features))
 
 
+def record_demos(
+    path: Any,
+    task: str,
+    episodes: int,
+    noise: float = 0.0,
+    seed: int = 0,
+    *,
+    env: RobosuiteEnv | None = None,
+    overwrite: bool = False,
+    on_episode: Callable[[dict[str, Any]], None] | None = None,
+    **env_kwargs: Any,
+) -> Any:
+    """Collect scripted demonstrations straight into a new episode store at ``path``; returns the store.
+
+    The store gets :func:`demo_schema`, the env's spec as its robot, the env config and expert settings as
+    attributes, and per episode ``source="demo"``, success, task and ``extra={"seed", "noise", "expert"}``.
+
+    Args:
+        path: store folder to create.
+        task, episodes, noise, seed, env, env_kwargs: as in :func:`collect_demos`.
+        overwrite: replace an existing store at ``path``.
+        on_episode: called with each episode dict after it is stored (progress bars, summaries).
+    """
+    from gipo_robot.datasets.store import EpisodeStore
+
+    own = env is None
+    env = env if env is not None else make_env(task, **env_kwargs)
+    try:
+        spec = env.sim_spec
+        store = EpisodeStore.create(
+            path,
+            demo_schema(spec),
+            fps=spec.control_hz,
+            robot=spec.to_dict(),
+            attrs={"env": env.config.to_dict(), "expert": {"kind": "scripted", "noise": noise, "seed": seed}},
+            overwrite=overwrite,
+        )
+        for ep in collect_demos(spec.task, episodes, noise, seed, env=env):
+            steps = {k: v for k, v in ep.items() if isinstance(v, np.ndarray)}
+            steps["timestamp"] = np.arange(len(ep["action"])) / spec.control_hz
+            extra = {"seed": ep["seed"], "noise": noise, "expert": "scripted"}
+            store.append_episode(
+                steps, source="demo", success=ep["episode_success"], task=spec.task, extra=extra
+            )
+            if on_episode is not None:
+                on_episode(ep)
+    finally:
+        if own:
+            env.close()
+    return store
+
+
 __all__ = [
     "OBJECT_FEATURE",
     "PLANS",
@@ -375,5 +427,6 @@ __all__ = [
     "Waypoint",
     "collect_demos",
     "demo_schema",
+    "record_demos",
     "run_episode",
 ]

@@ -157,22 +157,6 @@ class FinetuneConfig:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def rollout_schema(spec: Any):
-    """Episode-store schema for a task: its observation features, action, reward, flags, logp, version."""
-    from gipo_robot.datasets import Feature, Schema
-
-    feats = [Feature(f"obs.{k}", "float32", tuple(v), "low_dim") for k, v in spec.obs_shapes.items()]
-    feats += [
-        Feature("action", "float32", (spec.action_dim,), "low_dim"),
-        Feature("reward", "float32", (), "scalar", fill=0.0),
-        Feature("terminated", "bool", (), "scalar", fill=False),
-        Feature("truncated", "bool", (), "scalar", fill=False),
-        Feature("logp", "float32", (), "scalar", fill=0.0),
-        Feature("policy_version", "int64", (), "scalar", fill=-1),
-    ]
-    return Schema(tuple(feats))
-
-
 def _to_torch(obs: dict[str, np.ndarray], keys: list[str]) -> dict[str, Tensor]:
     return {k: torch.as_tensor(np.asarray(obs[k]), dtype=torch.float32) for k in keys}
 
@@ -414,6 +398,7 @@ def finetune(
 
     from gipo_robot.datasets import EpisodeStore
     from gipo_robot.sim import make_env, make_vector_env
+    from gipo_robot.sim.experts import demo_schema
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -461,7 +446,7 @@ def finetune(
         history = _read_history(out / "metrics.csv")[:start_iter]
         store = EpisodeStore.open(store_path, "a")
     else:
-        store = EpisodeStore.create(store_path, rollout_schema(spec), fps=spec.control_hz, overwrite=True)
+        store = EpisodeStore.create(store_path, demo_schema(spec), fps=spec.control_hz, overwrite=True)
     demo_data = None
     if config.bc_coef > 0:
         if demo_store is None:

@@ -74,13 +74,12 @@ class QuickstartConfig:
 
 def run_quickstart(config: QuickstartConfig, out: str | Path, *, log=print) -> dict[str, Any]:
     """Run the whole pipeline; returns the summary (also written to ``out/summary.json``)."""
-    from gipo_robot.datasets import EpisodeStore
     from gipo_robot.policies import load_policy
     from gipo_robot.policies.bc import BCConfig, train_bc
     from gipo_robot.policies.evaluate import evaluate
     from gipo_robot.sim import make_env
-    from gipo_robot.sim.experts import collect_demos
-    from gipo_robot.train.finetune import finetune, rollout_schema
+    from gipo_robot.sim.experts import record_demos
+    from gipo_robot.train.finetune import finetune
     from gipo_robot.train.plot import plot_runs
 
     out = Path(out)
@@ -90,10 +89,9 @@ def run_quickstart(config: QuickstartConfig, out: str | Path, *, log=print) -> d
     env = make_env(config.task, horizon=ft.horizon)
     try:
         log(f"[1/4] {config.demos} scripted {config.task} demonstrations (noise {config.demo_noise})")
-        store = EpisodeStore.create(out / "demos.zarr", rollout_schema(env.sim_spec), fps=20, overwrite=True)
-        for ep in collect_demos(config.task, config.demos, config.demo_noise, seed=0, env=env):
-            steps = {k: v for k, v in ep.items() if k in store.schema}
-            store.append_episode(steps, source="demo", success=ep["episode_success"], task=config.task)
+        store = record_demos(
+            out / "demos.zarr", config.task, config.demos, config.demo_noise, seed=0, env=env, overwrite=True
+        )
 
         log("[2/4] behaviour cloning")
         train_bc(store, BCConfig(chunk=1, steps=config.bc_steps), out=out / "bc", progress=True)
