@@ -1,7 +1,7 @@
 """The Zarr episode store against a robomimic-layout HDF5 file read with h5py, same episodes, one run.
 
     .venv/bin/python scripts/bench_store.py [--episodes 50] [--steps 200] [--repeats 5] [--batches 10]
-        [--image-codec png] [--out benchmarks/store.json]
+        [--image-codecs qoi[,png,...]] [--out benchmarks/store.json]
 
 The issue's full size is ``--episodes 200 --steps 200``. Each episode: ``obs.state`` 32-d float32,
 ``action`` 7-d float32, ``reward`` float32, ``done``, one 84x84x3 uint8 camera. Camera frames are
@@ -10,24 +10,31 @@ no image codec compresses.
 
 Methods:
 
-- ``zarr``: :class:`EpisodeStore` (one frame per chunk with the PNG codec, Blosc/Zstd low-dim chunks).
+- ``zarr-<codec>``: :class:`EpisodeStore` (one frame per chunk with that image codec, Blosc/Zstd
+  low-dim chunks), one method per ``--image-codecs`` entry; read with its direct chunk-file reader.
 - ``hdf5``: robomimic's layout (``data/demo_N/{obs/*, actions, rewards, dones}``) as robomimic writes
   it by default, uncompressed, contiguous datasets.
 - ``hdf5-gzip``: the same with gzip level 4 chunked datasets (robomimic's ``--compress``).
 
 Measures, alternating the methods in a rotating order for ``--repeats`` rounds (medians reported):
-write MB/s (raw episode bytes / wall time, files fresh each round), size on disk, and random-minibatch
-reads per second: 256 transitions (state, image, action at uniformly random steps) and 256 action
-chunks of H=8 (state and image at the anchor step, 8 actions edge-padded at the episode end). The h5py
-readers group the batch by demo and read each demo's rows with one sorted fancy-index per dataset
-(chunks: one contiguous slice per sample), which is faster than robomimic's per-item reads. The page
-cache is warm for every method. Writes ``benchmarks/store.json`` and prints a markdown table.
+write MB/s (raw episode bytes / wall time, files fresh each round, then ``sync``), size
+(``size_bytes``: the bytes of every file; ``disk_bytes``: the blocks allocated to every file and
+folder, as ``du`` counts them, which is what the disk holds: small files round up to 4 KiB blocks and
+every folder takes one), and random-minibatch reads per second after one untimed batch per method,
+every timed batch freshly drawn: 256 transitions (state, image, action at uniformly random steps) and
+256 action chunks of H=8 (state and image at the anchor step, 8 actions edge-padded at the episode
+end). The h5py readers group the
+batch by demo and read each demo's rows with one sorted fancy-index per dataset (chunks: one
+contiguous slice per sample), which is faster than robomimic's per-item reads. The page cache is warm
+for every method. Writes ``benchmarks/store.json`` (``results`` per method, ``ratios`` of each zarr
+method over each HDF5 baseline) and prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -40,9 +47,10 @@ from _common import provenance
 
 from gipo_robot.datasets import EpisodeStore, Feature, Schema
 from gipo_robot.datasets.sampler import EpisodeSampler, SamplerConfig
+from gipo_robot.datasets.schema import DEFAULT_IMAGE_CODEC, IMAGE_CODECS
 
 STATE, ACTION, IMAGE, BATCH, HORIZON = 32, 7, (84, 84, 3), 256, 8
-METHODS = ("zarr", "hdf5", "hdf5-gzip")
+BASELINES = ("hdf5", "hdf5-gzip")
 
 
 def make_episode(seed: int, steps: int) -> dict[str, np.ndarray]:
@@ -81,11 +89,18 @@ def schema(codec: str) -> Schema:
 
 
 def dir_size(path: Path) -> int:
+    """Bytes of every file under ``path`` (or of the file ``path``)."""
     return (
         sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         if path.is_dir()
         else path.stat().st_size
     )
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes allocated on disk to ``path`` and everything under it, folders included (``du -s -B1``)."""
+    entries = [path, *path.rglob("*")] if path.is_dir() else [path]
+    return sum(p.lstat().st_blocks * 512 for p in entries)
 
 
 # ---------------------------------------------------------------------------- writers
@@ -191,11 +206,18 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def time_reads(reader, batches: list) -> tuple[float, float, tuple]:
-    """Seconds to read every batch as transitions, then as chunks; and the first batch's values."""
-    transitions = timed(lambda: [reader.transitions(e, t) for e, t in batches])
-    chunks = timed(lambda: [reader.chunks(e, t) for e, t in batches])
-    return transitions, chunks, (reader.transitions(*batches[0]), reader.chunks(*batches[0]))
+def time_reads(reader, warmup: tuple, transitions: list, chunks: list) -> tuple[float, float, tuple]:
+    """Seconds to read every batch of ``transitions`` as transitions, then every batch of ``chunks`` (other
+    rows: none is read twice) as chunks; and the values of the first batch of each.
+
+    The ``warmup`` batch is read first, untimed, as a training loop's first batch: it opens files,
+    starts threads, fills the low-dim chunk cache.
+    """
+    reader.transitions(*warmup)
+    reader.chunks(*warmup)
+    tr_s = timed(lambda: [reader.transitions(e, t) for e, t in transitions])
+    ch_s = timed(lambda: [reader.chunks(e, t) for e, t in chunks])
+    return tr_s, ch_s, (reader.transitions(*transitions[0]), reader.chunks(*chunks[0]))
 
 
 def main() -> None:
@@ -204,54 +226,75 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", type=int, default=10, help="minibatches timed per method and round")
-    parser.add_argument("--image-codec", default="png", choices=("png", "webp", "jpeg", "none"))
+    parser.add_argument(
+        "--image-codecs",
+        default=DEFAULT_IMAGE_CODEC,
+        help=f"comma-separated zarr image codecs to compare, each of {IMAGE_CODECS}",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/store.json"))
     parser.add_argument(
         "--workdir", type=Path, default=None, help="folder for the files (default: a temp dir)"
     )
     args = parser.parse_args()
 
+    codecs = [c.strip() for c in args.image_codecs.split(",") if c.strip()]
+    unknown = sorted(set(codecs) - set(IMAGE_CODECS))
+    if unknown or not codecs:
+        parser.error(f"--image-codecs: unknown {unknown}; choose from {IMAGE_CODECS}")
+    methods = (*[f"zarr-{c}" for c in codecs], *BASELINES)
     print(f"generating {args.episodes} x {args.steps} steps ...", flush=True)
     episodes = [make_episode(i, args.steps) for i in range(args.episodes)]
     raw_bytes = sum(v.nbytes for ep in episodes for v in ep.values())
     lengths = np.array([len(ep["action"]) for ep in episodes])
     work = Path(tempfile.mkdtemp(prefix="bench_store_", dir=args.workdir))
-    paths = {"zarr": work / "store.zarr", "hdf5": work / "demo.hdf5", "hdf5-gzip": work / "demo_gzip.hdf5"}
-    writers = {
-        "zarr": lambda: write_zarr(paths["zarr"], episodes, args.image_codec),
-        "hdf5": lambda: write_hdf5(paths["hdf5"], episodes, gzip=False),
-        "hdf5-gzip": lambda: write_hdf5(paths["hdf5-gzip"], episodes, gzip=True),
-    }
-    write_s: dict[str, list[float]] = {m: [] for m in METHODS}
-    read_tr: dict[str, list[float]] = {m: [] for m in METHODS}
-    read_ch: dict[str, list[float]] = {m: [] for m in METHODS}
+    paths = {f"zarr-{c}": work / f"store_{c}.zarr" for c in codecs}
+    paths.update({"hdf5": work / "demo.hdf5", "hdf5-gzip": work / "demo_gzip.hdf5"})
+    writers = {f"zarr-{c}": (lambda c=c: write_zarr(paths[f"zarr-{c}"], episodes, c)) for c in codecs}
+    writers["hdf5"] = lambda: write_hdf5(paths["hdf5"], episodes, gzip=False)
+    writers["hdf5-gzip"] = lambda: write_hdf5(paths["hdf5-gzip"], episodes, gzip=True)
+    write_s: dict[str, list[float]] = {m: [] for m in methods}
+    read_tr: dict[str, list[float]] = {m: [] for m in methods}
+    read_ch: dict[str, list[float]] = {m: [] for m in methods}
     rng = np.random.default_rng(0)
     try:
         for r in range(args.repeats):
-            order = METHODS[r % 3 :] + METHODS[: r % 3]
+            order = methods[r % len(methods) :] + methods[: r % len(methods)]
             for m in order:
                 if paths[m].exists():
                     shutil.rmtree(paths[m]) if paths[m].is_dir() else paths[m].unlink()
                 write_s[m].append(timed(writers[m]))
+            os.sync()  # no background writeback of the fresh files while the reads are timed
             readers = {
-                m: ZarrReader(paths[m]) if m == "zarr" else H5Reader(paths[m], lengths) for m in METHODS
+                m: H5Reader(paths[m], lengths) if m in BASELINES else ZarrReader(paths[m]) for m in methods
             }
-            # the same random batches for every method
-            global_rows = [rng.integers(0, lengths.sum(), size=BATCH) for _ in range(args.batches)]
+            # the same random batches for every method: one warm-up, then fresh ones per kind
             ends = np.cumsum(lengths)
             batches = []
-            for rows in global_rows:
+            for _ in range(1 + 2 * args.batches):
+                rows = rng.integers(0, lengths.sum(), size=BATCH)
                 ep = np.searchsorted(ends, rows, side="right")
                 batches.append((ep, rows - np.where(ep > 0, ends[ep - 1], 0)))
+            warmup, tr_batches, ch_batches = (
+                batches[0],
+                batches[1 : 1 + args.batches],
+                batches[1 + args.batches :],
+            )
             check = {}
             for m in order:
-                tr_s, ch_s, check[m] = time_reads(readers[m], batches)
+                tr_s, ch_s, check[m] = time_reads(readers[m], warmup, tr_batches, ch_batches)
                 read_tr[m].append(args.batches / tr_s)
                 read_ch[m].append(args.batches / ch_s)
-            z_tr, z_ch = check["zarr"]
-            for m in ("hdf5", "hdf5-gzip"):  # every method reads the same values
-                h_tr, h_ch = check[m]
-                np.testing.assert_array_equal(z_tr["obs.agentview_image"], h_tr["image"])
+            h_tr, h_ch = check["hdf5"]
+            for m in methods:  # every method reads the same values (images: lossless codecs)
+                if m in BASELINES:
+                    v_tr, v_ch = check[m]
+                    np.testing.assert_array_equal(v_tr["image"], h_tr["image"])
+                    np.testing.assert_array_equal(v_ch["action"], h_ch["action"])
+                    continue
+                z_tr, z_ch = check[m]
+                if m != "zarr-jpeg":
+                    np.testing.assert_array_equal(z_tr["obs.agentview_image"], h_tr["image"])
+                    np.testing.assert_array_equal(z_ch["obs.agentview_image"][:, 0], h_ch["image"])
                 np.testing.assert_array_equal(z_tr["action"], h_tr["action"])
                 np.testing.assert_array_equal(z_ch["action"], h_ch["action"])
             for reader in readers.values():
@@ -259,18 +302,20 @@ def main() -> None:
                     reader.file.close()
             print(
                 f"round {r + 1}/{args.repeats}: "
-                + ", ".join(f"{m} {read_tr[m][-1]:.1f}/{read_ch[m][-1]:.1f} batch/s" for m in METHODS),
+                + ", ".join(f"{m} {read_tr[m][-1]:.1f}/{read_ch[m][-1]:.1f} batch/s" for m in methods),
                 flush=True,
             )
-        sizes = {m: dir_size(paths[m]) for m in METHODS}
+        sizes = {m: dir_size(paths[m]) for m in methods}
+        disk = {m: disk_usage(paths[m]) for m in methods}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     results = {}
-    for m in METHODS:
+    for m in methods:
         results[m] = {
             "write_mb_s": raw_bytes / 1e6 / statistics.median(write_s[m]),
             "size_bytes": sizes[m],
+            "disk_bytes": disk[m],
             "transitions_batches_s": statistics.median(read_tr[m]),
             "chunks_batches_s": statistics.median(read_ch[m]),
             "write_s_all": write_s[m],
@@ -278,13 +323,16 @@ def main() -> None:
             "chunks_batches_s_all": read_ch[m],
         }
     ratios = {
-        base: {
-            "transitions": results["zarr"]["transitions_batches_s"] / results[base]["transitions_batches_s"],
-            "chunks": results["zarr"]["chunks_batches_s"] / results[base]["chunks_batches_s"],
-            "size": results["zarr"]["size_bytes"] / results[base]["size_bytes"],
-            "write": results["zarr"]["write_mb_s"] / results[base]["write_mb_s"],
+        f"{m} / {base}": {
+            "transitions": results[m]["transitions_batches_s"] / results[base]["transitions_batches_s"],
+            "chunks": results[m]["chunks_batches_s"] / results[base]["chunks_batches_s"],
+            "size": results[m]["size_bytes"] / results[base]["size_bytes"],
+            "disk": results[m]["disk_bytes"] / results[base]["disk_bytes"],
+            "write": results[m]["write_mb_s"] / results[base]["write_mb_s"],
         }
-        for base in ("hdf5", "hdf5-gzip")
+        for m in methods
+        if m not in BASELINES
+        for base in BASELINES
     }
     report = {
         "config": {
@@ -293,7 +341,7 @@ def main() -> None:
             "state_dim": STATE,
             "action_dim": ACTION,
             "image": list(IMAGE),
-            "image_codec": args.image_codec,
+            "image_codecs": codecs,
             "batch": BATCH,
             "horizon": HORIZON,
             "repeats": args.repeats,
@@ -301,7 +349,7 @@ def main() -> None:
             "raw_bytes": raw_bytes,
         },
         "results": results,
-        "zarr_over": ratios,
+        "ratios": ratios,
         **provenance(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -317,18 +365,18 @@ def table(report: dict) -> str:
         f"{c['raw_bytes'] / 1e6:.0f} MB raw); medians of {c['repeats']} alternating rounds; "
         f"reads: minibatches of {c['batch']} per second",
         "",
-        "| method | write MB/s | size on disk MB | 256 transitions /s | 256 chunks H=8 /s |",
-        "|---|---:|---:|---:|---:|",
+        "| method | write MB/s | files MB | on disk MB | 256 transitions /s | 256 chunks H=8 /s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for m, r in report["results"].items():
         lines.append(
-            f"| {m} | {r['write_mb_s']:.0f} | {r['size_bytes'] / 1e6:.1f} | "
+            f"| {m} | {r['write_mb_s']:.0f} | {r['size_bytes'] / 1e6:.1f} | {r['disk_bytes'] / 1e6:.1f} | "
             f"{r['transitions_batches_s']:.1f} | {r['chunks_batches_s']:.1f} |"
         )
-    for base, ratio in report["zarr_over"].items():
+    for name, ratio in report["ratios"].items():
         lines.append(
-            f"| zarr / {base} | {ratio['write']:.2f}x | {ratio['size']:.2f}x | {ratio['transitions']:.2f}x | "
-            f"{ratio['chunks']:.2f}x |"
+            f"| {name} | {ratio['write']:.2f}x | {ratio['size']:.2f}x | {ratio['disk']:.2f}x | "
+            f"{ratio['transitions']:.2f}x | {ratio['chunks']:.2f}x |"
         )
     return "\n".join(lines)
 

@@ -76,7 +76,7 @@ def _feature_for(name: str, ds: Any, path: Path, demo: str) -> Feature:
     if dtype.kind not in "biuf":
         raise DatasetError(f"dataset of dtype {dtype} is not numeric", path=path, feature=f"{demo}/{name}")
     if dtype == np.uint8 and len(shape) == 3 and shape[2] in (1, 3, 4):
-        return Feature(name, "uint8", shape, "image", codec="png")
+        return Feature(name, "uint8", shape, "image")
     return Feature(name, dtype.name, shape, "scalar" if shape == () else "low_dim")
 
 

@@ -27,17 +27,18 @@ So a kill loses at most the episode being written. ``drop_episode`` rewrites the
 folder and swaps it in with renames; :meth:`EpisodeStore.open` finishes or undoes an interrupted swap.
 One writer at a time: the store takes no lock, so two processes must not append to one store at once.
 
-Chunking and codecs. Image features are chunked one frame per chunk and encoded with PNG (default,
-lossless), lossless WebP or JPEG through ``imagecodecs`` (:mod:`gipo_robot.datasets.codecs`), or with
-Blosc/Zstd on raw frames (``codec="none"``). Low-dim and scalar features use Blosc/Zstd with byte
-shuffle in chunks of about 64 KiB (a power-of-two number of rows), small enough that a random
-minibatch decodes little it does not need. Every chunk carries a CRC32C checksum, so a damaged chunk
-reads as a :class:`DatasetError` instead of as wrong numbers.
+Chunking and codecs. Image features are chunked one frame per chunk and encoded with QOI (default,
+lossless, the fastest to decode), PNG, lossless WebP or JPEG through ``imagecodecs``
+(:mod:`gipo_robot.datasets.codecs`), or with Blosc/Zstd on raw frames (``codec="none"``); chunk files
+are named ``c.<i>.0.0.0`` in the array's folder (:data:`CHUNK_KEY_ENCODING`). Low-dim and scalar
+features use Blosc/Zstd with byte shuffle in chunks of about 64 KiB (a power-of-two number of rows),
+small enough that a random minibatch decodes little it does not need. Every chunk carries a CRC32C
+checksum, so a damaged chunk reads as a :class:`DatasetError` instead of as wrong numbers.
 
-Performance (``scripts/bench_store.py``, ``benchmarks/store.json``): with images, random minibatches
-are bounded by zarr-python's per-chunk cost (about 0.3 ms a chunk on the 2-core benchmark machine,
-whatever the codec), so 256 random frames take about 100 ms: about 3x faster than gzip-compressed
-robomimic HDF5 but about 3x slower than uncompressed HDF5 in the page cache, at about half its size.
+Reading. Local stores are read through :class:`~gipo_robot.datasets.chunks.ChunkReader`, which reads
+chunk files directly (zarr-python's ~0.3 ms per chunk made a 256-frame minibatch cost ~100 ms), decodes
+frames in a small thread pool and caches decoded low-dim chunks; any other store, or an array whose
+codecs it does not know, is read through zarr. Both give the same bytes.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ZstdCodec
 
+from gipo_robot.datasets.chunks import ChunkReader
 from gipo_robot.datasets.codecs import ImageCodec
 from gipo_robot.datasets.schema import EPISODE_META_FIELDS, SOURCES, DatasetError, Feature, Schema
 
@@ -67,6 +70,13 @@ META_CHUNK = 4096
 TEXT_CHUNK = 64
 ENDS_FILL = -1
 STAT_QUANTILES = (0.01, 0.5, 0.99)
+CHUNK_KEY_ENCODING = {"name": "default", "configuration": {"separator": "."}}
+"""Chunk files of ``data/<feature>`` are named ``c.<i>.0.0.0``, side by side in the array's folder: the
+default ``/`` separator makes three nested folders per image frame, each taking a 4 KiB block on
+ext4, which cost more disk than the frames themselves (stores written that way still read)."""
+READ_THREADS = min(4, os.cpu_count() or 1)
+"""Threads that read and decode chunks for one store (file reads, Blosc and image decoding release
+the GIL)."""
 
 
 def _low_dim_chunk_rows(feature: Feature) -> int:
@@ -104,6 +114,7 @@ def _create_feature_array(group: zarr.Group, feature: Feature, rows: int = 0) ->
         serializer=serializer,
         compressors=compressors,
         fill_value=np.zeros((), feature.np_dtype).item(),
+        chunk_key_encoding=CHUNK_KEY_ENCODING,
     )
 
 
@@ -242,6 +253,8 @@ class EpisodeStore:
         self._group = group
         self._writer: EpisodeWriter | None = None
         self._stats_memo: tuple[list, dict] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid: int | None = None
         self._load()
 
     # ------------------------------------------------------------------ creation and opening
@@ -319,7 +332,8 @@ class EpisodeStore:
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> EpisodeStore:
-        """Open an existing store.
+        """Open an existing store, or a Diffusion Policy / UMI replay buffer read-only
+        (:mod:`gipo_robot.datasets.from_diffusion_policy`).
 
         Args:
             path: local folder or any Zarr store URL (read mode).
@@ -341,8 +355,18 @@ class EpisodeStore:
                     orphan.unlink(missing_ok=True)
         elif mode == "a":
             raise DatasetError("only local stores can be opened for appending", path=path)
+        from gipo_robot.datasets import from_diffusion_policy as dp
+
+        if not local or (Path(path) / ".zgroup").exists():  # Zarr v2: maybe a replay buffer
+            dp.register_image_codecs()
         with _guard(path):
             group = zarr.open_group(str(path), mode="r" if mode == "r" else "r+")
+        if group.attrs.get("format") != FORMAT_NAME and dp.is_replay_buffer(group):
+            if mode == "a":
+                raise DatasetError(
+                    "a Diffusion Policy replay buffer opens read-only (convert it to append)", path=path
+                )
+            return dp.ReplayBufferStore(path, group)
         return cls(path, group, mode)
 
     def _load(self) -> None:
@@ -369,8 +393,11 @@ class EpisodeStore:
         self.robot = attrs.get("robot")
         self._attrs = attrs
         self._data: dict[str, zarr.Array] = {}
+        self._data_keys = {name: name for name in self.schema.names}  # feature -> array under data/
         for feature in self.schema.features:
             self._data[feature.name] = self._open_array(f"data/{feature.name}", feature)
+        # direct chunk-file readers where the store is local and the codecs known; None: read with zarr
+        self._readers = {name: ChunkReader.for_array(arr) for name, arr in self._data.items()}
         self._meta: dict[str, zarr.Array] = {}
         for name, dtype in {**EPISODE_META_FIELDS, "extra": "str"}.items():
             self._meta[name] = self._open_array(f"meta/episodes/{name}", None, dtype=dtype, field=name)
@@ -461,6 +488,12 @@ class EpisodeStore:
 
     def __len__(self) -> int:
         return self.n_episodes
+
+    @property
+    def store_format(self) -> str:
+        """``gipo-robot/episode-store``, or the foreign format this store is read from
+        (``diffusion_policy/replay_buffer``)."""
+        return str(self._attrs["format"])
 
     @property
     def episode_ends(self) -> np.ndarray:
@@ -579,14 +612,19 @@ class EpisodeStore:
             raise self._error(f"rows {start}:{stop} outside the committed 0:{self.n_steps}")
         out = {}
         for k in self._keys(keys):
+            reader = self._readers[k]
             with _guard(self.path, feature=k):
-                out[k] = np.asarray(self._data[k][start:stop])
+                if reader is not None:
+                    out[k] = reader.read(np.arange(start, stop), self._thread_pool())
+                else:
+                    out[k] = np.asarray(self._data[k][start:stop])
         return out
 
     def read_rows(self, rows: np.ndarray, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Arbitrary committed rows (any order, repeats allowed): ``{name: (N, *shape)}``.
 
-        Reads each needed chunk once (zarr orthogonal selection on the sorted unique rows).
+        Reads each needed chunk once: directly from the chunk files for local stores (decoding in a
+        thread pool, low-dim chunks cached), else with a zarr orthogonal selection on the sorted rows.
         """
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size and (rows.min() < 0 or rows.max() >= self.n_steps):
@@ -594,10 +632,23 @@ class EpisodeStore:
         unique, inverse = np.unique(rows, return_inverse=True)
         out = {}
         for k in self._keys(keys):
+            reader = self._readers[k]
             with _guard(self.path, feature=k):
-                values = np.asarray(self._data[k].oindex[unique]) if unique.size else self._empty(k)
+                if not unique.size:
+                    values = self._empty(k)
+                elif reader is not None:
+                    values = reader.read(unique, self._thread_pool())
+                else:
+                    values = np.asarray(self._data[k].oindex[unique])
             out[k] = values[inverse.reshape(-1)]
         return out
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        """This process's read threads (a pool inherited through ``fork`` has no threads: make a new one)."""
+        if self._pool is None or self._pool_pid != os.getpid():
+            self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="gipo-store-read")
+            self._pool_pid = os.getpid()
+        return self._pool
 
     def _empty(self, key: str) -> np.ndarray:
         f = self.schema[key]
@@ -756,10 +807,15 @@ class EpisodeStore:
         for name, values in rows.items():
             arr = self._data[name]
             stop = start + values.shape[0]
-            with _guard(self.path, feature=name, episode=self.n_episodes):
-                if arr.shape[0] != stop:
-                    arr.resize((stop, *arr.shape[1:]))
-                arr[start:stop] = values
+            reader = self._readers[name]
+            try:
+                with _guard(self.path, feature=name, episode=self.n_episodes):
+                    if arr.shape[0] != stop:
+                        arr.resize((stop, *arr.shape[1:]))
+                    arr[start:stop] = values
+            finally:
+                if reader is not None:
+                    reader.clear_cache()
 
     def _commit(self, length: int, meta: dict[str, Any]) -> int:
         """Write the per-episode row, then the new episode end: the commit point."""
@@ -904,6 +960,7 @@ class EpisodeStore:
         local = Path(self.path)
         return {
             "path": self.path,
+            "format": self.store_format,
             "format_version": int(self._attrs["format_version"]),
             "episodes": self.n_episodes,
             "steps": self.n_steps,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gipo_robot.datasets.schema import SOURCES, DatasetError
-from gipo_robot.datasets.store import EpisodeStore
+from gipo_robot.datasets.store import FORMAT_NAME, EpisodeStore
 
 BLOCK_BYTES = 32 * 1024 * 1024
 """Rows are read in blocks of about this many bytes (decoded), so validation needs bounded memory."""
@@ -62,7 +62,8 @@ def find_problems(store: EpisodeStore | str | Path, *, deep: bool = True) -> lis
         problems.append(DatasetError(message, path=path, feature=feature, episode=episode))
 
     # Layout: the groups are readable, and data/ holds exactly the schema's features.
-    for name in ("meta", "meta/episodes"):
+    native = store.store_format == FORMAT_NAME
+    for name in ("meta", "meta/episodes") if native else ("meta",):
         try:
             store._group[name]
         except Exception as err:
@@ -71,8 +72,8 @@ def find_problems(store: EpisodeStore | str | Path, *, deep: bool = True) -> lis
         present = set(store._group["data"].array_keys())
     except Exception as err:
         problem(f"cannot list data/: {type(err).__name__}: {err}")
-        present = set(store.schema.names)
-    for name in sorted(present - set(store.schema.names)):
+        present = set(store._data_keys.values())
+    for name in sorted(present - set(store._data_keys.values())):
         problem("array data/ not declared in the schema", feature=name)
 
     # Episode ends and per-episode metadata.

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -13,7 +17,7 @@ from gipo_robot.datasets import EpisodeStore, Schema, default_schema
 STATE_DIM, ACTION_DIM, IMAGE = 5, 3, (8, 8, 3)
 
 
-def small_schema(image_codec: str = "png") -> Schema:
+def small_schema(image_codec: str | None = None) -> Schema:
     """obs.state (5,), obs.cam (8, 8, 3) uint8, action (3,), reward, terminated, truncated, timestamp,
     logp, policy_version."""
     return default_schema(STATE_DIM, ACTION_DIM, cameras={"cam": IMAGE}, image_codec=image_codec)
@@ -92,3 +96,17 @@ def write_robomimic(path, lengths=(5, 3, 7), *, shifted=True):
             demo.create_dataset("action_dict/abs_pos", data=rng.normal(size=(t, 3)).astype(np.float32))
         f.create_dataset("mask/train", data=np.array([b"demo_0", b"demo_2"]))
         f.create_dataset("mask/valid", data=np.array([b"demo_1"]))
+
+
+EXE = shutil.which("gipo-robot", path=os.path.dirname(sys.executable)) or "gipo-robot"
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the ``gipo-robot`` console script in ``cwd``."""
+    return subprocess.run([EXE, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def one_json_object(out: subprocess.CompletedProcess) -> dict:
+    """The single JSON object a ``--json`` command printed (exactly one line on stdout)."""
+    assert out.stdout.strip().count("\n") == 0, out.stdout
+    return json.loads(out.stdout)

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import h5py
 import imagecodecs
 import numpy as np
 
-from tests.datasets.helpers import make_store, write_robomimic
-
-EXE = shutil.which("gipo-robot", path=os.path.dirname(sys.executable)) or "gipo-robot"
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([EXE, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
-
-
-def one_json_object(out: subprocess.CompletedProcess) -> dict:
-    assert out.stdout.strip().count("\n") == 0, out.stdout
-    return json.loads(out.stdout)
+from tests.datasets.helpers import make_store, one_json_object, run, write_robomimic
 
 
 def test_info_json(tmp_path):

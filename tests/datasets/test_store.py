@@ -265,7 +265,9 @@ def test_torn_commit_is_invisible_and_overwritten(tmp_path):
     assert json.loads((path / "meta" / "episode_ends" / "zarr.json").read_text())["shape"] == [3]
 
 
-@pytest.mark.parametrize("codec,exact", [("png", True), ("webp", True), ("none", True), ("jpeg", False)])
+@pytest.mark.parametrize(
+    "codec,exact", [("qoi", True), ("png", True), ("webp", True), ("none", True), ("jpeg", False)]
+)
 def test_image_codecs(tmp_path, codec, exact):
     store = EpisodeStore.create(tmp_path / "s.zarr", small_schema(codec), fps=10)
     # a smooth image so JPEG's error is small
