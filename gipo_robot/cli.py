@@ -36,6 +36,15 @@ def _emit(result: dict, as_json: bool, human: str) -> None:
         typer.echo(human)
 
 
+def _error_exit(err: Exception, as_json: bool) -> typer.Exit:
+    """Report an input error (``{"error": ...}`` on stdout under --json); return the exit to raise."""
+    if as_json:
+        sys.stdout.write(json.dumps({"error": str(err)}) + "\n")
+    else:
+        typer.echo(f"error: {err}", err=True)
+    return typer.Exit(code=1)
+
+
 @contextlib.contextmanager
 def _stdout_to_stderr(enabled: bool):
     """While ``enabled``, anything printed by libraries goes to stderr, keeping stdout for the JSON object."""
@@ -183,7 +192,7 @@ def finetune(
         with _stdout_to_stderr(as_json):
             history = run_finetune(config, policy, out, resume=resume)
     except (CheckpointError, FinetuneError, ValueError, KeyError) as err:
-        raise _dataset_error_exit(err, as_json) from None
+        raise _error_exit(err, as_json) from None
     evals = [r for r in history if "eval_success" in r]
     summary = {
         "run": str(out),
@@ -213,7 +222,7 @@ def plot(
     try:
         plot_runs(runs, out)
     except FileNotFoundError as err:
-        raise _dataset_error_exit(err, as_json) from None
+        raise _error_exit(err, as_json) from None
     _emit({"png": str(out), "runs": [str(r) for r in runs]}, as_json, f"wrote {out}")
 
 
@@ -248,7 +257,7 @@ def train_bc(
         with _stdout_to_stderr(as_json):
             result = run_bc(EpisodeStore.open(store), config, out=out)
     except (DatasetError, ValueError) as err:
-        raise _dataset_error_exit(err, as_json) from None
+        raise _error_exit(err, as_json) from None
     final = result.history[-1] if result.history else {}
     summary = {
         "checkpoint": str(out),
@@ -310,7 +319,7 @@ def eval_policy(
             finally:
                 env.close()
     except (CheckpointError, ValueError, KeyError) as err:
-        raise _dataset_error_exit(err, as_json) from None
+        raise _error_exit(err, as_json) from None
     summary = {"task": task, "policy": str(policy), **result.to_dict()}
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(summary, indent=1))
@@ -321,15 +330,6 @@ def eval_policy(
         + (f"\nvideos: {', '.join(result.videos)}" if result.videos else "")
     )
     _emit(summary, as_json, human)
-
-
-def _dataset_error_exit(err: Exception, as_json: bool) -> typer.Exit:
-    """Report a DatasetError (one JSON object with ``error`` under --json) and return the exit to raise."""
-    if as_json:
-        sys.stdout.write(json.dumps({"error": str(err)}) + "\n")
-    else:
-        typer.echo(f"error: {err}", err=True)
-    return typer.Exit(code=1)
 
 
 def _write_thumbnail(store, target: Path, episodes: int = 8) -> str | None:
@@ -378,7 +378,7 @@ def info(
         if thumbnail is not None:
             result["thumbnail"] = _write_thumbnail(opened, thumbnail)
     except DatasetError as err:
-        raise _dataset_error_exit(err, as_json) from err
+        raise _error_exit(err, as_json) from err
     rate = "n/a" if result["success_rate"] is None else f"{result['success_rate']:.0%}"
     lines = [
         f"{result['path']}: {result['episodes']} episodes, {result['steps']} steps at {result['fps']:g} Hz, "
@@ -431,7 +431,7 @@ def convert(
             store = replay_buffer_to_store(source, dst, overwrite=overwrite)
             direction = "diffusion_policy->zarr"
     except DatasetError as err:
-        raise _dataset_error_exit(err, as_json) from err
+        raise _error_exit(err, as_json) from err
     size = (
         sum(p.stat().st_size for p in dst.rglob("*") if p.is_file()) if dst.is_dir() else dst.stat().st_size
     )
