@@ -33,7 +33,7 @@ import numpy as np
 import zarr
 
 from gipo_robot.datasets.schema import DatasetError, Feature, Schema
-from gipo_robot.datasets.store import EpisodeStore, _guard
+from gipo_robot.datasets.store import EpisodeStore, _guard, check_episode_ends
 
 FORMAT_NAME = "diffusion_policy/replay_buffer"
 DEFAULT_FPS = 10.0
@@ -121,15 +121,7 @@ class ReplayBufferStore(EpisodeStore):
                 feature="episode_ends",
             )
         ends = ends.astype(np.int64)
-        lengths = np.diff(ends, prepend=0)
-        if lengths.size and lengths.min() <= 0:
-            bad = int(np.argmax(lengths <= 0))
-            raise DatasetError(
-                f"meta/episode_ends is not strictly increasing (entry {bad}: {int(ends[bad])})",
-                path=path,
-                feature="episode_ends",
-                episode=bad,
-            )
+        check_episode_ends(ends, path)
         self._ends = ends
         for name, arr in self._data.items():
             if arr.shape[0] < self.n_steps:

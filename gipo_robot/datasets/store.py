@@ -151,6 +151,19 @@ def _guard(path: object, feature: str | None = None, episode: int | None = None)
         ) from err
 
 
+def check_episode_ends(ends: np.ndarray, path: object) -> None:
+    """Raise :class:`DatasetError` unless the cumulative episode ends are strictly increasing."""
+    lengths = np.diff(ends, prepend=0)
+    if lengths.size and lengths.min() <= 0:
+        bad = int(np.argmax(lengths <= 0))
+        raise DatasetError(
+            f"meta/episode_ends is not strictly increasing (entry {bad}: {int(ends[bad])})",
+            path=path,
+            feature="episode_ends",
+            episode=bad,
+        )
+
+
 def _directory_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -420,15 +433,7 @@ class EpisodeStore:
             ends = ends[:-1]  # grown but never written: a commit that was cut short
         self._ends = ends
         # Consistency the readers rely on; validate() checks the rest.
-        lengths = np.diff(ends, prepend=0)
-        if lengths.size and lengths.min() <= 0:
-            bad = int(np.argmax(lengths <= 0))
-            raise DatasetError(
-                f"meta/episode_ends is not strictly increasing (entry {bad}: {int(ends[bad])})",
-                path=path,
-                feature="episode_ends",
-                episode=bad,
-            )
+        check_episode_ends(ends, path)
         for name, arr in self._data.items():
             if arr.shape[0] < self.n_steps:
                 raise DatasetError(
