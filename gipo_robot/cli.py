@@ -292,20 +292,21 @@ def eval_policy(
 ) -> None:
     """Success rate (with a 95% interval), mean return and length of a policy on a simulated task."""
     from gipo_robot.policies import CheckpointError, load_policy
+    from gipo_robot.policies.checkpoint import check_spec
     from gipo_robot.policies.evaluate import evaluate
     from gipo_robot.sim import make_env
 
     out = out or policy / f"eval_{task}"
     try:
+        pol = load_policy(policy)  # a bad checkpoint fails before robosuite starts
         with _stdout_to_stderr(as_json):
             env = make_env(task, horizon=horizon, render_mode="rgb_array" if videos else None)
             spec = env.sim_spec
-            pol = load_policy(
-                policy,
-                low_dim={k: list(v) for k, v in spec.obs_shapes.items()},
-                action_dim=spec.action_dim,
-            )
             try:
+                low_dim = {k: list(v) for k, v in spec.obs_shapes.items()}
+                check_spec(
+                    pol.config, low_dim=low_dim, action_dim=spec.action_dim, where=f"policy at {policy}"
+                )
                 result = evaluate(
                     pol,
                     env,

@@ -182,10 +182,11 @@ def bc_loss(
     policy: GaussianPolicy, data: BCData, mse_weight: float
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Masked NLL per chunk step (+ optional MSE of the mean); returns ``(loss, {"nll", "mse"})``."""
-    logp = policy.log_prob_per_dim(data.obs, data.actions).sum(-1)  # (B, H)
+    mean, log_std = policy.distribution_params(data.obs)  # one encoder pass for both terms
+    logp = policy.log_prob_from_params(mean, log_std, data.actions).sum(-1)  # (B, H)
     m = data.mask.float()
     nll = -(logp * m).sum() / m.sum().clamp(min=1)
-    mean = policy.distribution(data.obs).mean
+    mean = mean * policy.action_scale + policy.action_offset  # environment units
     mse = (((mean - data.actions) ** 2).mean(-1) * m).sum() / m.sum().clamp(min=1)
     return nll + mse_weight * mse, {"nll": nll.detach(), "mse": mse.detach()}
 

@@ -247,7 +247,11 @@ class GaussianPolicy(nn.Module):
         Computed in normalised units plus the ``-log scale`` Jacobian term, which equals
         ``Normal(μ_env, σ_env).log_prob(actions)`` but avoids building the distribution.
         """
-        mean, log_std = self.distribution_params(obs)
+        return self.log_prob_from_params(*self.distribution_params(obs), actions)
+
+    def log_prob_from_params(self, mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
+        """:meth:`log_prob_per_dim` from already computed :meth:`distribution_params` (one encoder pass
+        when a loss also needs the mean). ``(B, H, A)``."""
         self._check_actions(actions, mean.shape[0])
         z = (actions - self.action_offset) / self.action_scale
         return (
