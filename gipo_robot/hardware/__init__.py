@@ -1,1 +1,27 @@
-"""placeholder"""
+"""Hardware: one :class:`Robot` interface over robosuite, serial servo arms and ROS, behind a safety guard.
+
+Imports are lazy (robosuite, pyserial and roslibpy load on first use), so ``import gipo_robot.hardware``
+is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Robot": "robot",
+    "RobotSpec": "robot",
+    "RobotError": "robot",
+    "TaskStatus": "robot",
+    "ACTION_MODES": "robot",
+    "SimRobot": "sim_robot",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gipo_robot.hardware' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"gipo_robot.hardware.{_EXPORTS[name]}"), name)
