@@ -16,6 +16,11 @@ _EXPORTS = {
     "TaskStatus": "robot",
     "ACTION_MODES": "robot",
     "SimRobot": "sim_robot",
+    "RosArm": "ros_bridge",
+    "RosArmConfig": "ros_bridge",
+    "StaleStateError": "ros_bridge",
+    "VirtualRosbridge": "virtual_rosbridge",
+    "VirtualRosbridgeConfig": "virtual_rosbridge",
 }
 
 __all__ = sorted(_EXPORTS)

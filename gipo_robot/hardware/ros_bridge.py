@@ -1,0 +1,559 @@
+"""An arm behind ROS, driven over rosbridge (the ``rosbridge_server`` websocket, JSON protocol v2).
+
+Legend: ``J`` number of joints; positions in rad, velocities in rad/s, times in s.
+
+What crosses the wire. :class:`RosArm` is a plain roslibpy client (twisted transport, the default one):
+
+- it subscribes to ``sensor_msgs/JointState`` on ``joint_state_topic`` and picks its J joints **by name**
+  (drivers publish joints in their own order, often with extra ones such as fingers); a configured
+  joint missing from the message is an error that names it;
+- it publishes absolute joint targets on ``command_topic`` as either ``trajectory_msgs/JointTrajectory``
+  (one point, ``time_from_start`` long enough for the slowest joint at ``max_joint_velocity``; what
+  ``joint_trajectory_controller`` takes) or ``std_msgs/Float64MultiArray`` (bare positions in
+  ``joint_names`` order; what ros_control's ``JointGroupPositionController`` takes; it carries no names,
+  so ``joint_names`` must be listed in the controller's order).
+
+Failure handling. A JointState older than ``stale_after_s`` (receive time, local clock) makes
+:meth:`RosArm.observe` raise :class:`StaleStateError` and :meth:`RosArm.act` refuse to send. When the
+websocket drops, roslibpy reconnects with exponential backoff (``reconnect_initial_s`` doubling up to
+``reconnect_max_s``) and re-subscribes; ``act`` refuses while the link is down (roslibpy would otherwise
+queue the commands and replay them on reconnection), and after ``reconnect_budget_s`` without a link
+``observe``/``act`` raise :class:`~gipo_robot.hardware.robot.RobotError`. :meth:`RosArm.hold` publishes
+the last measured position and never raises.
+
+Needs the ``[ros]`` extra (``pip install gipo-robot[ros]``); roslibpy is imported on :meth:`connect`.
+Rehearse without a robot against :mod:`gipo_robot.hardware.virtual_rosbridge`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec
+
+LOGGER = logging.getLogger(__name__)
+
+#: Command message type (ROS 1 spelling) -> what the controller reads from it.
+COMMAND_TYPES: dict[str, str] = {
+    "trajectory_msgs/JointTrajectory": "one trajectory point with joint_names and time_from_start",
+    "std_msgs/Float64MultiArray": "positions in joint_names order (the controller's joint order)",
+}
+
+#: ROS version -> the field names of a ``time``/``duration`` in JSON (ROS 1: secs/nsecs, ROS 2: sec/nanosec).
+TIME_FIELDS: dict[int, tuple[str, str]] = {1: ("secs", "nsecs"), 2: ("sec", "nanosec")}
+
+
+def ros1_type(name: str) -> str:
+    """``pkg/msg/Type`` (ROS 2 spelling) -> ``pkg/Type``; ROS 1 names pass through."""
+    parts = name.split("/")
+    return f"{parts[0]}/{parts[2]}" if len(parts) == 3 and parts[1] == "msg" else name
+
+
+def ros_time(seconds: float, ros_version: int) -> dict[str, int]:
+    """Seconds -> a JSON ``time``/``duration`` for the given ROS version, e.g. ``{"secs": 1, "nsecs": 5}``."""
+    sec_key, nsec_key = TIME_FIELDS[ros_version]
+    whole = math.floor(seconds)
+    return {sec_key: int(whole), nsec_key: round((seconds - whole) * 1e9) % 1_000_000_000}
+
+
+def from_ros_time(value: dict[str, Any]) -> float:
+    """A JSON ``time``/``duration`` of either ROS version -> seconds."""
+    return float(value.get("secs", value.get("sec", 0))) + 1e-9 * float(
+        value.get("nsecs", value.get("nanosec", 0))
+    )
+
+
+class StaleStateError(RobotError):
+    """No fresh ``JointState`` arrived within ``stale_after_s`` (or the link is down); nothing was sent."""
+
+
+@dataclasses.dataclass
+class RosArmConfig:
+    """A ROS arm reached through rosbridge. Lists become tuples; every check names its field."""
+
+    joint_names: tuple[str, ...]
+    """The J joints, in observation/action order (for Float64MultiArray also the controller's order)."""
+    joint_low: tuple[float, ...]
+    """(J,) lower position limit, rad; normalised action -1."""
+    joint_high: tuple[float, ...]
+    """(J,) upper position limit, rad; normalised action +1."""
+    max_joint_velocity: float | tuple[float, ...] = 1.0
+    """Velocity limit, rad/s: one number for every joint or (J,). Times trajectories and homing."""
+    host: str = "127.0.0.1"
+    """rosbridge host."""
+    port: int = 9090
+    """rosbridge websocket port (``rosbridge_websocket.launch`` uses 9090)."""
+    joint_state_topic: str = "/joint_states"
+    """Topic of ``sensor_msgs/JointState``."""
+    command_topic: str = "/arm_controller/command"
+    """Topic the position command is published on."""
+    command_type: str = "trajectory_msgs/JointTrajectory"
+    """A key of :data:`COMMAND_TYPES`; the ROS 2 spelling ``pkg/msg/Type`` is accepted too."""
+    ros_version: int = 1
+    """1 or 2: picks the JSON spelling of times (secs/nsecs or sec/nanosec)."""
+    control_hz: float = 20.0
+    """Control steps per second (the caller paces; the arm does not sleep in ``act``)."""
+    stale_after_s: float = 0.5
+    """A JointState older than this is stale: ``observe`` raises, ``act`` refuses."""
+    connect_timeout_s: float = 5.0
+    """Longest wait for the websocket, and then for the first JointState, on ``connect``."""
+    reconnect_initial_s: float = 0.5
+    """First delay before reconnecting after the websocket drops; doubles each failed try."""
+    reconnect_max_s: float = 5.0
+    """Longest delay between reconnection tries."""
+    reconnect_budget_s: float = 30.0
+    """How long the link may stay down before ``observe``/``act`` give up with a RobotError."""
+    home: tuple[float, ...] | None = None
+    """(J,) position ``reset`` moves to, rad, or None to start where the arm is."""
+    home_tolerance: float = 0.05
+    """Largest joint error, rad, at which ``reset`` counts home as reached."""
+    name: str = "ros-arm"
+    """Human-readable robot name (the spec's ``name``)."""
+
+    def __post_init__(self) -> None:
+        self.joint_names = tuple(str(n) for n in self.joint_names)
+        n = len(self.joint_names)
+        if n == 0:
+            raise ValueError("RosArmConfig.joint_names is empty")
+        if len(set(self.joint_names)) != n:
+            raise ValueError(f"RosArmConfig.joint_names has duplicates: {list(self.joint_names)}")
+        self.joint_low = self._vector("joint_low", self.joint_low)
+        self.joint_high = self._vector("joint_high", self.joint_high)
+        bad = [
+            j
+            for j, lo, hi in zip(self.joint_names, self.joint_low, self.joint_high, strict=False)
+            if hi <= lo
+        ]
+        if bad:
+            raise ValueError(f"RosArmConfig.joint_high must exceed joint_low; not so for joints {bad}")
+        vmax = self.max_joint_velocity
+        if isinstance(vmax, int | float):
+            vmax = [float(vmax)] * n
+        self.max_joint_velocity = self._vector("max_joint_velocity", vmax)
+        if min(self.max_joint_velocity) <= 0:
+            raise ValueError(f"RosArmConfig.max_joint_velocity must be > 0, got {self.max_joint_velocity}")
+        if not self.host:
+            raise ValueError("RosArmConfig.host is empty")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
+            raise ValueError(f"RosArmConfig.port must be an integer in 1..65535, got {self.port!r}")
+        for field in ("joint_state_topic", "command_topic"):
+            topic = getattr(self, field)
+            if not isinstance(topic, str) or not topic.startswith("/"):
+                raise ValueError(
+                    f"RosArmConfig.{field} must be a topic name starting with '/', got {topic!r}"
+                )
+        if ros1_type(self.command_type) not in COMMAND_TYPES:
+            raise ValueError(
+                f"RosArmConfig.command_type {self.command_type!r} unknown; known: {', '.join(COMMAND_TYPES)}"
+            )
+        if self.ros_version not in TIME_FIELDS:
+            raise ValueError(f"RosArmConfig.ros_version must be 1 or 2, got {self.ros_version!r}")
+        for field in (
+            "control_hz",
+            "stale_after_s",
+            "connect_timeout_s",
+            "reconnect_initial_s",
+            "reconnect_max_s",
+            "reconnect_budget_s",
+            "home_tolerance",
+        ):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"RosArmConfig.{field} must be a number > 0, got {value!r}")
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError(
+                f"RosArmConfig.reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_initial_s "
+                f"({self.reconnect_initial_s})"
+            )
+        if self.home is not None:
+            self.home = self._vector("home", self.home)
+            outside = [
+                j
+                for j, h, lo, hi in zip(
+                    self.joint_names, self.home, self.joint_low, self.joint_high, strict=False
+                )
+                if not lo <= h <= hi
+            ]
+            if outside:
+                raise ValueError(f"RosArmConfig.home is outside joint_low..joint_high for joints {outside}")
+
+    def _vector(self, field: str, value: Any) -> tuple[float, ...]:
+        try:
+            out = tuple(float(v) for v in value)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"RosArmConfig.{field} must be a list of numbers, got {value!r}") from err
+        if len(out) != len(self.joint_names):
+            raise ValueError(
+                f"RosArmConfig.{field} has {len(out)} values for {len(self.joint_names)} joint_names"
+            )
+        if not all(math.isfinite(v) for v in out):
+            raise ValueError(f"RosArmConfig.{field} must be finite, got {list(out)}")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> RosArmConfig:
+        """Build from a parsed JSON/TOML robot config; a ``type`` key is ignored (it picked this backend).
+
+        Raises:
+            ValueError: unknown or missing keys, or a bad value; the message names ``source`` and the key.
+        """
+        data = {k: v for k, v in data.items() if k != "type"}
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{source}: unknown keys {unknown} for a ros robot; known: {sorted(names)}")
+        required = sorted(f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING)
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise ValueError(f"{source}: missing keys {missing} for a ros robot")
+        try:
+            return cls(**data)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from err
+
+
+@dataclasses.dataclass(frozen=True)
+class _JointSample:
+    position: np.ndarray  # (J,) rad, in config order
+    velocity: np.ndarray  # (J,) rad/s
+    stamp: float  # header stamp, s (sender's clock)
+    received: float  # time.monotonic() at arrival (our clock)
+
+
+def _require_roslibpy() -> Any:
+    try:
+        import roslibpy
+    except ImportError as err:
+        raise ImportError("RosArm needs roslibpy: pip install gipo-robot[ros]") from err
+    return roslibpy
+
+
+class RosArm(Robot):
+    """An arm behind rosbridge; see the module docstring for the wire format and failure handling.
+
+    Args:
+        config: The arm's :class:`RosArmConfig`.
+
+    Observations: ``joint_pos`` (J,) rad and ``joint_vel`` (J,) rad/s, float64, in ``joint_names`` order.
+    Actions: ``joint_position``, normalised (J,) in [-1, 1] mapping to ``joint_low..joint_high``.
+    """
+
+    def __init__(self, config: RosArmConfig) -> None:
+        self.config = config
+        n = len(config.joint_names)
+        self._spec = RobotSpec(
+            name=config.name,
+            action_mode="joint_position",
+            action_names=config.joint_names,
+            action_low=np.array(config.joint_low),
+            action_high=np.array(config.joint_high),
+            joint_names=config.joint_names,
+            joint_low=np.array(config.joint_low),
+            joint_high=np.array(config.joint_high),
+            max_joint_velocity=np.array(config.max_joint_velocity),
+            control_hz=float(config.control_hz),
+            obs_shapes={"joint_pos": (n,), "joint_vel": (n,)},
+            obs_dtypes={"joint_pos": "float64", "joint_vel": "float64"},
+        )
+        self._new_state = threading.Condition()  # guards and announces _sample / _state_error
+        self._sample: _JointSample | None = None
+        self._state_error: str | None = None
+        self._ros: Any = None
+        self._state_topic: Any = None
+        self._command_topic: Any = None
+        self._link_up = False
+        self._link_lost_at: float | None = None
+        self._gave_up = False
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], source: str = "<dict>") -> RosArm:
+        """Build from a robot-config dict (``{"type": "ros", "joint_names": [...], ...}``); see
+        :class:`RosArmConfig` for the keys."""
+        return cls(RosArmConfig.from_dict(cfg, source))
+
+    @property
+    def spec(self) -> RobotSpec:
+        return self._spec
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the rosbridge server."""
+        return f"{self.config.host}:{self.config.port}"
+
+    # -- connection ---------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        roslibpy = _require_roslibpy()
+        cfg = self.config
+        self._sample, self._state_error, self._gave_up = None, None, False
+        ros = roslibpy.Ros(host=cfg.host, port=cfg.port, transport="twisted")
+        # twisted's ReconnectingClientFactory reads these per instance: delay doubles from initialDelay to
+        # maxDelay (with its default ~12 % jitter); ``delay`` is the delay of the next try.
+        factory = ros.factory
+        factory.initialDelay = factory.delay = cfg.reconnect_initial_s
+        factory.maxDelay = cfg.reconnect_max_s
+        factory.factor = 2.0
+        ros.on("ready", self._on_link_up)
+        ros.on("close", self._on_link_down)
+        self._ros = ros
+        try:
+            ros.run(timeout=cfg.connect_timeout_s)
+        except roslibpy.core.RosTimeoutError as err:
+            self._release()
+            raise RobotError(
+                f"{self.spec.name}: could not connect to rosbridge at ws://{self.address} within "
+                f"{cfg.connect_timeout_s} s ({err}); is rosbridge_server running there "
+                "(roslaunch rosbridge_server rosbridge_websocket.launch)?"
+            ) from err
+        self._link_up, self._link_lost_at = True, None
+        state_type = "sensor_msgs/JointState" if cfg.ros_version == 1 else "sensor_msgs/msg/JointState"
+        self._state_topic = roslibpy.Topic(ros, cfg.joint_state_topic, state_type)
+        self._state_topic.subscribe(self._on_joint_state)
+        self._command_topic = roslibpy.Topic(ros, cfg.command_topic, cfg.command_type)
+        self._command_topic.advertise()
+        try:
+            self._wait_for_state(after=0.0, timeout=cfg.connect_timeout_s)
+        except RobotError:
+            self._release()
+            raise
+
+    def _disconnect(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        """Unsubscribe, close the websocket and stop reconnecting; never raises."""
+        ros, self._ros = self._ros, None
+        self._link_up = False
+        if ros is None:
+            return
+        try:
+            if ros.is_connected:
+                if self._state_topic is not None:
+                    self._state_topic.unsubscribe()
+                if self._command_topic is not None:
+                    self._command_topic.unadvertise()
+                ros.close(timeout=1.0)
+        except Exception as err:  # a link that is already gone
+            LOGGER.debug("%s: closing rosbridge link: %s", self.spec.name, err)
+        finally:
+            self._stop_reconnecting(ros)
+            self._state_topic = self._command_topic = None
+
+    @staticmethod
+    def _stop_reconnecting(ros: Any) -> None:
+        from twisted.internet import reactor
+
+        reactor.callFromThread(ros.factory.stopTrying)
+
+    def _on_link_up(self, _proto: Any) -> None:
+        self._link_up, self._link_lost_at = True, None
+        LOGGER.info("%s: rosbridge link to %s up", self.spec.name, self.address)
+
+    def _on_link_down(self, _proto: Any) -> None:
+        if self._ros is None:  # our own disconnect
+            return
+        if self._link_up:
+            self._link_lost_at = time.monotonic()
+        self._link_up = False
+        LOGGER.warning("%s: rosbridge link to %s lost; reconnecting", self.spec.name, self.address)
+
+    # -- joint state --------------------------------------------------------------------------------
+
+    def _on_joint_state(self, msg: dict[str, Any]) -> None:
+        """roslibpy callback (reactor thread): pick our joints by name, store a sample."""
+        received = time.monotonic()
+        names = list(msg.get("name") or [])
+        missing = [j for j in self.config.joint_names if j not in names]
+        positions = msg.get("position") or []
+        if missing or len(positions) != len(names):
+            problem = (
+                f"lacks joints {missing}; it has {names}"
+                if missing
+                else f"has {len(positions)} positions for {len(names)} names"
+            )
+            with self._new_state:
+                self._state_error = f"sensor_msgs/JointState on {self.config.joint_state_topic} {problem}"
+                self._new_state.notify_all()
+            return
+        index = [names.index(j) for j in self.config.joint_names]
+        position = np.array([positions[i] for i in index], dtype=np.float64)
+        stamp = from_ros_time(msg.get("header", {}).get("stamp", {}))
+        velocities = msg.get("velocity") or []
+        with self._new_state:
+            previous = self._sample
+            if len(velocities) == len(names):
+                velocity = np.array([velocities[i] for i in index], dtype=np.float64)
+            elif previous is not None:  # the driver publishes no velocity: difference successive samples
+                dt = stamp - previous.stamp if stamp > previous.stamp else received - previous.received
+                velocity = (position - previous.position) / max(dt, 1e-6)
+            else:
+                velocity = np.zeros_like(position)
+            self._sample = _JointSample(position, velocity, stamp, received)
+            self._state_error = None
+            self._new_state.notify_all()
+
+    def _wait_for_state(self, after: float, timeout: float) -> _JointSample:
+        """Block until a JointState received later than monotonic time ``after`` arrives."""
+        deadline = time.monotonic() + timeout
+        with self._new_state:
+            while True:
+                if self._state_error is not None:
+                    raise RobotError(f"{self.spec.name}: {self._state_error}")
+                if self._sample is not None and self._sample.received > after:
+                    return self._sample
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RobotError(
+                        f"{self.spec.name}: no sensor_msgs/JointState on {self.config.joint_state_topic} "
+                        f"from rosbridge at {self.address} within {timeout} s; is the arm's driver running?"
+                    )
+                self._new_state.wait(left)
+
+    def _fresh_state(self) -> _JointSample:
+        """The latest sample if it is fresh and the link is up; else raise (see the module docstring)."""
+        self._require_connected()
+        if self._state_error is not None:
+            raise RobotError(f"{self.spec.name}: {self._state_error}")
+        lost_at = self._link_lost_at
+        if not self._link_up and lost_at is not None:
+            down = time.monotonic() - lost_at
+            if down > self.config.reconnect_budget_s:
+                if not self._gave_up:
+                    self._gave_up = True
+                    self._stop_reconnecting(self._ros)
+                raise RobotError(
+                    f"{self.spec.name}: lost rosbridge at {self.address} {down:.1f} s ago and gave up "
+                    f"reconnecting (reconnect_budget_s={self.config.reconnect_budget_s})"
+                )
+        sample = self._sample
+        if sample is None:
+            raise StaleStateError(f"{self.spec.name}: no JointState received yet")
+        age = time.monotonic() - sample.received
+        if age > self.config.stale_after_s:
+            link = "up" if self._link_up else "down, reconnecting"
+            raise StaleStateError(
+                f"{self.spec.name}: last JointState on {self.config.joint_state_topic} is {age:.2f} s old "
+                f"(stale_after_s={self.config.stale_after_s}); rosbridge link to {self.address} {link}"
+            )
+        return sample
+
+    # -- commands -----------------------------------------------------------------------------------
+
+    def _command(self, target: np.ndarray, current: np.ndarray) -> dict[str, Any]:
+        """The command message for absolute joint targets (J,) rad, starting from ``current`` (J,) rad."""
+        cfg = self.config
+        if ros1_type(cfg.command_type) == "std_msgs/Float64MultiArray":
+            return {"layout": {"dim": [], "data_offset": 0}, "data": [float(x) for x in target]}
+        # Long enough for the slowest joint at its velocity limit, and at least one control period.
+        duration = max(
+            self.spec.period, float(np.max(np.abs(target - current) / self.spec.max_joint_velocity))
+        )
+        header: dict[str, Any] = {"stamp": ros_time(0.0, cfg.ros_version), "frame_id": ""}  # 0 = "now"
+        if cfg.ros_version == 1:
+            header["seq"] = 0
+        point = {
+            "positions": [float(x) for x in target],
+            "velocities": [],
+            "accelerations": [],
+            "effort": [],
+            "time_from_start": ros_time(duration, cfg.ros_version),
+        }
+        return {"header": header, "joint_names": list(cfg.joint_names), "points": [point]}
+
+    def _publish(self, target: np.ndarray, current: np.ndarray) -> None:
+        roslibpy = _require_roslibpy()
+        self._command_topic.publish(roslibpy.Message(self._command(target, current)))
+
+    # -- Robot interface ----------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Move to ``home`` (if configured) at ``max_joint_velocity``, then return a fresh observation.
+
+        ``seed`` is accepted for interface compatibility; a real arm has nothing to seed.
+
+        Raises:
+            RobotError: the link or the state is bad, or home was not reached.
+        """
+        self._require_connected()
+        if self.config.home is not None:
+            self._move_home(np.array(self.config.home))
+        self._wait_for_state(after=time.monotonic(), timeout=self.config.connect_timeout_s)
+        return self.observe()
+
+    def _move_home(self, home: np.ndarray) -> None:
+        start = self._fresh_state().position
+        vmax, period = self.spec.max_joint_velocity, self.spec.period
+        steps = max(1, math.ceil(float(np.max(np.abs(home - start) / (vmax * period)))))
+        current = start
+        for k in range(1, steps + 1):  # interpolated targets, one per control period
+            target = start + (home - start) * k / steps
+            self._fresh_state()
+            self._publish(target, current)
+            current = target
+            time.sleep(period)
+        deadline = time.monotonic() + 2.0 + steps * period
+        while True:
+            error = np.abs(self._fresh_state().position - home)
+            if np.max(error) <= self.config.home_tolerance:
+                return
+            if time.monotonic() > deadline:
+                worst = self.config.joint_names[int(np.argmax(error))]
+                raise RobotError(
+                    f"{self.spec.name}: did not reach home within {self.config.home_tolerance} rad; "
+                    f"joint {worst!r} is {float(np.max(error)):.3f} rad off"
+                )
+            time.sleep(period / 2)
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The latest joint state by name: ``joint_pos`` (J,) rad, ``joint_vel`` (J,) rad/s.
+
+        Raises:
+            StaleStateError: no JointState within ``stale_after_s``.
+            RobotError: not connected, joints missing from the JointState, or the reconnect budget is spent.
+        """
+        sample = self._fresh_state()
+        return {"joint_pos": sample.position.copy(), "joint_vel": sample.velocity.copy()}
+
+    def act(self, action: np.ndarray) -> np.ndarray:
+        """Publish one absolute joint-position command.
+
+        Args:
+            action: (J,) normalised targets in [-1, 1]; values outside are clipped.
+
+        Returns:
+            (J,) the normalised command actually sent.
+
+        Raises:
+            ValueError: wrong shape or non-finite values (nothing is sent).
+            StaleStateError: the joint state is stale or the link is down (nothing is sent).
+            RobotError: not connected, or the link stayed down past ``reconnect_budget_s``.
+        """
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (self.spec.action_dim,):
+            raise ValueError(
+                f"{self.spec.name}: action must have shape ({self.spec.action_dim},), got {action.shape}"
+            )
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"{self.spec.name}: action has non-finite values {action.tolist()}")
+        sample = self._fresh_state()
+        if not self._link_up:
+            raise StaleStateError(f"{self.spec.name}: rosbridge link to {self.address} is down; nothing sent")
+        sent = np.clip(action, -1.0, 1.0)
+        self._publish(self.spec.to_physical(sent), sample.position)
+        return sent
+
+    def hold(self) -> None:
+        """Command the last measured position (if the link is up and a JointState arrived); never raises."""
+        try:
+            sample = self._sample
+            if self.is_connected and self._link_up and sample is not None and self._command_topic is not None:
+                self._publish(sample.position, sample.position)
+        except Exception as err:  # hold runs on the way out, often after another error
+            LOGGER.warning("%s: hold failed: %s", self.spec.name, err)
