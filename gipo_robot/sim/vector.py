@@ -5,8 +5,9 @@ Legend: ``N`` environments, ``A`` action size, ``...`` a feature's own shape.
 The interface (:class:`VectorEnv`) is what a rollout loop needs and nothing more: ``reset(seed)``,
 ``step(actions)``, ``close()``, ``num_envs``, ``sim_spec`` and the single-env spaces. Observations come
 batched as a dict of ``(N, ...)`` arrays; the policy runs once per step in the parent on the batch.
-A backend is a class in :data:`BACKENDS`; a Ray-actor backend adds one entry there and callers do not
-change.
+A backend is an entry in :data:`BACKENDS`; callers do not change with it. ``ray``
+(:mod:`gipo_robot.sim.ray_backend`, the ``gipo-robot[ray]`` extra, imported only when asked for) spreads
+the envs over Ray actors, possibly on other machines.
 
 Auto-reset, same-step convention: when env ``i`` terminates or truncates, ``step`` returns the *first*
 observation of its next episode in row ``i`` and puts the last observation of the finished episode in
@@ -19,6 +20,8 @@ sequence, exactly as a single :class:`~gipo_robot.sim.robosuite_env.RobosuiteEnv
 Workers are spawned processes connected by pipes; each builds its env from the plain
 :class:`~gipo_robot.sim.robosuite_env.EnvConfig` (nothing unpicklable crosses the pipe). A worker that
 dies or hangs raises :class:`~gipo_robot.sim.robosuite_env.SimError` in the parent after ``timeout_s``.
+A backend that can replace a dead worker (``ray``) raises :class:`WorkerLostError` instead: the worker is
+already replaced, the step's results are lost, and the caller resets and collects again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import abc
 import dataclasses
 import multiprocessing as mp
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -34,6 +38,18 @@ import gymnasium as gym
 import numpy as np
 
 from gipo_robot.sim.robosuite_env import EnvConfig, RobosuiteEnv, SimError, SimSpec
+
+
+class WorkerLostError(SimError):
+    """A worker died mid-call and the backend replaced it; the envs must be reset before the next step.
+
+    Attributes:
+        restarts: workers replaced so far by this vector env.
+    """
+
+    def __init__(self, message: str, restarts: int) -> None:
+        super().__init__(message)
+        self.restarts = restarts
 
 
 def _stack(observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -57,6 +73,8 @@ class VectorEnv(abc.ABC):
     sim_spec: SimSpec
     single_observation_space: gym.spaces.Dict
     single_action_space: gym.spaces.Box
+    restarts: int = 0
+    """Dead workers replaced so far (stays 0 for backends that cannot replace one)."""
 
     @abc.abstractmethod
     def reset(
@@ -261,12 +279,28 @@ class SubprocVectorEnv(VectorEnv):
         self._conns, self._procs = [], []
 
 
-#: Registry of backends: name -> class taking ``(config, num_envs)``.
-BACKENDS: dict[str, type[VectorEnv]] = {"subprocess": SubprocVectorEnv, "sync": SyncVectorEnv}
+def _ray_vector_env(config: EnvConfig, num_envs: int, **options: Any) -> VectorEnv:
+    """The Ray backend, imported on first use (Ray is an optional extra)."""
+    from gipo_robot.sim.ray_backend import RayVectorEnv
+
+    return RayVectorEnv(config, num_envs, **options)
+
+
+#: Registry of backends: name -> callable taking ``(config, num_envs, **backend_options)``.
+BACKENDS: dict[str, Callable[..., VectorEnv]] = {
+    "ray": _ray_vector_env,
+    "subprocess": SubprocVectorEnv,
+    "sync": SyncVectorEnv,
+}
 
 
 def make_vector_env(
-    task: str | EnvConfig, num_envs: int, *, backend: str = "subprocess", **env_kwargs: Any
+    task: str | EnvConfig,
+    num_envs: int,
+    *,
+    backend: str = "subprocess",
+    backend_options: dict[str, Any] | None = None,
+    **env_kwargs: Any,
 ) -> VectorEnv:
     """Build ``num_envs`` copies of a task.
 
@@ -274,11 +308,14 @@ def make_vector_env(
         task: a task name (then ``env_kwargs`` are :class:`EnvConfig` fields) or a whole config.
         num_envs: how many envs (one worker process each for ``subprocess``).
         backend: a name from :data:`BACKENDS`.
+        backend_options: keyword arguments of the backend, e.g. ``{"workers": 4, "address": "auto"}`` for
+            ``ray`` (see :class:`~gipo_robot.sim.ray_backend.RayVectorEnv`).
 
     Raises:
         ValueError: unknown backend (lists the known ones) or bad env arguments.
+        ImportError: ``backend="ray"`` without Ray installed (names ``pip install gipo-robot[ray]``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
     config = task if isinstance(task, EnvConfig) else EnvConfig(task=task, **env_kwargs)
-    return BACKENDS[backend](config, num_envs)
+    return BACKENDS[backend](config, num_envs, **(backend_options or {}))

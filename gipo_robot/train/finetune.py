@@ -21,6 +21,15 @@ Decisions worth knowing:
 - Each iteration starts every env from a fresh reset (seeded by the run seed and the iteration), and the
   episodes still running at its end are cut (``truncated``, bootstrapped with V). So an iteration boundary
   holds no simulator state, and resuming from a checkpoint replays exactly the same run.
+- An iteration's episodes reach the store only once its whole batch is collected. If a Ray worker dies
+  mid-collection (``backend="ray"``), the partial batch is dropped, the sampling generator rewound, and
+  the iteration collected again on the replaced worker: the run goes on (``worker_restarts`` counts it)
+  and, in simulation, equals a run without the failure.
+- ``async_collection=True`` (Ray): workers hold a policy copy and keep collecting with the last weights
+  they received while the learner updates (:mod:`gipo_robot.train.async_collect`). An iteration then
+  consumes whichever worker's batch is ready first (``N / workers`` envs × T steps), so its data is
+  ``batch_lag`` versions old; batches more than ``max_lag`` versions old are dropped. This is the stale
+  data GIPO is built for; the staleness histogram shows the real lag.
 
 Shapes: ``T`` decision steps per iteration, ``N`` envs, ``H`` chunk, ``A`` action size, ``B`` minibatch.
 """
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -49,7 +59,9 @@ from gipo_robot.policies.evaluate import EVAL_SEED, evaluate
 from gipo_robot.policies.gaussian import GaussianPolicy, _soft_bound_inverse
 from gipo_robot.train.replay import ReplayBuffer, RolloutBatch
 
-__all__ = ["FinetuneConfig", "FinetuneError", "finetune"]
+__all__ = ["Collected", "FinetuneConfig", "FinetuneError", "collect", "finetune", "store_episodes"]
+
+LOGGER = logging.getLogger(__name__)
 
 
 class FinetuneError(RuntimeError):
@@ -69,7 +81,18 @@ class FinetuneConfig:
         env_steps: total environment steps to collect.
         num_envs: N parallel environments.
         steps_per_env: T, decision steps per env per iteration (an iteration collects N·T env steps).
-        backend: vector env backend (``subprocess`` or ``sync``).
+        backend: vector env backend, a name in :data:`gipo_robot.sim.vector.BACKENDS` (``subprocess``,
+            ``sync`` or ``ray``).
+        workers: W, Ray rollout workers (``backend="ray"`` only), each owning ``num_envs / W`` envs.
+        ray_address: Ray cluster to join (``"auto"``, ``"ray://host:10001"``); None starts Ray on this
+            machine. ``backend="ray"`` only.
+        async_collection: workers keep collecting with the last weights they have while the learner
+            updates (``backend="ray"``; ``num_envs`` must be a multiple of ``workers``). An iteration
+            consumes one worker's batch.
+        max_lag: asynchronous collection drops a batch collected more than this many policy versions
+            before the learner's current one (batches are typically ``workers - 1`` versions old: keep it
+            at least that).
+        max_worker_restarts: Ray workers that may die (and be replaced) over the run before it stops.
         horizon: episode length limit in env steps; None = the task's default.
         epochs: passes worth of fresh data per iteration (sets the update-to-data ratio).
         minibatch_size: samples per gradient step.
@@ -101,6 +124,11 @@ class FinetuneConfig:
     num_envs: int = 2
     steps_per_env: int = 1000
     backend: str = "subprocess"
+    workers: int = 1
+    ray_address: str | None = None
+    async_collection: bool = False
+    max_lag: int = 8
+    max_worker_restarts: int = 3
     horizon: int | None = None
     epochs: int = 2
     minibatch_size: int = 256
@@ -140,16 +168,48 @@ class FinetuneConfig:
             raise ValueError("FinetuneConfig needs 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
         if self.bc_coef < 0 or self.critic_warmup_iters < 0:
             raise ValueError("FinetuneConfig.bc_coef and critic_warmup_iters must be >= 0")
+        self._check_backend()
+
+    def _check_backend(self) -> None:
+        from gipo_robot.sim.vector import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise ValueError(
+                f"FinetuneConfig.backend must be one of {', '.join(sorted(BACKENDS))}, got {self.backend!r}"
+            )
+        for name in ("max_lag", "max_worker_restarts"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"FinetuneConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 1 <= self.workers <= self.num_envs:
+            raise ValueError(
+                f"FinetuneConfig.workers must be between 1 and num_envs ({self.num_envs}), got {self.workers}"
+            )
+        if self.backend != "ray":
+            for name, default in (("workers", 1), ("ray_address", None), ("async_collection", False)):
+                if getattr(self, name) != default:
+                    raise ValueError(
+                        f"FinetuneConfig.{name} needs backend='ray' (got backend={self.backend!r})"
+                    )
+        if self.async_collection and self.num_envs % self.workers:
+            raise ValueError(
+                f"FinetuneConfig.num_envs ({self.num_envs}) must be a multiple of workers ({self.workers}) "
+                "with async_collection (every worker's batch has the same shape)"
+            )
+
+    @property
+    def batch_envs(self) -> int:
+        """Envs in one iteration's batch: all N, or one worker's ``N / workers`` with async collection."""
+        return self.num_envs // self.workers if self.async_collection else self.num_envs
 
     @property
     def iterations(self) -> int:
         """Iterations needed to collect ``env_steps``."""
-        return math.ceil(self.env_steps / (self.num_envs * self.steps_per_env))
+        return math.ceil(self.env_steps / (self.batch_envs * self.steps_per_env))
 
     @property
     def updates_per_iter(self) -> int:
         """Gradient steps per iteration (policy and critic each)."""
-        return max(1, round(self.epochs * self.num_envs * self.steps_per_env / self.minibatch_size))
+        return max(1, round(self.epochs * self.batch_envs * self.steps_per_env / self.minibatch_size))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -161,30 +221,61 @@ def _to_torch(obs: dict[str, np.ndarray], keys: list[str]) -> dict[str, Tensor]:
     return {k: torch.as_tensor(np.asarray(obs[k]), dtype=torch.float32) for k in keys}
 
 
+@dataclass
+class Collected:
+    """What one :func:`collect` call gathered.
+
+    Attributes:
+        batch: the iteration's ``(T, N)`` rollout batch for the replay buffer.
+        episodes: every episode that ended or was cut, in the order they ended: ``{"steps": {key: (L, ...)
+            array}, "success": bool, "cut_by_iteration": bool}``; written to the store by
+            :func:`store_episodes` once the whole batch exists.
+        stats: rollout statistics (episodes finished, their success rate and mean return).
+    """
+
+    batch: RolloutBatch
+    episodes: list[dict[str, Any]]
+    stats: dict[str, float]
+
+
+def store_episodes(store: Any, episodes: list[dict[str, Any]], *, task: str, version: int) -> None:
+    """Append collected episodes to an EpisodeStore (source ``rollout``, tagged with the policy version)."""
+    for episode in episodes:
+        store.append_episode(
+            episode["steps"],
+            source="rollout",
+            success=episode["success"],
+            task=task,
+            policy_version=version,
+            extra={"cut_by_iteration": episode["cut_by_iteration"]},
+        )
+
+
 @torch.no_grad()
 def collect(
-    policy: GaussianPolicy,
-    venv: Any,
-    steps: int,
-    *,
-    seed: int,
-    version: int,
-    generator: torch.Generator,
-    store: Any = None,
-    task: str = "",
-) -> tuple[RolloutBatch, dict[str, float]]:
+    policy: GaussianPolicy, venv: Any, steps: int, *, seed: int, version: int, generator: torch.Generator
+) -> Collected:
     """Run ``steps`` decision steps in every env of ``venv`` with ``policy``; see the module docstring.
 
-    Returns:
-        The batch and rollout statistics (episodes finished, their success rate and mean return).
+    Nothing is written anywhere: a collection that fails half-way (a lost worker) leaves no trace, and the
+    caller stores the episodes only once the whole batch is there.
+
+    Args:
+        policy: the behaviour policy (version ``version``).
+        venv: a :class:`~gipo_robot.sim.vector.VectorEnv` with N envs, reset here with ``seed``.
+        steps: T, decision steps per env.
+        seed: env ``i`` starts from ``seed + i``.
+        version: policy version recorded with every step.
+        generator: draws the sampled actions.
     """
     keys = sorted(policy.config.low_dim)
     n, h = venv.num_envs, policy.config.chunk
     obs_np, _ = venv.reset(seed=seed)
     rows: dict[str, list] = {k: [] for k in ("actions", "logp", "rewards", "terminated", "truncated")}
     obs_seq, next_seq = [], []
-    # One in-memory episode per env (the store has one writer at a time); appended when it ends.
+    # One in-memory episode per env, moved to `episodes` when it ends.
     pending: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    episodes: list[dict[str, Any]] = []
     episode_return = np.zeros(n)
     finished: list[tuple[bool, float]] = []
     success_so_far = np.zeros(n, dtype=bool)
@@ -217,15 +308,11 @@ def collect(
             if terminated[i] or truncated[i] or cut[i]:
                 if not cut[i]:
                     finished.append((bool(success_so_far[i]), float(episode_return[i])))
-                if store is not None:
-                    store.append_episode(
-                        {key: np.stack([row[key] for row in pending[i]]) for key in step},
-                        source="rollout",
-                        success=bool(success_so_far[i]),
-                        task=task,
-                        policy_version=version,
-                        extra={"cut_by_iteration": bool(cut[i])},
-                    )
+                episodes.append({
+                    "steps": {key: np.stack([row[key] for row in pending[i]]) for key in step},
+                    "success": bool(success_so_far[i]),
+                    "cut_by_iteration": bool(cut[i]),
+                })  # fmt: skip
                 pending[i] = []
                 episode_return[i], success_so_far[i] = 0.0, False
         obs_seq.append(obs)
@@ -254,7 +341,7 @@ def collect(
         "rollout_success": float(np.mean([s for s, _ in finished])) if finished else float("nan"),
         "rollout_return": float(np.mean([r for _, r in finished])) if finished else float("nan"),
     }
-    return batch, stats
+    return Collected(batch, episodes, stats)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -397,14 +484,16 @@ def finetune(
     from tqdm import tqdm
 
     from gipo_robot.datasets import EpisodeStore
-    from gipo_robot.sim import make_env, make_vector_env
+    from gipo_robot.sim import EnvConfig, make_env, make_vector_env
     from gipo_robot.sim.experts import demo_schema
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint"
     if resume:
-        saved = json.loads((out / "config.json").read_text())
+        # Fields a run saved before they existed take their defaults (the behaviour it ran with).
+        defaults = json.loads(json.dumps(asdict(FinetuneConfig())))
+        saved = {**defaults, **json.loads((out / "config.json").read_text())}
         if saved != json.loads(json.dumps(asdict(config))):
             raise FinetuneError(
                 f"{out / 'config.json'} differs from the given config; resume needs the same one"
@@ -414,9 +503,12 @@ def finetune(
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     # --- set-up: envs, policy, critic, optimisers, replay, store ----------------------------------------
-    venv = make_vector_env(config.task, config.num_envs, backend=config.backend, horizon=config.horizon)
+    venv = None  # lockstep envs; asynchronous collection has its own workers (`collector`, below)
+    if not config.async_collection:
+        venv = make_vector_env(config.task, config.num_envs, backend=config.backend, horizon=config.horizon,
+                               backend_options=_backend_options(config))  # fmt: skip
     eval_env = make_env(config.task, horizon=config.horizon)
-    spec = venv.sim_spec
+    spec = eval_env.sim_spec
     policy = load_policy(policy_path, low_dim={k: list(v) for k, v in spec.obs_shapes.items()})
     check_spec(policy.config, action_dim=spec.action_dim, where=f"policy at {policy_path}")
     if config.init_log_std is not None and not resume:
@@ -434,7 +526,7 @@ def finetune(
     gen = torch.Generator().manual_seed(config.seed)
     store_path = out / "rollouts.zarr"
     history: list[dict[str, Any]] = []
-    start_iter, env_steps = 0, 0
+    start_iter, env_steps, launches = 0, 0, 0
     if resume:
         tensors = load_file(str(ckpt / "trainer_state.safetensors"))
         meta = json.loads((ckpt / "trainer_state.json").read_text())
@@ -443,6 +535,7 @@ def finetune(
         _load_optimizer(policy_optim, tensors, meta["optimizers"]["policy"], "optim.policy")
         _load_optimizer(critic_optim, tensors, meta["optimizers"]["critic"], "optim.critic")
         start_iter, env_steps = meta["progress"]["iteration"], meta["progress"]["env_steps"]
+        launches = meta["progress"].get("launches", 0)
         history = _read_history(out / "metrics.csv")[:start_iter]
         store = EpisodeStore.open(store_path, "a")
     else:
@@ -459,6 +552,16 @@ def finetune(
         )
     writer = _tensorboard(out / "tb")
     bad_updates = 0
+    collector = None
+    if config.async_collection:  # workers start collecting with the current weights (version start_iter)
+        from gipo_robot.train.async_collect import AsyncCollector
+
+        collector = AsyncCollector(
+            EnvConfig(task=config.task, horizon=config.horizon), config.num_envs, policy, start_iter,
+            workers=config.workers, steps=config.steps_per_env, seed=config.seed, max_lag=config.max_lag,
+            address=config.ray_address, max_restarts=config.max_worker_restarts, launches=launches,
+        )  # fmt: skip
+    t_end = time.perf_counter()
 
     bar = tqdm(total=config.env_steps, initial=env_steps, desc=f"finetune {config.objective}", unit="step",
                disable=not progress)  # fmt: skip
@@ -469,18 +572,26 @@ def finetune(
             version = iteration
             record: dict[str, Any] = {"iteration": iteration + 1}
 
-            # --- collect + store -------------------------------------------------------------------------
+            # --- collect + store (episodes reach the store only once the whole batch is there) -----------
             t0 = time.perf_counter()
-            batch, rollout_stats = collect(
-                policy, venv, config.steps_per_env, seed=config.seed * 100_003 + iteration * config.num_envs,
-                version=version, generator=gen, store=store, task=config.task,
-            )  # fmt: skip
+            if collector is not None:  # asynchronous: the first batch ready, from whichever worker
+                arrival = collector.take()
+                got = arrival.collected
+                record.update(batch_lag=arrival.lag, dropped_stale_batches=collector.dropped,
+                              dropped_env_steps=collector.dropped_steps)  # fmt: skip
+            else:
+                got = _collect_iteration(policy, venv, config, iteration, gen)
+            batch = got.batch
+            store_episodes(store, got.episodes, task=config.task, version=batch.version)
             collect_s = time.perf_counter() - t0
             env_steps += len(batch)
-            record.update(rollout_stats, env_steps=env_steps, env_steps_per_s=len(batch) / collect_s)
+            # With asynchronous collection, collecting overlaps the update: throughput over the iteration.
+            wall_s = time.perf_counter() - t_end if collector is not None else collect_s
+            record.update(got.stats, env_steps=env_steps, env_steps_per_s=len(batch) / wall_s,
+                          collect_s=collect_s, worker_restarts=(collector or venv).restarts)  # fmt: skip
 
-            # --- replay ----------------------------------------------------------------------------------
-            replay.add(batch)
+            # --- replay (asynchronous batches arrive in any version order) --------------------------------
+            replay.add(batch, any_order=collector is not None)
             staleness = replay.staleness(version)
             record["staleness"] = json.dumps(staleness)
             record["mean_staleness"] = sum(a * c for a, c in staleness.items()) / max(1, len(replay))
@@ -557,6 +668,9 @@ def finetune(
             record.update({k: float(np.mean(v)) for k, v in stats_acc.items()})
             record["skipped_updates"] = skipped
             record["update_s"] = time.perf_counter() - t0
+            if collector is not None:  # publish version + 1; the worker whose batch this was goes on with it
+                collector.publish(policy, version + 1)
+                collector.launch(arrival.worker)
             with torch.no_grad():
                 record["log_std_mean"] = float(policy.distribution_params(
                     {k: v[:1] for k, v in data["obs"].items()})[1].mean())  # fmt: skip
@@ -579,7 +693,9 @@ def finetune(
                         writer.add_scalar(k, v, env_steps)
             save_trainer_state(
                 ckpt, policy=policy, critic=critic, optims={"policy": policy_optim, "critic": critic_optim},
-                replay=replay, generator=gen, progress={"iteration": iteration + 1, "env_steps": env_steps},
+                replay=replay, generator=gen,
+                progress={"iteration": iteration + 1, "env_steps": env_steps,
+                          "launches": collector.launches if collector is not None else 0},
                 provenance={"trainer": "finetune", "config": asdict(config), "base_policy": str(policy_path)},
             )  # fmt: skip
             bar.update(len(batch))
@@ -587,9 +703,12 @@ def finetune(
                             sps=f"{record['env_steps_per_s']:.0f}")  # fmt: skip
             if on_iteration is not None:
                 on_iteration(record)
+            t_end = time.perf_counter()
     finally:
         bar.close()
-        venv.close()
+        for sampler in (venv, collector):
+            if sampler is not None:
+                sampler.close()
         eval_env.close()
         if writer:
             writer.close()
@@ -597,6 +716,37 @@ def finetune(
 
     plot_runs([out], out / "learning_curve.png")
     return history
+
+
+def _backend_options(config: FinetuneConfig) -> dict[str, Any]:
+    """Keyword arguments of the vector env backend named in ``config``."""
+    if config.backend != "ray":
+        return {}
+    return {
+        "workers": config.workers,
+        "address": config.ray_address,
+        "max_restarts": config.max_worker_restarts,
+    }
+
+
+def _collect_iteration(
+    policy: GaussianPolicy, venv: Any, config: FinetuneConfig, iteration: int, gen: torch.Generator
+) -> Collected:
+    """One iteration's batch in lockstep. A lost worker (the backend has replaced it) drops the partial batch;
+    the iteration is collected again from the same generator state, so it equals a run without the failure.
+    The backend gives up (SimError) after ``max_worker_restarts``."""
+    from gipo_robot.sim.vector import WorkerLostError
+
+    state = gen.get_state()
+    while True:
+        try:
+            return collect(
+                policy, venv, config.steps_per_env, seed=config.seed * 100_003 + iteration * config.num_envs,
+                version=iteration, generator=gen,
+            )  # fmt: skip
+        except WorkerLostError as err:
+            LOGGER.warning("iteration %d: %s", iteration + 1, err)
+            gen.set_state(state)
 
 
 def _tensorboard(path: Path):

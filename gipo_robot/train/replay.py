@@ -104,9 +104,20 @@ class ReplayBuffer:
         self.capacity = capacity
         self.batches: list[RolloutBatch] = []
 
-    def add(self, batch: RolloutBatch) -> list[RolloutBatch]:
-        """Append ``batch``; returns the evicted batches (oldest first)."""
-        if self.batches and batch.version <= self.batches[-1].version:
+    def add(self, batch: RolloutBatch, *, any_order: bool = False) -> list[RolloutBatch]:
+        """Append ``batch``; returns the evicted batches (the earliest added first).
+
+        Args:
+            batch: the newest batch.
+            any_order: accept a version at or below the last one's. Asynchronous collection needs it: two
+                workers collect with the same weights, and a slow worker's batch arrives after a newer one.
+                Eviction stays by arrival; the staleness histogram counts each batch by its own version.
+
+        Raises:
+            ValueError: (unless ``any_order``) versions not increasing, which in lockstep collection means
+                a batch was added twice or out of place.
+        """
+        if not any_order and self.batches and batch.version <= self.batches[-1].version:
             raise ValueError(
                 f"batches must arrive in increasing policy version, got {batch.version} "
                 f"after {self.batches[-1].version}"
