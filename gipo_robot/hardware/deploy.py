@@ -1,0 +1,525 @@
+"""Deploy a trained policy on a robot: paced control loop, safety guard, every step recorded.
+
+Legend: ``A`` action size, ``H`` chunk length, ``T`` control period (s, ``spec.period``).
+
+One deployment, top to bottom (:func:`deploy`):
+
+1. before anything moves, check the policy fits the robot (:func:`check_policy_fits`: action size and
+   names, every observation feature it reads with the same shape);
+2. wrap the robot in a :class:`~gipo_robot.hardware.safety.SafetyGuard` (Ctrl-C e-stops it);
+3. per episode: reset, then every tick of a :class:`Pacer` at the robot's control rate observe, query the
+   policy's deterministic chunk (``policy.mode``) when the last one's first ``execute_steps`` actions are
+   used up, send one action through the guard and record the step through the store's ``EpisodeWriter``
+   (``source="deploy"``; ``action`` is the command the guard actually sent);
+4. commit the episode with success from ``robot.task_status()`` where the robot knows it, and the guard's
+   interventions and the loop's timing in its ``extra`` metadata.
+
+A :class:`~gipo_robot.hardware.robot.RobotError` during an episode (a servo bus unplugged, an e-stop)
+holds the arm, commits the steps so far as a failed episode with the error in ``extra["error"]``, and
+ends the run; it never escapes :func:`deploy`.
+
+Timing. The :class:`Pacer` keeps absolute deadlines (tick ``k`` is due at ``t0 + k*T``, so errors do not
+accumulate), sleeps until ``spin_s`` before a tick and busy-waits the rest (``time.sleep`` alone
+oversleeps by up to a scheduler quantum). Per tick it measures the *period error*
+``|(t_k - t_{k-1}) - T|``, the wake-to-wake interval's distance from the nominal period. A *missed
+deadline* is a step whose work (observe, policy, act, record) was not done by the time the next tick was
+due; the pacer then starts the next tick at once and re-anchors its schedule there rather than bursting
+to catch up, so a missed deadline shows as one long period, never as a run of short ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec
+from gipo_robot.hardware.safety import SafetyConfig, SafetyGuard
+
+__all__ = [
+    "DeployConfig",
+    "DeployResult",
+    "Pacer",
+    "check_policy_fits",
+    "deploy",
+    "open_deploy_store",
+    "realtime_priority",
+    "timing_summary",
+]
+
+log = logging.getLogger(__name__)
+
+FLUSH_BYTES = 64 * 1024 * 1024
+"""Steps are buffered in memory up to about this many bytes per episode before the writer flushes to
+disk (a flush costs milliseconds: inside the loop it would miss a deadline)."""
+
+
+# ---------------------------------------------------------------------------------------------- pacing
+
+
+def timing_summary(period_errors_s: list[float], work_s: list[float], missed: int, period: float) -> dict:
+    """JSON-ready timing statistics of a paced loop, in ms.
+
+    Args:
+        period_errors_s: per tick ``|(t_k - t_{k-1}) - T|``, s.
+        work_s: per step, the time from its tick to the next wait, s.
+        missed: steps whose work overran the next tick.
+        period: T, s.
+    """
+    errors = np.asarray(period_errors_s, dtype=np.float64) * 1e3
+    work = np.asarray(work_s, dtype=np.float64) * 1e3
+
+    def q(x: np.ndarray, p: float) -> float | None:
+        return float(np.percentile(x, p)) if x.size else None
+
+    return {
+        "period_ms": period * 1e3,
+        "ticks": int(errors.size + (1 if work.size else 0)),
+        "p50_period_error_ms": q(errors, 50),
+        "p99_period_error_ms": q(errors, 99),
+        "max_period_error_ms": float(errors.max()) if errors.size else None,
+        "missed": int(missed),
+        "p50_work_ms": q(work, 50),
+        "p99_work_ms": q(work, 99),
+    }
+
+
+class Pacer:
+    """Absolute-deadline pacing of a control loop at period ``period`` s (see the module docstring).
+
+    Usage::
+
+        pacer = Pacer(robot.spec.period)
+        pacer.start()
+        for _ in range(n):
+            pacer.wait()      # returns at the tick
+            ...               # observe, act
+
+    Args:
+        period: T, s.
+        spin_s: busy-wait this long before each tick instead of sleeping, s.
+    """
+
+    def __init__(self, period: float, spin_s: float = 0.001) -> None:
+        if not (period > 0 and math.isfinite(period)):
+            raise ValueError(f"Pacer period must be a positive number of seconds, got {period!r}")
+        if spin_s < 0:
+            raise ValueError(f"Pacer spin_s must be >= 0, got {spin_s!r}")
+        self.period = period
+        self.spin_s = spin_s
+        self.period_errors: list[float] = []
+        self.work: list[float] = []
+        self.missed = 0
+        self._next: float | None = None
+        self._last_tick: float | None = None
+
+    def start(self) -> float:
+        """Anchor the schedule now (after a reset, homing, ...): the next :meth:`wait` returns at once.
+        Ticks before and after a restart are not compared. Returns the anchor time (``perf_counter``)."""
+        now = time.perf_counter()
+        self._next = now
+        self._last_tick = None
+        return now
+
+    def wait(self) -> float:
+        """Wait for the next tick; returns its actual time (``time.perf_counter()``, s)."""
+        if self._next is None:
+            self.start()
+        now = time.perf_counter()
+        if self._last_tick is not None:
+            self.work.append(now - self._last_tick)
+        if now > self._next and self._last_tick is not None:
+            self.missed += 1  # this step's work ran past the tick that was due
+            self._next = now  # re-anchor: start now, do not burst to catch up
+        else:
+            remaining = self._next - now - self.spin_s
+            if remaining > 0:
+                time.sleep(remaining)
+            while time.perf_counter() < self._next:
+                pass
+        tick = time.perf_counter()
+        if self._last_tick is not None:
+            self.period_errors.append(abs(tick - self._last_tick - self.period))
+        self._last_tick = tick
+        self._next += self.period
+        return tick
+
+    def summary(self) -> dict:
+        """:func:`timing_summary` of every tick since construction."""
+        return timing_summary(self.period_errors, self.work, self.missed, self.period)
+
+
+@contextlib.contextmanager
+def realtime_priority(priority: int | None) -> Iterator[bool]:
+    """Run the calling thread under ``SCHED_FIFO`` at ``priority`` (1-99) inside the block; yields whether
+    the OS granted it (Linux, with root, ``CAP_SYS_NICE`` or an ``rtprio`` limit). ``None`` does nothing.
+
+    Under default scheduling on a busy machine the loop is preempted at random and its period error grows
+    by milliseconds (``benchmarks/control_loop.json`` measures both); a real-time thread is not preempted
+    by ordinary ones. The previous policy is restored on leaving the block.
+    """
+    if priority is None:
+        yield False
+        return
+    if not 1 <= priority <= 99:
+        raise ValueError(f"real-time priority must be in 1..99, got {priority}")
+    try:
+        old_policy, old_param = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (AttributeError, OSError) as err:
+        log.warning("SCHED_FIFO priority %d refused (%s); running with default scheduling", priority, err)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.sched_setscheduler(0, old_policy, old_param)
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+def check_policy_fits(policy_config: Any, spec: RobotSpec, where: str = "policy") -> None:
+    """Raise before anything moves if the policy cannot drive this robot.
+
+    Checks the action size (and the action names, where the policy recorded them) and that every
+    observation feature the policy reads is observed with the same shape; camera images are observed
+    (H, W, C) and fed to the policy as (C, H, W).
+
+    Raises:
+        ValueError: naming every mismatch.
+    """
+    from gipo_robot.policies.checkpoint import CheckpointError, check_spec
+
+    low_dim = {k: list(v) for k, v in spec.obs_shapes.items() if spec.obs_dtypes.get(k) != "uint8"}
+    images = {
+        k: [v[2], v[0], v[1]]
+        for k, v in spec.obs_shapes.items()
+        if spec.obs_dtypes.get(k) == "uint8" and len(v) == 3
+    }
+    try:
+        check_spec(policy_config, low_dim=low_dim, images=images, action_dim=spec.action_dim, where=where)
+    except CheckpointError as err:
+        raise ValueError(str(err)) from err
+    names = policy_config.action_names
+    if names is not None and tuple(names) != spec.action_names:
+        raise ValueError(
+            f"{where} was trained on actions {list(names)} but {spec.name} takes "
+            f"{list(spec.action_names)} ({spec.action_mode})"
+        )
+
+
+def _knows_task(robot: Robot) -> bool:
+    inner = robot.robot if isinstance(robot, SafetyGuard) else robot
+    return type(inner).task_status is not Robot.task_status
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+
+def open_deploy_store(path: str | Path, spec: RobotSpec) -> Any:
+    """Open the episode store at ``path`` for appending, or create it for this robot.
+
+    A new store gets the demonstration schema (``obs.<feature>`` for every observation, ``action``,
+    ``reward``, ``terminated``, ``truncated``, ``success``, ``timestamp``, ``logp``, ``policy_version``),
+    the robot's control rate as fps and its spec.
+
+    Raises:
+        DatasetError: an existing store whose features differ from this robot's (naming the feature).
+    """
+    from gipo_robot.datasets import DatasetError, EpisodeStore
+    from gipo_robot.sim.experts import demo_schema
+
+    schema = demo_schema(spec)  # it reads only obs_shapes/obs_dtypes/action_dim, which a RobotSpec has
+    if not Path(path).exists():
+        return EpisodeStore.create(path, schema, fps=spec.control_hz, robot=spec.to_dict())
+    store = EpisodeStore.open(path, "a")
+    existing = {f.name: f for f in store.schema.features}
+    for feature in schema.features:
+        have = existing.get(feature.name)
+        if have is None or have.shape != feature.shape or have.dtype != feature.dtype:
+            raise DatasetError(
+                f"this store does not fit {spec.name}: expected {feature.to_json()}, "
+                f"found {have.to_json() if have else 'nothing'}",
+                path=path,
+                feature=feature.name,
+            )
+    return store
+
+
+# ---------------------------------------------------------------------------------------------- loop
+
+
+@dataclasses.dataclass
+class DeployConfig:
+    """How :func:`deploy` runs.
+
+    Attributes:
+        episodes: episodes to run (the run stops early on a robot error).
+        max_steps: steps per episode at most; None runs until the robot reports the episode done, which
+            needs a robot that knows the task (a simulator).
+        execute_steps: actions of each predicted chunk executed before the policy is queried again
+            (1..H); None executes the whole chunk.
+        seed: episode ``i`` resets with ``seed + i`` (sim scenes; real arms ignore it).
+        task: task name recorded with each episode.
+        realtime: pace the loop at the robot's control rate; False runs as fast as the robot allows
+            (only sensible in simulation; timing is then not meaningful).
+        spin_s: busy-wait this long before each tick, s.
+        rt_priority: run the loop under ``SCHED_FIFO`` at this priority (1-99; see
+            :func:`realtime_priority`); None keeps default scheduling.
+        safety: the guard's limits.
+    """
+
+    episodes: int = 1
+    max_steps: int | None = None
+    execute_steps: int | None = None
+    seed: int = 1_000_000
+    task: str = ""
+    realtime: bool = True
+    spin_s: float = 0.001
+    rt_priority: int | None = None
+    safety: SafetyConfig = dataclasses.field(default_factory=SafetyConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.episodes, int) or self.episodes < 1:
+            raise ValueError(f"DeployConfig.episodes must be an int >= 1, got {self.episodes!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            raise ValueError(f"DeployConfig.max_steps must be an int >= 1 or None, got {self.max_steps!r}")
+        if self.execute_steps is not None and self.execute_steps < 1:
+            raise ValueError(f"DeployConfig.execute_steps must be >= 1, got {self.execute_steps!r}")
+        if self.spin_s < 0:
+            raise ValueError(f"DeployConfig.spin_s must be >= 0, got {self.spin_s!r}")
+        if self.rt_priority is not None and not 1 <= self.rt_priority <= 99:
+            raise ValueError(f"DeployConfig.rt_priority must be in 1..99, got {self.rt_priority!r}")
+        if isinstance(self.safety, dict):
+            self.safety = SafetyConfig.from_dict(self.safety)
+
+
+@dataclasses.dataclass
+class DeployResult:
+    """Outcome of :func:`deploy`.
+
+    Attributes:
+        episodes: per episode ``{"index", "seed", "steps", "success", "error", "interventions",
+            "timing"}``; ``index`` is the store's episode index (None if nothing was committed).
+        timing: :func:`timing_summary` over every step of the run.
+        interventions: the guard's counts summed over the run.
+        error: the robot error that ended the run, or None.
+    """
+
+    episodes: list[dict[str, Any]]
+    timing: dict[str, Any]
+    interventions: dict[str, int]
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        successes = sum(bool(e["success"]) for e in self.episodes)
+        return {
+            "episodes_run": len(self.episodes),
+            "successes": successes,
+            "success_rate": successes / len(self.episodes) if self.episodes else None,
+            "steps": sum(e["steps"] for e in self.episodes),
+            "error": self.error,
+            "timing": self.timing,
+            "interventions": self.interventions,
+            "episodes": self.episodes,
+        }
+
+
+def _policy_input(obs: dict[str, np.ndarray], low_dim: list[str], images: list[str]) -> dict[str, Any]:
+    import torch
+
+    batch = {k: torch.as_tensor(np.asarray(obs[k], dtype=np.float32))[None] for k in low_dim}
+    for k in images:  # (H, W, C) uint8 -> (1, C, H, W)
+        batch[k] = torch.as_tensor(np.ascontiguousarray(np.asarray(obs[k]).transpose(2, 0, 1)))[None]
+    return batch
+
+
+def _flush_steps(spec: RobotSpec) -> int:
+    row = sum(
+        math.prod(shape) * (1 if spec.obs_dtypes.get(name) == "uint8" else 4)
+        for name, shape in spec.obs_shapes.items()
+    )
+    return max(32, FLUSH_BYTES // max(1, row + 4 * spec.action_dim + 64))
+
+
+def deploy(
+    policy: Any,
+    robot: Robot,
+    store: Any,
+    config: DeployConfig | None = None,
+    *,
+    policy_name: str = "",
+    log: Any = None,
+) -> DeployResult:
+    """Run ``config.episodes`` episodes of ``policy`` on ``robot``, recording each into ``store``.
+
+    Args:
+        policy: a :class:`~gipo_robot.policies.GaussianPolicy`.
+        robot: the robot, not yet connected (wrapped here in a ``SafetyGuard`` unless it is one).
+        store: an :class:`~gipo_robot.datasets.EpisodeStore` open for appending
+            (:func:`open_deploy_store`).
+        config: run settings; None uses :class:`DeployConfig`'s defaults.
+        policy_name: recorded in each episode's ``extra`` (e.g. the checkpoint path).
+        log: optional ``callable(str)`` for progress lines.
+
+    Raises:
+        ValueError: the policy does not fit the robot, or ``max_steps`` is None for a robot that cannot
+            tell when an episode is done (raised before connecting).
+        RobotError: the robot cannot connect. Errors during episodes do not escape (see the module doc).
+    """
+    import torch
+
+    config = config or DeployConfig()
+    spec = robot.spec
+    check_policy_fits(policy.config, spec, where=f"policy {policy_name}".strip())
+    if config.max_steps is None and not _knows_task(robot):
+        raise ValueError(f"{spec.name} cannot tell when an episode ends: give max_steps")
+    chunk = policy.config.chunk
+    n_exec = chunk if config.execute_steps is None else config.execute_steps
+    if not 1 <= n_exec <= chunk:
+        raise ValueError(f"execute_steps must be in 1..{chunk} (the policy's chunk), got {n_exec}")
+    guard = robot if isinstance(robot, SafetyGuard) else SafetyGuard(robot, config.safety)
+    policy.eval()
+    low_dim, images = sorted(policy.config.low_dim), sorted(policy.config.images)
+    say = log or (lambda message: None)
+    run_pacer = Pacer(spec.period, config.spin_s)
+    episodes: list[dict[str, Any]] = []
+    totals = dict.fromkeys(guard.interventions, 0)
+    run_error = None
+    in_main = threading.current_thread() is threading.main_thread()
+    guard.connect()
+    try:
+        with (
+            guard.estop_on_sigint() if in_main else nullcontext(),
+            realtime_priority(config.rt_priority) as granted,
+            torch.no_grad(),
+        ):
+            if config.rt_priority is not None and not granted:
+                say(f"real-time priority {config.rt_priority} refused: default scheduling")
+            for i in range(config.episodes):
+                record = _run_episode(
+                    guard, policy, store, config, i, n_exec, low_dim, images, run_pacer, policy_name
+                )
+                episodes.append(record)
+                for kind, n in record["interventions"].items():
+                    totals[kind] += n
+                say(
+                    f"episode {i}: {record['steps']} steps, success {record['success']}"
+                    + (f", error: {record['error']}" if record["error"] else "")
+                )
+                if record["error"]:
+                    run_error = record["error"]
+                    break
+    finally:
+        try:
+            guard.disconnect()  # holds the arm first
+        except RobotError as err:  # the link is already gone; the episode record says why
+            say(f"disconnect: {err}")
+    return DeployResult(episodes, run_pacer.summary(), totals, run_error)
+
+
+def _run_episode(
+    guard: SafetyGuard,
+    policy: Any,
+    store: Any,
+    config: DeployConfig,
+    i: int,
+    n_exec: int,
+    low_dim: list[str],
+    images: list[str],
+    run_pacer: Pacer,
+    policy_name: str,
+) -> dict[str, Any]:
+    """One episode (see :func:`deploy`); returns its record. Robot errors are caught and recorded."""
+    spec = guard.spec
+    seed = config.seed + i
+    pacer = Pacer(spec.period, config.spin_s)
+    steps, success, error, status = 0, False, None, None
+    queue: list[np.ndarray] = []
+    with store.writer(source="deploy", task=config.task, flush_steps=_flush_steps(spec)) as writer:
+        try:
+            guard.reset(seed=seed)
+            t0 = pacer.start()
+            while config.max_steps is None or steps < config.max_steps:
+                tick = pacer.wait() if config.realtime else time.perf_counter()
+                obs = guard.observe()
+                if not queue:
+                    chunk = policy.mode(_policy_input(obs, low_dim, images))[0, :n_exec]
+                    queue = list(chunk.double().numpy())
+                sent = guard.act(queue.pop(0))
+                status = guard.task_status()
+                row = {f"obs.{k}": v for k, v in obs.items() if f"obs.{k}" in store.schema}
+                row.update(action=sent, timestamp=tick - t0)
+                if status is not None:
+                    success = success or status.success
+                    row.update(
+                        reward=status.reward,
+                        terminated=status.terminated,
+                        truncated=status.truncated,
+                        success=status.success,
+                    )
+                writer.add(row)
+                steps += 1
+                if status is not None and status.done:
+                    break
+        except RobotError as err:
+            guard.hold()
+            error = f"{type(err).__name__}: {err}"
+        except KeyboardInterrupt:  # a second Ctrl-C after the e-stop: keep what was recorded, then leave
+            guard.hold()
+            error = "KeyboardInterrupt"
+            _commit(writer, steps, success, guard, pacer, error, seed, policy_name, status)
+            raise
+        index = _commit(writer, steps, success, guard, pacer, error, seed, policy_name, status)
+    success = bool(success) and error is None  # an episode a robot error cut short counts as failed
+    run_pacer.period_errors += pacer.period_errors
+    run_pacer.work += pacer.work
+    run_pacer.missed += pacer.missed
+    return {
+        "index": index,
+        "seed": seed,
+        "steps": steps,
+        "success": success,
+        "error": error,
+        "interventions": guard.interventions,
+        "timing": pacer.summary(),
+    }
+
+
+def _commit(
+    writer: Any,
+    steps: int,
+    success: bool,
+    guard: SafetyGuard,
+    pacer: Pacer,
+    error: str | None,
+    seed: int,
+    policy_name: str,
+    status: Any,
+) -> int | None:
+    """Commit the episode's steps (an episode needs at least one) as failed if ``error``; returns its
+    store index, or None when there was nothing to commit."""
+    if steps == 0:
+        writer.discard()
+        return None
+    extra = {
+        "robot": guard.spec.name,
+        "seed": seed,
+        "policy": policy_name,
+        "error": error,
+        "success_known": status is not None,
+        "safety": guard.intervention_report(),
+        "timing": pacer.summary(),
+    }
+    return writer.commit(success=bool(success) and error is None, extra=extra)

@@ -1,0 +1,612 @@
+"""The safety guard every action passes before it reaches an arm: limits, NaN reject, watchdog, e-stop.
+
+Legend: ``A`` action size, ``J`` number of joints, ``T`` one control period (s, ``spec.period``).
+
+The limits are pure functions of arrays (LeRobot's ``ensure_safe_goal_position`` style), so each one can
+be read and tested alone; :class:`SafetyGuard` is a :class:`~gipo_robot.hardware.robot.Robot` that wraps
+another, applies them to every :meth:`SafetyGuard.act`, counts what it changed and returns the normalised
+command actually sent. The checks, in the order they run on one action:
+
+``nan``
+    A NaN or inf anywhere in the action: nothing is sent, the arm holds (``robot.hold()``), and the hold
+    command is returned. ``SafetyConfig.nan_estop_after`` rejected actions in a row trigger an e-stop.
+``joint_limit``
+    Joint modes: the joint target (``joint_position``: the action; ``joint_delta``: the measured position
+    plus the action) is clamped into ``[joint_low + margin, joint_high - margin]``.
+``delta``
+    The displacement one step commands (``joint_position``: target minus the previous target, or the
+    measured position right after ``reset``; delta modes: the action itself) is clamped to
+    ``max_step`` per motion dimension, scaled by the soft-start ramp for the first steps after connect.
+``velocity``
+    Joint modes: ``|target - measured| / T <= max_joint_velocity * velocity_margin``.
+``workspace``
+    ``ee_delta``: the end-effector position of the latest observation plus (dx, dy, dz) must stay in the
+    workspace box; offending components are clipped (to zero if the arm is already at the wall). An arm
+    already outside the box may only move back towards it.
+``watchdog``
+    A background thread holds the arm if no ``act`` arrived for ``watchdog_periods`` periods (a hung
+    policy or a crashed loop must not leave the arm tracking its last target).
+``estop``
+    :meth:`SafetyGuard.estop` (or Ctrl-C inside :meth:`SafetyGuard.estop_on_sigint`) holds the arm; every
+    later ``act`` or ``reset`` holds again and raises :class:`EStopError` until :meth:`clear_estop`.
+
+"Motion dimensions" are the action dimensions that move the arm: all of them in ``joint_position`` mode
+(the gripper is a joint target like the others); in delta modes every dimension except the gripper's
+open/close command (a dimension whose name contains ``gripper``), which is a level, not a displacement.
+
+The action's normalised range [-1, 1] is its definition, not a safety limit: values outside it are clipped,
+as every backend does, without counting an intervention.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec, TaskStatus
+
+__all__ = [
+    "INTERVENTION_KINDS",
+    "EStopError",
+    "SafetyConfig",
+    "SafetyGuard",
+    "clamp_into_box",
+    "clamp_step",
+    "clamp_to_limits",
+    "soft_start_scale",
+]
+
+log = logging.getLogger(__name__)
+
+INTERVENTION_KINDS = ("nan", "joint_limit", "delta", "velocity", "workspace", "watchdog", "estop")
+"""What :attr:`SafetyGuard.interventions` counts, one key each."""
+
+JOINT_FEATURES = ("joint_pos", "robot0_joint_pos")
+"""Observation features searched, in order, for the measured joint positions (J,) rad."""
+
+
+class EStopError(RobotError):
+    """The guard is e-stopped: the arm holds and refuses motion until :meth:`SafetyGuard.clear_estop`."""
+
+
+# ---------------------------------------------------------------------------------------------- pure limits
+
+
+def clamp_to_limits(target: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Clamp (A,) targets into ``[low, high]`` per dimension (``-inf``/``inf`` bounds leave it free)."""
+    return np.minimum(np.maximum(target, low), high)
+
+
+def clamp_step(target: np.ndarray, reference: np.ndarray, max_step: np.ndarray) -> np.ndarray:
+    """Move each (A,) target no further than ``max_step`` from ``reference`` (LeRobot's
+    ``ensure_safe_goal_position``): ``reference + clip(target - reference, -max_step, max_step)``.
+
+    A NaN reference (unknown position) leaves that dimension unchanged.
+    """
+    known = np.isfinite(reference)
+    safe_ref = np.where(known, reference, 0.0)
+    clamped = safe_ref + np.clip(target - safe_ref, -max_step, max_step)
+    return np.where(known, clamped, target)
+
+
+def clamp_into_box(position: np.ndarray, delta: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The largest part of a (3,) ``delta`` that keeps ``position + delta`` inside the box ``[low, high]``.
+
+    Each component is clipped so the new position stays in the box. A position already outside the box on
+    one side may only move back towards it (a step further out is cut to zero).
+    """
+    lo = np.minimum(low, position)
+    hi = np.maximum(high, position)
+    return np.clip(position + delta, lo, hi) - position
+
+
+def soft_start_scale(step: int, steps: int, fraction: float) -> float:
+    """Factor on the per-step limit ``step`` actions after connect: ``fraction`` at step 0, rising linearly
+    to 1 at step ``steps`` (1 throughout when ``steps`` is 0)."""
+    if steps <= 0 or step >= steps:
+        return 1.0
+    return fraction + (1.0 - fraction) * step / steps
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+def _positive(value: float | None, name: str, *, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"SafetyConfig.{name} must be a positive number, got {value!r}")
+
+
+@dataclasses.dataclass
+class SafetyConfig:
+    """What :class:`SafetyGuard` enforces. JSON round trip: :meth:`to_dict` / :meth:`from_dict`.
+
+    Units are the action's physical units (``spec.to_physical``): rad for joint modes; m for
+    ``ee_delta``'s (dx, dy, dz) and rad for its (drx, dry, drz).
+    """
+
+    max_step: float | list[float] | None = None
+    """Largest displacement one step may command, per motion dimension (one number for all, or a list of
+    A numbers; non-motion dimensions ignore theirs). None: ``max_joint_velocity * T`` per joint in joint
+    modes, the action range's half-width in ``ee_delta`` (then only the soft-start ramp limits it)."""
+    velocity_margin: float | None = 1.0
+    """Joint modes: targets may be at most ``max_joint_velocity * velocity_margin * T`` from the measured
+    position. In (0, 1]; None disables the check."""
+    joint_limit_margin: float = 0.0
+    """Joint targets keep this far (rad) inside ``[joint_low, joint_high]``; >= 0."""
+    workspace: bool = True
+    """``ee_delta``: keep the end effector in the workspace box (the spec's, or the override below)."""
+    workspace_low: list[float] | None = None
+    """(3,) m: overrides ``spec.workspace_low``; give both corners or neither."""
+    workspace_high: list[float] | None = None
+    """(3,) m: overrides ``spec.workspace_high``."""
+    watchdog_periods: float | None = 5.0
+    """Hold the arm when no ``act`` arrived for this many control periods; None disables the watchdog."""
+    soft_start_steps: int = 20
+    """The per-step limit ramps up over this many actions after connect (and after ``clear_estop``);
+    0 disables the ramp."""
+    soft_start_fraction: float = 0.1
+    """Fraction of ``max_step`` allowed on the first step after connect; in (0, 1]."""
+    nan_estop_after: int | None = 10
+    """E-stop after this many rejected (NaN/inf) actions in a row; None never does."""
+    joint_feature: str | None = None
+    """Observation feature with the measured joint positions (J,) rad; None: the first of
+    :data:`JOINT_FEATURES` the robot observes."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_step, list | tuple):
+            self.max_step = [float(v) for v in self.max_step]
+            for v in self.max_step:
+                _positive(v, "max_step")
+        else:
+            _positive(self.max_step, "max_step")
+        _positive(self.velocity_margin, "velocity_margin")
+        if self.velocity_margin is not None and self.velocity_margin > 1:
+            raise ValueError(f"SafetyConfig.velocity_margin must be <= 1, got {self.velocity_margin}")
+        if not (isinstance(self.joint_limit_margin, int | float) and self.joint_limit_margin >= 0):
+            raise ValueError(f"SafetyConfig.joint_limit_margin must be >= 0, got {self.joint_limit_margin!r}")
+        if (self.workspace_low is None) != (self.workspace_high is None):
+            raise ValueError("SafetyConfig.workspace_low and workspace_high must be given together")
+        for name in ("workspace_low", "workspace_high"):
+            value = getattr(self, name)
+            if value is not None:
+                value = [float(v) for v in value]
+                if len(value) != 3 or not all(math.isfinite(v) for v in value):
+                    raise ValueError(f"SafetyConfig.{name} must be 3 finite numbers (m), got {value}")
+                setattr(self, name, value)
+        if self.workspace_low is not None and any(
+            h <= lo for lo, h in zip(self.workspace_low, self.workspace_high, strict=True)
+        ):
+            raise ValueError("SafetyConfig.workspace_high must exceed workspace_low in x, y and z")
+        _positive(self.watchdog_periods, "watchdog_periods")
+        if not isinstance(self.soft_start_steps, int) or self.soft_start_steps < 0:
+            raise ValueError(
+                f"SafetyConfig.soft_start_steps must be an int >= 0, got {self.soft_start_steps!r}"
+            )
+        _positive(self.soft_start_fraction, "soft_start_fraction", allow_none=False)
+        if self.soft_start_fraction > 1:
+            raise ValueError(f"SafetyConfig.soft_start_fraction must be <= 1, got {self.soft_start_fraction}")
+        if self.nan_estop_after is not None and (
+            not isinstance(self.nan_estop_after, int) or self.nan_estop_after < 1
+        ):
+            raise ValueError(
+                f"SafetyConfig.nan_estop_after must be an int >= 1, got {self.nan_estop_after!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> SafetyConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them and ``source``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown safety keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+# ---------------------------------------------------------------------------------------------- the guard
+
+
+def motion_mask(spec: RobotSpec) -> np.ndarray:
+    """(A,) bool: the action dimensions that move the arm (see the module docstring)."""
+    if spec.action_mode == "joint_position":
+        return np.ones(spec.action_dim, dtype=bool)
+    return np.array(["gripper" not in name for name in spec.action_names])
+
+
+def action_joints(spec: RobotSpec) -> np.ndarray:
+    """(A,) int: the joint each action dimension drives in joint modes, -1 for none.
+
+    By name when every motion dimension is named after a joint, else by order (the i-th motion dimension
+    drives joint i), as robosuite's ``dq0..dq6`` do.
+    """
+    index = np.full(spec.action_dim, -1)
+    if spec.action_mode == "ee_delta":
+        return index
+    motion = np.flatnonzero(motion_mask(spec))
+    names = [spec.action_names[i] for i in motion]
+    if all(n in spec.joint_names for n in names):
+        index[motion] = [spec.joint_names.index(n) for n in names]
+    else:
+        k = min(len(motion), spec.n_joints)
+        index[motion[:k]] = np.arange(k)
+    return index
+
+
+class SafetyGuard(Robot):
+    """A :class:`Robot` that enforces a :class:`SafetyConfig` on another robot (same ``spec``).
+
+    Use it exactly like the robot it wraps (context manager, ``reset``/``observe``/``act``). The references
+    the limits need (measured joint positions, end-effector position) come from the latest observation
+    taken through the guard; ``act`` observes first if none was taken since the previous ``act``.
+
+    Args:
+        robot: the robot to protect (not yet connected; the guard connects it).
+        config: the limits; None uses :class:`SafetyConfig`'s defaults.
+
+    Raises:
+        ValueError: a config that does not fit the spec (``max_step`` length, unknown ``joint_feature``).
+    """
+
+    def __init__(self, robot: Robot, config: SafetyConfig | None = None) -> None:
+        self.robot = robot
+        self.config = config or SafetyConfig()
+        self._resolve_limits()
+        self._io_lock = threading.Lock()
+        self._estop_reason: str | None = None
+        self._obs: dict[str, np.ndarray] | None = None
+        self._obs_fresh = False
+        self._previous: np.ndarray | None = None
+        self._steps_since_connect = 0
+        self._consecutive_nan = 0
+        self._n_acts = 0
+        self._last_act = time.monotonic()
+        self._watchdog_armed = False
+        self._watchdog_fired = False
+        self._watchdog_stop = threading.Event()
+        self._watchdog_thread: threading.Thread | None = None
+        self._counts = dict.fromkeys(INTERVENTION_KINDS, 0)
+
+    def _resolve_limits(self) -> None:
+        """Turn the config into (A,) physical arrays for this spec."""
+        spec, cfg = self.spec, self.config
+        a = spec.action_dim
+        self._motion = motion_mask(spec)
+        self._joint_of = action_joints(spec)
+        has_joint = self._joint_of >= 0
+        j = np.where(has_joint, self._joint_of, 0)
+        inf = np.full(a, np.inf)
+        margin = cfg.joint_limit_margin
+        self._joint_low = np.where(has_joint, spec.joint_low[j] + margin, -inf)
+        self._joint_high = np.where(has_joint, spec.joint_high[j] - margin, inf)
+        if np.any(self._joint_low > self._joint_high):
+            raise ValueError("SafetyConfig.joint_limit_margin leaves no room inside a joint's limits")
+        self._max_velocity = np.where(has_joint, spec.max_joint_velocity[j], inf)
+        if cfg.max_step is None:
+            if spec.action_mode == "ee_delta":
+                default = np.maximum(np.abs(spec.action_low), np.abs(spec.action_high))
+            else:
+                default = self._max_velocity * spec.period
+            max_step = default
+        elif isinstance(cfg.max_step, list):
+            if len(cfg.max_step) != a:
+                raise ValueError(f"SafetyConfig.max_step has {len(cfg.max_step)} values for {a} action dims")
+            max_step = np.asarray(cfg.max_step, dtype=np.float64)
+        else:
+            max_step = np.full(a, float(cfg.max_step))
+        self._max_step = np.where(self._motion, max_step, np.inf)
+        low = cfg.workspace_low if cfg.workspace_low is not None else spec.workspace_low
+        high = cfg.workspace_high if cfg.workspace_high is not None else spec.workspace_high
+        use_box = cfg.workspace and spec.action_mode == "ee_delta" and low is not None
+        self._box = (np.asarray(low, np.float64), np.asarray(high, np.float64)) if use_box else None
+        if self._box is not None and spec.eef_feature is None:
+            raise ValueError(
+                f"{spec.name}: a workspace box needs spec.eef_feature (the end-effector position)"
+            )
+        feature = cfg.joint_feature
+        if feature is None:
+            feature = next((f for f in JOINT_FEATURES if f in spec.obs_shapes), None)
+        elif feature not in spec.obs_shapes:
+            raise ValueError(
+                f"SafetyConfig.joint_feature {feature!r} is not observed by {spec.name}; "
+                f"it observes {sorted(spec.obs_shapes)}"
+            )
+        self._joint_feature = feature
+
+    # ------------------------------------------------------------------ Robot interface
+
+    @property
+    def spec(self) -> RobotSpec:
+        return self.robot.spec
+
+    @property
+    def interventions(self) -> dict[str, int]:
+        """Counts per kind (:data:`INTERVENTION_KINDS`) since the last :meth:`reset`."""
+        return dict(self._counts)
+
+    def intervention_report(self) -> dict[str, Any]:
+        """JSON-ready summary for an episode's ``extra`` metadata: counts, actions checked, e-stop reason."""
+        return {"interventions": self.interventions, "actions": self._n_acts, "estop": self._estop_reason}
+
+    def _connect(self) -> None:
+        self.robot.connect()
+        self._steps_since_connect = 0
+        if self.config.watchdog_periods is not None:
+            self._watchdog_stop.clear()
+            self._watchdog_thread = threading.Thread(
+                target=self._watchdog_loop, name=f"watchdog:{self.spec.name}", daemon=True
+            )
+            self._watchdog_thread.start()
+
+    def _disconnect(self) -> None:
+        self._watchdog_stop.set()
+        if self._watchdog_thread is not None:
+            self._watchdog_thread.join(timeout=1.0)
+            self._watchdog_thread = None
+        self.robot.disconnect()
+
+    def close(self) -> None:
+        """Disconnect, then free the wrapped robot (its ``close()``, where it has one: a simulator)."""
+        self.disconnect()
+        close = getattr(self.robot, "close", None)
+        if callable(close):
+            close()
+
+    def reset(self, *, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Reset the wrapped robot (it may move home: refused while e-stopped) and zero the counts.
+
+        Raises:
+            EStopError: the guard is e-stopped.
+        """
+        self._require_connected()
+        self._refuse_if_estopped()
+        with self._io_lock:
+            self._watchdog_armed = False
+            obs = self.robot.reset(seed=seed)
+            self._counts = dict.fromkeys(INTERVENTION_KINDS, 0)
+            self._n_acts = 0
+            self._consecutive_nan = 0
+            self._set_obs(obs)
+            self._previous = self._rest_command(obs)
+        return obs
+
+    def observe(self) -> dict[str, np.ndarray]:
+        self._require_connected()
+        with self._io_lock:
+            obs = self.robot.observe()
+            self._set_obs(obs)
+        return obs
+
+    def task_status(self) -> TaskStatus | None:
+        return self.robot.task_status()
+
+    def hold(self) -> None:
+        """Hold the wrapped arm; never raises (a failure is logged: the link may already be gone)."""
+        try:
+            self.robot.hold()
+        except Exception as err:  # hold() is called on the way out of failures; it must not add one
+            log.warning("%s: hold() failed: %s", self.spec.name, err)
+
+    def act(self, action: np.ndarray) -> np.ndarray:
+        """Check, limit and send one normalised (A,) action; returns the normalised command sent.
+
+        Raises:
+            EStopError: the guard is (or became, during this call) e-stopped; the arm holds.
+            ValueError: the action does not have shape (A,).
+            RobotError: from the wrapped robot.
+        """
+        self._require_connected()
+        self._refuse_if_estopped()
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (self.spec.action_dim,):
+            raise ValueError(
+                f"{self.spec.name}: action must have shape ({self.spec.action_dim},), got {action.shape}"
+            )
+        with self._io_lock:
+            self._last_act = time.monotonic()
+            self._watchdog_armed = True
+            self._watchdog_fired = False
+            if not self._obs_fresh or self._obs is None:
+                self._set_obs(self.robot.observe())
+            if self._previous is None:
+                self._previous = self._rest_command(self._obs)
+            self._n_acts += 1
+            if not np.all(np.isfinite(action)):
+                sent = self._reject_non_finite()
+            else:
+                self._consecutive_nan = 0
+                command = self._limit(action)
+                sent = np.asarray(self.robot.act(command), dtype=np.float64)
+                self._previous = sent
+                self._steps_since_connect += 1
+            self._obs_fresh = False
+        self._refuse_if_estopped()  # an e-stop that arrived while the command was in flight
+        return sent
+
+    # ------------------------------------------------------------------ e-stop
+
+    @property
+    def estopped(self) -> bool:
+        """Whether an e-stop is active."""
+        return self._estop_reason is not None
+
+    @property
+    def estop_reason(self) -> str | None:
+        """Why the active e-stop was triggered, or None."""
+        return self._estop_reason
+
+    def estop(self, reason: str = "software e-stop") -> None:
+        """Stop: hold the arm now (or, if a command is in flight, as soon as it returns) and refuse motion
+        until :meth:`clear_estop`. Safe to call from another thread or a signal handler; never raises."""
+        if self._estop_reason is None:
+            self._estop_reason = reason
+            self._counts["estop"] += 1
+            log.warning("%s: e-stop: %s", self.spec.name, reason)
+        if self._io_lock.acquire(blocking=False):  # else act() is mid-command and holds when it returns
+            try:
+                self.hold()
+            finally:
+                self._io_lock.release()
+
+    def clear_estop(self) -> None:
+        """Allow motion again; the soft-start ramp starts over."""
+        self._estop_reason = None
+        self._steps_since_connect = 0
+        self._consecutive_nan = 0
+
+    @contextlib.contextmanager
+    def estop_on_sigint(self) -> Iterator[SafetyGuard]:
+        """Inside the block, Ctrl-C (SIGINT) e-stops instead of raising KeyboardInterrupt; a second Ctrl-C
+        while e-stopped goes to the previous handler (usually: KeyboardInterrupt). The previous handler is
+        restored on leaving the block. Main thread only (a Python rule for signal handlers)."""
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.estopped and callable(previous):
+                previous(signum, frame)
+                return
+            self.estop("SIGINT (Ctrl-C)")
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+    def _refuse_if_estopped(self) -> None:
+        if self._estop_reason is not None:
+            with self._io_lock:
+                self.hold()
+            raise EStopError(
+                f"{self.spec.name}: e-stopped ({self._estop_reason}); call clear_estop() to move"
+            )
+
+    # ------------------------------------------------------------------ limits
+
+    def _set_obs(self, obs: dict[str, np.ndarray]) -> None:
+        self._obs = obs
+        self._obs_fresh = True
+
+    def _measured(self, obs: dict[str, np.ndarray] | None) -> np.ndarray:
+        """(A,) measured joint position per action dimension, NaN where unknown."""
+        out = np.full(self.spec.action_dim, np.nan)
+        if obs is None or self._joint_feature is None or self._joint_feature not in obs:
+            return out
+        q = np.asarray(obs[self._joint_feature], dtype=np.float64).reshape(-1)
+        has = (self._joint_of >= 0) & (self._joint_of < q.size)
+        out[has] = q[self._joint_of[has]]
+        return out
+
+    def _rest_command(self, obs: dict[str, np.ndarray] | None) -> np.ndarray:
+        """Normalised command that keeps the arm still: the measured position (``joint_position``; the
+        mid-range where unknown) or zero displacement (delta modes)."""
+        spec = self.spec
+        if spec.action_mode == "joint_position":
+            measured = self._measured(obs)
+            mid = 0.5 * (spec.action_low + spec.action_high)
+            return spec.to_normalized(np.where(np.isfinite(measured), measured, mid))
+        return np.clip(spec.to_normalized(np.zeros(spec.action_dim)), -1.0, 1.0)
+
+    def _hold_command(self) -> np.ndarray:
+        """What holding means as a normalised command: the previous target (``joint_position``), or zero
+        displacement with the gripper's previous command (delta modes)."""
+        if self.spec.action_mode == "joint_position":
+            return self._previous.copy()
+        rest = self._rest_command(None)
+        return np.where(self._motion, rest, self._previous)
+
+    def _reject_non_finite(self) -> np.ndarray:
+        self._counts["nan"] += 1
+        self._consecutive_nan += 1
+        self.hold()
+        limit = self.config.nan_estop_after
+        if limit is not None and self._consecutive_nan >= limit and self._estop_reason is None:
+            self._estop_reason = f"{self._consecutive_nan} non-finite actions in a row"
+            self._counts["estop"] += 1
+            log.warning("%s: e-stop: %s", self.spec.name, self._estop_reason)
+        return self._hold_command()
+
+    def _count_if_changed(self, kind: str, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        if np.any(before != after):
+            self._counts[kind] += 1
+        return after
+
+    def _limit(self, action: np.ndarray) -> np.ndarray:
+        """Apply the limits to a finite normalised action; returns the normalised command to send."""
+        spec, cfg = self.spec, self.config
+        action = np.clip(action, -1.0, 1.0)
+        p = spec.to_physical(action)
+        original = p.copy()
+        scale = soft_start_scale(self._steps_since_connect, cfg.soft_start_steps, cfg.soft_start_fraction)
+        max_step = self._max_step * scale
+        measured = self._measured(self._obs)
+        vel_step = (
+            self._max_velocity * cfg.velocity_margin * spec.period
+            if cfg.velocity_margin is not None
+            else np.full(spec.action_dim, np.inf)
+        )
+        if spec.action_mode == "joint_position":
+            p = self._count_if_changed(
+                "joint_limit", p, clamp_to_limits(p, self._joint_low, self._joint_high)
+            )
+            previous = spec.to_physical(self._previous)
+            p = self._count_if_changed("delta", p, clamp_step(p, previous, max_step))
+            p = self._count_if_changed("velocity", p, clamp_step(p, measured, vel_step))
+        elif spec.action_mode == "joint_delta":
+            known = np.isfinite(measured)
+            base = np.where(known, measured, 0.0)
+            target = clamp_to_limits(base + p, self._joint_low, self._joint_high)
+            limited = np.where(known & (target != base + p), target - base, p)
+            p = self._count_if_changed("joint_limit", p, limited)
+            zero = np.zeros_like(p)
+            p = self._count_if_changed("delta", p, clamp_step(p, zero, max_step))
+            p = self._count_if_changed("velocity", p, clamp_step(p, zero, vel_step))
+        else:  # ee_delta
+            p = self._count_if_changed("delta", p, clamp_step(p, np.zeros_like(p), max_step))
+            if self._box is not None and self._obs is not None and spec.eef_feature in self._obs:
+                eef = np.asarray(self._obs[spec.eef_feature], dtype=np.float64).reshape(3)
+                boxed = p.copy()
+                boxed[:3] = clamp_into_box(eef, p[:3], *self._box)
+                p = self._count_if_changed("workspace", p, boxed)
+        if np.array_equal(p, original):
+            return action
+        return np.clip(spec.to_normalized(p), -1.0, 1.0)
+
+    # ------------------------------------------------------------------ watchdog
+
+    def _watchdog_loop(self) -> None:
+        period = self.spec.period
+        timeout = self.config.watchdog_periods * period
+        while not self._watchdog_stop.wait(min(period / 2, 0.05)):
+            if not self._watchdog_armed or self._watchdog_fired:
+                continue
+            if time.monotonic() - self._last_act <= timeout:
+                continue
+            if not self._io_lock.acquire(blocking=False):
+                continue  # a command is in flight: the loop is alive
+            try:
+                if self._watchdog_armed and time.monotonic() - self._last_act > timeout:
+                    self._watchdog_fired = True
+                    self._counts["watchdog"] += 1
+                    log.warning("%s: watchdog: no action for %.0f ms, holding", self.spec.name, timeout * 1e3)
+                    self.hold()
+            finally:
+                self._io_lock.release()
