@@ -182,6 +182,10 @@ def load_policy(
     """
     path = Path(path)
     config = read_config(path)
+    if "lerobot_type" in config.get("policy", {}):  # a LeRobot policy (e.g. ACT) wrapped as a Gaussian
+        from gipo_robot.policies.from_lerobot import load_finetuned
+
+        return load_finetuned(path, low_dim=low_dim, images=images, action_dim=action_dim)
     try:
         policy_config = PolicyConfig(**config["policy"])
     except (TypeError, ValueError, KeyError) as e:
@@ -200,6 +204,11 @@ def load_critic(path: str | Path) -> Critic | None:
     config = read_config(path)
     if CRITIC_FILE not in config.get("weights_sha256", {}):
         return None
-    critic = Critic(PolicyConfig(**config["policy"]))
+    config_class = PolicyConfig
+    if "lerobot_type" in config["policy"]:
+        from gipo_robot.policies.from_lerobot import LeRobotPolicyConfig  # imports lerobot only lazily
+
+        config_class = LeRobotPolicyConfig
+    critic = Critic(config_class(**config["policy"]))
     _load_into(critic, path, CRITIC_FILE, config)
     return critic
