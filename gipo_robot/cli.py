@@ -172,10 +172,22 @@ def finetune(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/finetune"),
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")] = False,
     seed: int = 0,
+    backend: Annotated[str, typer.Option(help="Rollout envs: subprocess, sync or ray.")] = "subprocess",
+    workers: Annotated[int, typer.Option(min=1, help="Ray rollout workers (--backend ray).")] = 1,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join ('auto', 'ray://host:10001'); default: local Ray.")
+    ] = None,
+    async_collection: Annotated[
+        bool, typer.Option(help="Ray workers collect with the weights they have while the learner updates.")
+    ] = False,
+    max_lag: Annotated[
+        int, typer.Option(min=0, help="Async collection drops batches more than this many versions old.")
+    ] = 8,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune a policy with GIPO (or a baseline) on the last K rollout batches; learning curve PNG."""
     from gipo_robot.policies import CheckpointError
+    from gipo_robot.sim import SimError
     from gipo_robot.train.finetune import FinetuneConfig, FinetuneError
     from gipo_robot.train.finetune import finetune as run_finetune
 
@@ -188,10 +200,12 @@ def finetune(
         config = FinetuneConfig(
             task=task, objective=objective, objective_params=params, replay_size=replay_size,
             env_steps=env_steps, num_envs=num_envs, policy_lr=policy_lr, init_log_std=init_log_std, seed=seed,
+            backend=backend, workers=workers, ray_address=address, async_collection=async_collection,
+            max_lag=max_lag,
         )  # fmt: skip
         with _stdout_to_stderr(as_json):
             history = run_finetune(config, policy, out, resume=resume)
-    except (CheckpointError, FinetuneError, ValueError, KeyError) as err:
+    except (CheckpointError, FinetuneError, SimError, ImportError, ValueError, KeyError) as err:
         raise _error_exit(err, as_json) from None
     evals = [r for r in history if "eval_success" in r]
     summary = {
@@ -333,6 +347,87 @@ def eval_policy(
     _emit(summary, as_json, human)
 
 
+@app.command("deploy")
+def deploy_command(
+    policy: Annotated[Path, typer.Argument(help="Policy checkpoint directory.")],
+    robot: Annotated[
+        str, typer.Option(help="sim:<Task>[?option=value&...] or a .json/.toml robot config file.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Episode store to record into (appended to if it exists).")
+    ] = Path("deploy.zarr"),
+    episodes: Annotated[int, typer.Option(min=1)] = 1,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Steps per episode at most; needed by real arms.")
+    ] = None,
+    execute_steps: Annotated[
+        int | None, typer.Option(min=1, help="Actions of each chunk executed before re-planning.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Episode i resets with seed + i (sim).")] = 1_000_000,
+    task: Annotated[str, typer.Option(help="Task name recorded with each episode.")] = "",
+    safety: Annotated[Path | None, typer.Option(help="JSON file of SafetyConfig fields.")] = None,
+    realtime: Annotated[
+        bool, typer.Option(help="Pace at the robot's control rate; --no-realtime: sim only, flat out.")
+    ] = True,
+    rt_priority: Annotated[
+        int | None, typer.Option(min=1, max=99, help="Run the loop SCHED_FIFO at this priority (Linux).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a policy on a robot behind the safety guard, recording every step; reports loop jitter."""
+    from gipo_robot.datasets import DatasetError
+    from gipo_robot.hardware.config import load_robot
+    from gipo_robot.hardware.deploy import DeployConfig, check_policy_fits, open_deploy_store
+    from gipo_robot.hardware.deploy import deploy as run_deploy
+    from gipo_robot.hardware.robot import RobotError
+    from gipo_robot.hardware.safety import SafetyConfig
+    from gipo_robot.policies import CheckpointError, load_policy
+
+    arm = None
+    try:
+        pol = load_policy(policy)  # a bad checkpoint fails before any robot starts
+        safety_config = SafetyConfig()
+        if safety is not None:
+            try:
+                data = json.loads(safety.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise ValueError(f"safety config {safety}: {err}") from err
+            safety_config = SafetyConfig.from_dict(data, source=str(safety))
+        config = DeployConfig(
+            episodes=episodes,
+            max_steps=max_steps,
+            execute_steps=execute_steps,
+            seed=seed,
+            task=task,
+            realtime=realtime,
+            rt_priority=rt_priority,
+            safety=safety_config,
+        )
+        with _stdout_to_stderr(as_json):
+            arm = load_robot(robot)
+            check_policy_fits(pol.config, arm.spec, where=f"policy at {policy}")
+            store = open_deploy_store(out, arm.spec)
+            result = run_deploy(
+                pol, arm, store, config, policy_name=str(policy), log=lambda m: typer.echo(m, err=True)
+            )
+    except (CheckpointError, ValueError, DatasetError, RobotError) as err:
+        raise _error_exit(err, as_json) from None
+    finally:
+        close = getattr(arm, "close", None)
+        if callable(close):
+            close()
+    summary = {"policy": str(policy), "robot": robot, "out": str(out), **result.to_dict()}
+    t = summary["timing"]
+    human = (
+        f"{summary['episodes_run']} episodes, {summary['successes']} successful, {summary['steps']} steps "
+        f"-> {out}\nloop at {1e3 / t['period_ms']:.0f} Hz: period error p50 {t['p50_period_error_ms']} ms, "
+        f"p99 {t['p99_period_error_ms']} ms, {t['missed']} missed deadlines; "
+        f"guard interventions {summary['interventions']}"
+        + (f"\nstopped by: {summary['error']}" if summary["error"] else "")
+    )
+    _emit(summary, as_json, human)
+
+
 def _write_thumbnail(store, target: Path, episodes: int = 8) -> str | None:
     """PNG grid of the first frame of up to ``episodes`` episodes (rows) for every camera (columns)."""
     import imagecodecs
@@ -398,23 +493,42 @@ def convert(
     src: Annotated[
         Path,
         typer.Argument(
-            help="robomimic .hdf5 file, episode store (.zarr), or Diffusion Policy / UMI replay_buffer.zarr."
+            help="robomimic .hdf5 file, episode store (.zarr), Diffusion Policy / UMI replay_buffer.zarr, "
+            "or LeRobot dataset folder (meta/info.json)."
         ),
     ],
     dst: Annotated[Path, typer.Argument(help="Episode store to create, or .hdf5 file to write.")],
     overwrite: Annotated[bool, typer.Option(help="Replace DST if it exists.")] = False,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Export an episode store as 'lerobot' (a LeRobot v3.0 dataset folder)."),
+    ] = None,
+    video: Annotated[
+        bool, typer.Option(help="With --to lerobot: cameras as mp4 (lossy, small), not PNG (lossless).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Convert robomimic HDF5 or a Diffusion Policy replay buffer to the Zarr episode store, or a store
-    (either kind) to robomimic HDF5; the direction comes from the suffixes and the source's layout."""
+    """Convert robomimic HDF5, a Diffusion Policy replay buffer or a LeRobot dataset to the Zarr episode
+    store, or a store to robomimic HDF5 (or to LeRobot with --to lerobot); the direction comes from the
+    suffixes and the source's layout."""
     from gipo_robot.datasets import DatasetError, EpisodeStore
     from gipo_robot.datasets.from_diffusion_policy import ReplayBufferStore, replay_buffer_to_store
+    from gipo_robot.datasets.from_lerobot import is_lerobot_dataset, lerobot_to_store, store_to_lerobot
     from gipo_robot.datasets.from_robomimic import robomimic_to_store, store_to_robomimic
 
     hdf5 = (".hdf5", ".h5")
     start = time.perf_counter()
     try:
-        if src.suffix in hdf5:
+        if to not in (None, "lerobot"):
+            raise DatasetError(f"--to {to!r} is not a known target; known: lerobot", path=dst)
+        if is_lerobot_dataset(src):
+            store = lerobot_to_store(src, dst, overwrite=overwrite)
+            direction = "lerobot->zarr"
+        elif to == "lerobot":
+            store = EpisodeStore.open(src, "r")
+            store_to_lerobot(store, dst, video=video, overwrite=overwrite)
+            direction = "zarr->lerobot"
+        elif src.suffix in hdf5:
             store = robomimic_to_store(src, dst, overwrite=overwrite)
             direction = "robomimic->zarr"
         elif dst.suffix in hdf5:
@@ -426,7 +540,7 @@ def convert(
             if not isinstance(source, ReplayBufferStore):
                 raise DatasetError(
                     "cannot tell the direction: the source is already an episode store, so DST must be a "
-                    "robomimic .hdf5/.h5 file (LeRobot datasets are not supported yet)",
+                    "robomimic .hdf5/.h5 file, or pass --to lerobot",
                     path=src,
                 )
             store = replay_buffer_to_store(source, dst, overwrite=overwrite)
@@ -449,6 +563,92 @@ def convert(
         f"{direction}: {result['episodes']} episodes, {result['steps']} steps -> {dst} ({size / 1e6:.1f} MB)"
     )
     _emit(result, as_json, human)
+
+
+@app.command()
+def record(
+    robot: Annotated[str, typer.Option(help="sim:TASK[?cameras=...&image_size=...] or a robot config file.")],
+    out: Annotated[Path, typer.Option(help="Episode store to create, or to append to if it exists.")],
+    device: Annotated[str, typer.Option(help="keyboard, spacemouse, leader or scripted.")] = "keyboard",
+    task: Annotated[str, typer.Option(help="Task name or instruction stored with each episode.")] = "",
+    episodes: Annotated[int, typer.Option(min=1, help="Stop after saving this many episodes.")] = 1,
+    max_seconds: Annotated[float | None, typer.Option(help="Per-episode time limit, s (then saved).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Control rate, Hz; default: the robot's.")] = None,
+    realtime: Annotated[bool, typer.Option(help="Pace at --fps (off: as fast as the sim steps).")] = True,
+    policy: Annotated[Path | None, typer.Option(help="Policy checkpoint that drives (takeover: t).")] = None,
+    leader: Annotated[str | None, typer.Option(help="--device leader: leader arm robot config.")] = None,
+    leader_map: Annotated[Path | None, typer.Option(help="--device leader: joint mapping JSON/TOML.")] = None,
+    noise: Annotated[float, typer.Option(min=0.0, max=1.0, help="--device scripted: expert noise.")] = 0.0,
+    replay: Annotated[Path | None, typer.Option(help="--device scripted: replay a store's actions.")] = None,
+    script: Annotated[
+        str | None,
+        typer.Option(help='--device scripted: operator events, JSON {"attempt": {"step": ["discard"]}}.'),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Sim: attempt i resets with seed + i.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record demonstrations by teleoperation (keyboard, SpaceMouse, leader arm) or a scripted operator."""
+    from gipo_robot.datasets import DatasetError
+    from gipo_robot.hardware.config import load_robot
+    from gipo_robot.policies import CheckpointError
+    from gipo_robot.teleop.devices import DEVICES, TeleopError, make_device
+    from gipo_robot.teleop.recorder import PolicyDriver, RecorderConfig
+    from gipo_robot.teleop.recorder import record as run_record
+
+    try:
+        if device not in DEVICES:
+            raise ValueError(f"unknown --device {device!r}; known: {', '.join(DEVICES)}")
+        config = RecorderConfig(
+            out=str(out), task=task, episodes=episodes, max_seconds=max_seconds, fps=fps, realtime=realtime,
+            seed=seed,
+        )  # fmt: skip
+        options: dict = {}
+        if device == "scripted":
+            options = {"noise": noise, "seed": seed or 0, "replay": replay}
+            if script is not None:
+                try:
+                    options["events"] = json.loads(script)
+                except ValueError as err:
+                    raise ValueError(f"--script is not valid JSON: {err}") from None
+        elif device == "leader":
+            if leader is None:
+                raise ValueError("--device leader needs --leader CONFIG (the leader arm's robot config)")
+            if max_seconds is None and not sys.stdin.isatty():
+                raise ValueError(
+                    "--device leader without a terminal for the event keys needs --max-seconds "
+                    "(episodes then start by themselves and end at the time limit)"
+                )
+            options = {"leader": leader, "mapping": leader_map}
+        if device in ("spacemouse", "leader") and sys.stdin.isatty():
+            from gipo_robot.teleop.keyboard import KeyboardDevice
+
+            options["events"] = None  # filled below, once the follower's spec is known
+        with _stdout_to_stderr(True):
+            follower = load_robot(robot)
+            if "events" in options and options["events"] is None:
+                options["events"] = KeyboardDevice(follower.spec)
+            if not config.task and follower.spec.name.startswith("sim:"):
+                config.task = follower.spec.name[4:]
+            try:
+                operator = make_device(device, follower, **options)
+                driver = PolicyDriver.load(policy, follower.spec) if policy is not None else None
+                result = run_record(follower, operator, config, policy=driver)
+            finally:
+                close = getattr(follower, "close", None)
+                if callable(close):
+                    close()
+    except (DatasetError, TeleopError, CheckpointError, ValueError) as err:
+        raise _error_exit(err, as_json) from None
+    summary = {"out": str(out), "device": device, **result.to_dict()}
+    human = (
+        f"saved {len(result.saved)} episode(s) ({result.successes} successful), "
+        f"discarded {result.discarded}, {result.steps} steps, {result.dropped_frames} dropped frames; "
+        f"session ended: {result.ended}; "
+        f"{out} now holds {result.store_episodes} episodes"
+    )
+    _emit(summary, as_json, human)
+    if result.ended == "estop":
+        raise typer.Exit(code=2)
 
 
 @app.command("collect-demos")
