@@ -707,3 +707,63 @@ def collect_demos_command(
         f"({result['success_rate']:.0%}, noise {noise}), {result['steps']} steps -> {out}"
     )
     _emit(result, as_json, human)
+
+
+@app.command("virtual-arm")
+def virtual_arm(
+    protocol: Annotated[str, typer.Option(help="Servo protocol: feetech (STS3215) or dynamixel (XL330).")] = (
+        "feetech"
+    ),
+    config_out: Annotated[
+        Path | None, typer.Option(help="Write a ready robot config (JSON) for this arm here.")
+    ] = None,
+    corrupt: Annotated[float, typer.Option(help="Probability of a corrupted reply checksum.")] = 0.0,
+    drop: Annotated[float, typer.Option(help="Probability of a dropped reply.")] = 0.0,
+    delay_ms: Annotated[float, typer.Option(help="Added delay before every reply, ms.")] = 0.0,
+) -> None:
+    """Emulate a 6-joint servo arm on a pseudo-terminal (real protocol bytes, MuJoCo joints) until Ctrl-C.
+
+    Drive it with any command that takes --robot, e.g. `gipo-robot deploy POLICY --robot arm.json`.
+    """
+    from gipo_robot.hardware.virtual_bus import FaultConfig, VirtualArmConfig, robot_config_for, serve
+
+    try:
+        faults = FaultConfig(corrupt_prob=corrupt, drop_prob=drop, reply_delay_s=delay_ms / 1000)
+        config = VirtualArmConfig(protocol=protocol, faults=faults)
+    except ValueError as err:
+        raise _error_exit(err, False) from err
+
+    def ready(port: str) -> None:
+        robot_config = robot_config_for(config, port)
+        if config_out is not None:
+            config_out.write_text(json.dumps(robot_config, indent=2))
+        typer.echo(
+            f"virtual {protocol} arm on {port}" + (f"; robot config: {config_out}" if config_out else "")
+        )
+        typer.echo("Ctrl-C to stop", err=True)
+
+    counters = serve(config, on_ready=ready)
+    typer.echo(json.dumps(counters), err=True)
+
+
+@app.command("virtual-rosbridge")
+def virtual_rosbridge(
+    port: Annotated[int, typer.Option(help="Websocket port on 127.0.0.1.")] = 9090,
+    command_type: Annotated[
+        str, typer.Option(help="trajectory_msgs/JointTrajectory or std_msgs/Float64MultiArray.")
+    ] = "trajectory_msgs/JointTrajectory",
+    publish_hz: Annotated[float, typer.Option(help="JointState messages per second.")] = 50.0,
+) -> None:
+    """Serve the rosbridge protocol on loopback in front of a simulated 6-joint arm until Ctrl-C.
+
+    A stand-in for `roslaunch rosbridge_server rosbridge_websocket.launch` to rehearse a ROS robot config.
+    """
+    from gipo_robot.hardware.virtual_rosbridge import VirtualRosbridgeConfig, serve
+
+    try:
+        config = VirtualRosbridgeConfig(port=port, command_type=command_type, publish_hz=publish_hz)
+    except ValueError as err:
+        raise _error_exit(err, False) from err
+    typer.echo(f"virtual rosbridge on ws://{config.host}:{config.port} (Ctrl-C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(config)

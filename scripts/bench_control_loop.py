@@ -119,7 +119,7 @@ def bench_virtual_serial(rates: list[float], seconds: float, protocol: str, fifo
     out = {}
     with VirtualServoBus(protocol) as bus:
         try:  # the emulator's process id is private to VirtualServoBus; a script may reach for it
-            os.sched_setscheduler(bus._process.pid, os.SCHED_FIFO, os.sched_param(EMULATOR_PRIORITY))
+            os.sched_setscheduler(bus.pid, os.SCHED_FIFO, os.sched_param(EMULATOR_PRIORITY))
             emulator = f"SCHED_FIFO {EMULATOR_PRIORITY}"
         except (AttributeError, OSError) as err:
             emulator = f"default ({err})"

@@ -624,24 +624,48 @@ class VirtualServoBus:
         """
         if self.port is None:
             raise RuntimeError("virtual servo bus is not running; use it as a context manager")
-        cfg: dict[str, Any] = {
-            "type": self.config.protocol,
-            "name": f"virtual-{self.config.protocol}-arm",
-            "port": self.port,
-            "baudrate": self.config.baudrate,
-            "model": self.config.model,
-            "ids": list(self.config.ids),
-            "joint_names": list(JOINT_NAMES),
-            "joint_limits": {n: list(r) for n, r in zip(JOINT_NAMES, JOINT_RANGES, strict=True)},
-            "max_velocity": round(0.8 * sp.model_named(self.config.model).max_velocity, 3),
-            "control_hz": 30.0,
-            # the emulator is a user-space process: on a loaded machine it can be descheduled for tens
-            # of ms, so wait longer and retry more than for a real bus (0.05 s, 3 retries)
-            "timeout_s": 0.2,
-            "retries": 5,
-        }
-        cfg.update(overrides)
-        return cfg
+        return robot_config_for(self.config, self.port, **overrides)
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the emulator (e.g. to give it real-time priority in a benchmark); None if stopped."""
+        return None if self._process is None else self._process.pid
 
 
-__all__ = ["JOINT_NAMES", "JOINT_RANGES", "FaultConfig", "VirtualArmConfig", "VirtualServoBus", "serve"]
+def robot_config_for(config: VirtualArmConfig, port: str, **overrides: Any) -> dict[str, Any]:
+    """The :class:`~gipo_robot.hardware.serial_bus.SerialArm` config of a virtual arm listening on ``port``.
+
+    Args:
+        config: The virtual arm's settings.
+        port: Its pseudo-terminal, e.g. ``/dev/pts/7``.
+        **overrides: Config keys to replace (``calibration``, ``retries``, ...).
+    """
+    cfg: dict[str, Any] = {
+        "type": config.protocol,
+        "name": f"virtual-{config.protocol}-arm",
+        "port": port,
+        "baudrate": config.baudrate,
+        "model": config.model,
+        "ids": list(config.ids),
+        "joint_names": list(JOINT_NAMES),
+        "joint_limits": {n: list(r) for n, r in zip(JOINT_NAMES, JOINT_RANGES, strict=True)},
+        "max_velocity": round(0.8 * sp.model_named(config.model).max_velocity, 3),
+        "control_hz": 30.0,
+        # the emulator is a user-space process: on a loaded machine it can be descheduled for tens
+        # of ms, so wait longer and retry more than for a real bus (0.05 s, 3 retries)
+        "timeout_s": 0.2,
+        "retries": 5,
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+__all__ = [
+    "JOINT_NAMES",
+    "JOINT_RANGES",
+    "FaultConfig",
+    "VirtualArmConfig",
+    "VirtualServoBus",
+    "robot_config_for",
+    "serve",
+]
