@@ -632,7 +632,7 @@ class VirtualServoBus:
         return None if self._process is None else self._process.pid
 
 
-def robot_config_for(config: VirtualArmConfig, port: str, **overrides: Any) -> dict[str, Any]:
+def robot_config_for(config: VirtualArmConfig, port: str, /, **overrides: Any) -> dict[str, Any]:
     """The :class:`~gipo_robot.hardware.serial_bus.SerialArm` config of a virtual arm listening on ``port``.
 
     Args:
