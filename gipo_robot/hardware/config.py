@@ -61,6 +61,7 @@ SIM_OPTIONS: dict[str, Callable[[str], Any]] = {
     "seed": int,
     "end_on_success": _bool,
     "fast": _bool,
+    "render_quality": str,
 }
 
 
