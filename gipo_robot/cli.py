@@ -585,11 +585,16 @@ def record(
         typer.Option(help='--device scripted: operator events, JSON {"attempt": {"step": ["discard"]}}.'),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Sim: attempt i resets with seed + i.")] = None,
+    rt_priority: Annotated[
+        int | None,
+        typer.Option(min=1, max=99, help="Run the recording loop as a SCHED_FIFO thread at this priority."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Record demonstrations by teleoperation (keyboard, SpaceMouse, leader arm) or a scripted operator."""
     from gipo_robot.datasets import DatasetError
     from gipo_robot.hardware.config import load_robot
+    from gipo_robot.hardware.deploy import realtime_priority
     from gipo_robot.policies import CheckpointError
     from gipo_robot.teleop.devices import DEVICES, TeleopError, make_device
     from gipo_robot.teleop.recorder import PolicyDriver, RecorderConfig
@@ -613,12 +618,12 @@ def record(
         elif device == "leader":
             if leader is None:
                 raise ValueError("--device leader needs --leader CONFIG (the leader arm's robot config)")
-            if max_seconds is None and not sys.stdin.isatty():
-                raise ValueError(
-                    "--device leader without a terminal for the event keys needs --max-seconds "
-                    "(episodes then start by themselves and end at the time limit)"
-                )
             options = {"leader": leader, "mapping": leader_map}
+        if device in ("spacemouse", "leader") and max_seconds is None and not sys.stdin.isatty():
+            raise ValueError(
+                f"--device {device} without a terminal for the event keys needs --max-seconds "
+                "(episodes then end at the time limit)"
+            )
         if device in ("spacemouse", "leader") and sys.stdin.isatty():
             from gipo_robot.teleop.keyboard import KeyboardDevice
 
@@ -632,7 +637,8 @@ def record(
             try:
                 operator = make_device(device, follower, **options)
                 driver = PolicyDriver.load(policy, follower.spec) if policy is not None else None
-                result = run_record(follower, operator, config, policy=driver)
+                with realtime_priority(rt_priority):
+                    result = run_record(follower, operator, config, policy=driver)
             finally:
                 close = getattr(follower, "close", None)
                 if callable(close):

@@ -39,10 +39,12 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--camera", default="agentview")
     parser.add_argument("--render", choices=("exact", "fast"), default="exact")
+    parser.add_argument("--rt-priority", type=int, default=None, help="SCHED_FIFO priority of the loop")
     parser.add_argument("--out", default="benchmarks/record.json")
     args = parser.parse_args()
 
     from gipo_robot.datasets import EpisodeStore, validate
+    from gipo_robot.hardware.deploy import realtime_priority
     from gipo_robot.hardware.sim_robot import SimRobot
     from gipo_robot.teleop.devices import DeviceCommand, TeleopDevice
     from gipo_robot.teleop.recorder import RecorderConfig, record
@@ -81,7 +83,8 @@ def main() -> None:
             out=str(out), episodes=1, max_seconds=args.seconds, fps=args.fps, status=False
         )
         started = time.perf_counter()
-        result = record(robot, Circle(), config)
+        with realtime_priority(args.rt_priority) as granted:
+            result = record(robot, Circle(), config)
         wall = time.perf_counter() - started
         store = validate(EpisodeStore.open(out))
         stamps = store.episode(0, keys=["timestamp"])["timestamp"]
@@ -96,6 +99,7 @@ def main() -> None:
         "task": "Lift",
         "camera": f"{args.camera} {args.image_size}x{args.image_size}",
         "render": args.render,
+        "scheduling": f"SCHED_FIFO {args.rt_priority}" if granted else "default (SCHED_OTHER)",
         "fps_target": args.fps,
         "seconds": args.seconds,
         "steps": result.steps,
