@@ -594,7 +594,7 @@ def record(
     """Record demonstrations by teleoperation (keyboard, SpaceMouse, leader arm) or a scripted operator."""
     from gipo_robot.datasets import DatasetError
     from gipo_robot.hardware.config import load_robot
-    from gipo_robot.hardware.deploy import realtime_priority
+    from gipo_robot.hardware.pacing import realtime_priority
     from gipo_robot.policies import CheckpointError
     from gipo_robot.teleop.devices import DEVICES, TeleopError, make_device
     from gipo_robot.teleop.recorder import PolicyDriver, RecorderConfig

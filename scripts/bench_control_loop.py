@@ -1,7 +1,7 @@
 """How steady is the control loop? (benchmarks/control_loop.json)
 
 The deploy loop's body, minus the policy and the store: every tick of a
-:class:`~gipo_robot.hardware.deploy.Pacer` observe the robot and send one action through the
+:class:`~gipo_robot.hardware.pacing.Pacer` observe the robot and send one action through the
 :class:`~gipo_robot.hardware.safety.SafetyGuard`, at 50 Hz and 100 Hz, for ``--seconds`` each, on
 
 - ``sim``: :class:`~gipo_robot.hardware.sim_robot.SimRobot` (Lift, Panda, OSC; a slow sine in x and y);
@@ -39,7 +39,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from _common import provenance
 
-from gipo_robot.hardware.deploy import Pacer, realtime_priority
+from gipo_robot.hardware.pacing import Pacer, realtime_priority
 from gipo_robot.hardware.robot import RobotError
 from gipo_robot.hardware.safety import SafetyConfig, SafetyGuard
 
@@ -66,7 +66,8 @@ def _paced(guard: SafetyGuard, hz: float, seconds: float, action_at) -> dict:
     end = start + seconds
     steps = resets = 0
     while True:
-        tick = pacer.wait()
+        pacer.wait()
+        tick = pacer.last_tick
         if tick >= end:
             break
         guard.observe()

@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from gipo_robot.datasets import EpisodeStore, validate
-    from gipo_robot.hardware.deploy import realtime_priority
+    from gipo_robot.hardware.pacing import realtime_priority
     from gipo_robot.hardware.sim_robot import SimRobot
     from gipo_robot.teleop.devices import DeviceCommand, TeleopDevice
     from gipo_robot.teleop.recorder import RecorderConfig, record

@@ -29,7 +29,7 @@ _EXPORTS = {
     "load_robot": "config",
     "RobotConfigError": "config",
     "DeployConfig": "deploy",
-    "Pacer": "deploy",
+    "Pacer": "pacing",
     "RosArm": "ros_bridge",
     "RosArmConfig": "ros_bridge",
     "StaleStateError": "ros_bridge",

@@ -18,43 +18,33 @@ A :class:`~gipo_robot.hardware.robot.RobotError` during an episode (a servo bus 
 holds the arm, commits the steps so far as a failed episode with the error in ``extra["error"]``, and
 ends the run; it never escapes :func:`deploy`.
 
-Timing. The :class:`Pacer` keeps absolute deadlines (tick ``k`` is due at ``t0 + k*T``, so errors do not
-accumulate), sleeps until ``spin_s`` before a tick and busy-waits the rest (``time.sleep`` alone
-oversleeps by up to a scheduler quantum). Per tick it measures the *period error*
-``|(t_k - t_{k-1}) - T|``, the wake-to-wake interval's distance from the nominal period. A *missed
-deadline* is a step whose work (observe, policy, act, record) was not done by the time the next tick was
-due; the pacer then starts the next tick at once and re-anchors its schedule there rather than bursting
-to catch up, so a missed deadline shows as one long period, never as a run of short ones.
+Timing: :class:`~gipo_robot.hardware.pacing.Pacer` (absolute deadlines, period error per tick, a *missed*
+deadline when a step's work — observe, policy, act, record — outlasts its period).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
-import os
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gipo_robot.hardware.pacing import Pacer, realtime_priority
 from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec
 from gipo_robot.hardware.safety import SafetyConfig, SafetyGuard
 
 __all__ = [
     "DeployConfig",
     "DeployResult",
-    "Pacer",
     "check_policy_fits",
     "deploy",
     "open_deploy_store",
-    "realtime_priority",
-    "timing_summary",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,128 +52,6 @@ log = logging.getLogger(__name__)
 FLUSH_BYTES = 64 * 1024 * 1024
 """Steps are buffered in memory up to about this many bytes per episode before the writer flushes to
 disk (a flush costs milliseconds: inside the loop it would miss a deadline)."""
-
-
-# ---------------------------------------------------------------------------------------------- pacing
-
-
-def timing_summary(period_errors_s: list[float], work_s: list[float], missed: int, period: float) -> dict:
-    """JSON-ready timing statistics of a paced loop, in ms.
-
-    Args:
-        period_errors_s: per tick ``|(t_k - t_{k-1}) - T|``, s.
-        work_s: per step, the time from its tick to the next wait, s.
-        missed: steps whose work overran the next tick.
-        period: T, s.
-    """
-    errors = np.asarray(period_errors_s, dtype=np.float64) * 1e3
-    work = np.asarray(work_s, dtype=np.float64) * 1e3
-
-    def q(x: np.ndarray, p: float) -> float | None:
-        return float(np.percentile(x, p)) if x.size else None
-
-    return {
-        "period_ms": period * 1e3,
-        "ticks": int(errors.size + (1 if work.size else 0)),
-        "p50_period_error_ms": q(errors, 50),
-        "p99_period_error_ms": q(errors, 99),
-        "max_period_error_ms": float(errors.max()) if errors.size else None,
-        "missed": int(missed),
-        "p50_work_ms": q(work, 50),
-        "p99_work_ms": q(work, 99),
-    }
-
-
-class Pacer:
-    """Absolute-deadline pacing of a control loop at period ``period`` s (see the module docstring).
-
-    Usage::
-
-        pacer = Pacer(robot.spec.period)
-        pacer.start()
-        for _ in range(n):
-            pacer.wait()      # returns at the tick
-            ...               # observe, act
-
-    Args:
-        period: T, s.
-        spin_s: busy-wait this long before each tick instead of sleeping, s.
-    """
-
-    def __init__(self, period: float, spin_s: float = 0.001) -> None:
-        if not (period > 0 and math.isfinite(period)):
-            raise ValueError(f"Pacer period must be a positive number of seconds, got {period!r}")
-        if spin_s < 0:
-            raise ValueError(f"Pacer spin_s must be >= 0, got {spin_s!r}")
-        self.period = period
-        self.spin_s = spin_s
-        self.period_errors: list[float] = []
-        self.work: list[float] = []
-        self.missed = 0
-        self._next: float | None = None
-        self._last_tick: float | None = None
-
-    def start(self) -> float:
-        """Anchor the schedule now (after a reset, homing, ...): the next :meth:`wait` returns at once.
-        Ticks before and after a restart are not compared. Returns the anchor time (``perf_counter``)."""
-        now = time.perf_counter()
-        self._next = now
-        self._last_tick = None
-        return now
-
-    def wait(self) -> float:
-        """Wait for the next tick; returns its actual time (``time.perf_counter()``, s)."""
-        if self._next is None:
-            self.start()
-        now = time.perf_counter()
-        if self._last_tick is not None:
-            self.work.append(now - self._last_tick)
-        if now > self._next and self._last_tick is not None:
-            self.missed += 1  # this step's work ran past the tick that was due
-            self._next = now  # re-anchor: start now, do not burst to catch up
-        else:
-            remaining = self._next - now - self.spin_s
-            if remaining > 0:
-                time.sleep(remaining)
-            while time.perf_counter() < self._next:
-                pass
-        tick = time.perf_counter()
-        if self._last_tick is not None:
-            self.period_errors.append(abs(tick - self._last_tick - self.period))
-        self._last_tick = tick
-        self._next += self.period
-        return tick
-
-    def summary(self) -> dict:
-        """:func:`timing_summary` of every tick since construction."""
-        return timing_summary(self.period_errors, self.work, self.missed, self.period)
-
-
-@contextlib.contextmanager
-def realtime_priority(priority: int | None) -> Iterator[bool]:
-    """Run the calling thread under ``SCHED_FIFO`` at ``priority`` (1-99) inside the block; yields whether
-    the OS granted it (Linux, with root, ``CAP_SYS_NICE`` or an ``rtprio`` limit). ``None`` does nothing.
-
-    Under default scheduling on a busy machine the loop is preempted at random and its period error grows
-    by milliseconds (``benchmarks/control_loop.json`` measures both); a real-time thread is not preempted
-    by ordinary ones. The previous policy is restored on leaving the block.
-    """
-    if priority is None:
-        yield False
-        return
-    if not 1 <= priority <= 99:
-        raise ValueError(f"real-time priority must be in 1..99, got {priority}")
-    try:
-        old_policy, old_param = os.sched_getscheduler(0), os.sched_getparam(0)
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except (AttributeError, OSError) as err:
-        log.warning("SCHED_FIFO priority %d refused (%s); running with default scheduling", priority, err)
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        os.sched_setscheduler(0, old_policy, old_param)
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -452,7 +320,9 @@ def _run_episode(
             guard.reset(seed=seed)
             t0 = pacer.start()
             while config.max_steps is None or steps < config.max_steps:
-                tick = pacer.wait() if config.realtime else time.perf_counter()
+                if config.realtime:
+                    pacer.wait()
+                tick = pacer.last_tick if config.realtime else time.perf_counter()
                 obs = guard.observe()
                 if not queue:
                     chunk = policy.mode(_policy_input(obs, low_dim, images))[0, :n_exec]

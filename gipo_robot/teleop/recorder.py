@@ -36,13 +36,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from gipo_robot.datasets.schema import DatasetError, Feature, Schema
+from gipo_robot.hardware.pacing import Pacer
 from gipo_robot.hardware.robot import Robot, RobotSpec
 from gipo_robot.teleop.devices import TeleopDevice, TeleopError
 
@@ -251,55 +252,6 @@ class BackgroundWriter:
         if self._thread.is_alive():
             self._queue.put(("stop", None, None))
             self._thread.join()
-
-
-# ------------------------------------------------------------------------------------------------ pacing
-
-
-class Pacer:
-    """Sleeps to a fixed grid of deadlines ``t0 + k * period`` and counts the deadlines missed.
-
-    Args:
-        period: seconds per control period.
-        clock: monotonic time, seconds.
-        sleep: sleep function (tests pass fakes).
-    """
-
-    def __init__(
-        self,
-        period: float,
-        clock: Callable[[], float] = time.perf_counter,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.period = period
-        self._clock = clock
-        self._sleep = sleep
-        self.restart()
-
-    def restart(self) -> None:
-        """The current period starts now (after idle waits that should not count as drops)."""
-        self._t0 = self._clock()
-        self._k = 1
-        self.busy = 0.0
-        """Seconds the last period's work took (from its start to :meth:`wait`)."""
-
-    def wait(self) -> int:
-        """Sleep until the end of the current period; returns how many deadlines were already missed.
-
-        Example (period 50 ms, period started at 0): work ends at 30 ms -> sleeps 20 ms, returns 0; work
-        ends at 120 ms -> the deadlines at 50 and 100 ms were missed, returns 2, and the next period runs
-        from 120 to 150 ms (back on the grid).
-        """
-        deadline = self._t0 + self._k * self.period
-        now = self._clock()
-        self.busy = now - (deadline - self.period)
-        if now <= deadline:
-            self._sleep(deadline - now)
-            self._k += 1
-            return 0
-        missed = int((now - deadline) // self.period) + 1
-        self._k += missed
-        return missed
 
 
 # --------------------------------------------------------------------------------------- policy driving

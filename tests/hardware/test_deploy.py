@@ -17,12 +17,9 @@ import torch
 from gipo_robot.datasets import DatasetError, EpisodeStore
 from gipo_robot.hardware.deploy import (
     DeployConfig,
-    Pacer,
     check_policy_fits,
     deploy,
     open_deploy_store,
-    realtime_priority,
-    timing_summary,
 )
 from gipo_robot.hardware.robot import RobotError
 from gipo_robot.hardware.safety import SafetyConfig
@@ -58,48 +55,6 @@ def lift_checkpoint(tmp_path, sim):
 
 
 # ---------------------------------------------------------------------------------------------- pacing
-
-
-def test_timing_summary_by_hand():
-    # Errors 1, 3, 2, 4 ms -> p50 = 2.5 ms; p99 by linear interpolation = 3 + 0.97 * 1 = 3.97 ms.
-    out = timing_summary([0.001, 0.003, 0.002, 0.004], [0.005] * 4, missed=1, period=0.02)
-    assert out["p50_period_error_ms"] == pytest.approx(2.5)
-    assert out["p99_period_error_ms"] == pytest.approx(3.97)
-    assert out["max_period_error_ms"] == pytest.approx(4.0) and out["missed"] == 1
-    assert out["period_ms"] == 20.0 and out["ticks"] == 5
-
-
-def test_pacer_counts_an_overrun_once_and_does_not_burst():
-    # T = 10 ms. Step 3's work takes 25 ms: one missed deadline; the next tick starts at once, and the
-    # schedule re-anchors there, so the tick after it is a full period later (not 0 ms to catch up); later
-    # gaps follow absolute deadlines (an oversleep of d shortens the next gap by d: bounds for a loaded box).
-    pacer = Pacer(0.010)
-    pacer.start()
-    ticks = []
-    for k in range(8):
-        ticks.append(pacer.wait())
-        if k == 3:
-            time.sleep(0.025)
-    gaps = np.diff(ticks)
-    assert pacer.missed == 1
-    assert gaps[3] >= 0.025
-    assert gaps[4] >= 0.009
-    assert gaps[5:].min() >= 0.003
-    assert len(pacer.period_errors) == 7 and max(pacer.period_errors) >= 0.015
-
-
-def test_realtime_priority_is_restored_and_validated():
-    before = os.sched_getscheduler(0)
-    with realtime_priority(None) as granted:
-        assert granted is False and os.sched_getscheduler(0) == before
-    with realtime_priority(10) as granted:  # granted where the OS allows it (root, CAP_SYS_NICE)
-        assert os.sched_getscheduler(0) == (os.SCHED_FIFO if granted else before)
-    assert os.sched_getscheduler(0) == before
-    with pytest.raises(ValueError, match=r"1\.\.99"), realtime_priority(0):
-        pass
-
-
-# ---------------------------------------------------------------------------------------------- checks
 
 
 def test_mismatched_policy_is_refused_before_anything_moves(tmp_path, sim):

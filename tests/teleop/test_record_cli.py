@@ -107,7 +107,21 @@ def test_replaying_a_stored_episode_reproduces_its_actions(recorded, tmp_path):
         (["--device", "keyboard"], "keyboard device needs a terminal on standard input"),
         (["--robot", "sim:Lift?cameras=nope"], "unknown camera"),
         (["--robot", "no/such/robot.toml"], "no/such/robot.toml"),
-        (["--robot", "sim:Lift?action_mode=joint_position", "--device", "spacemouse"], "end-effector deltas"),
+        (
+            ["--device", "spacemouse"],
+            "--device spacemouse without a terminal for the event keys needs --max-seconds",
+        ),
+        (
+            [
+                "--robot",
+                "sim:Lift?action_mode=joint_position",
+                "--device",
+                "spacemouse",
+                "--max-seconds",
+                "5",
+            ],
+            "end-effector deltas",
+        ),
         (["--device", "scripted", "--policy", "no/such/ckpt"], "no/such/ckpt"),
     ],
 )

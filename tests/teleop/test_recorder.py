@@ -1,4 +1,4 @@
-"""The recording loop: pacing and dropped frames, time limits, and intervention marking under a policy."""
+"""The recording loop: config errors, time limits, intervention marking under a policy (pacing: elsewhere)."""
 
 from __future__ import annotations
 
@@ -12,40 +12,9 @@ import torch
 from gipo_robot.datasets import EpisodeStore, validate
 from gipo_robot.hardware.sim_robot import SimRobot
 from gipo_robot.teleop.devices import DeviceCommand, ScriptedDevice, TeleopDevice
-from gipo_robot.teleop.recorder import Pacer, PolicyDriver, RecorderConfig, record, teleop_schema
+from gipo_robot.teleop.recorder import PolicyDriver, RecorderConfig, record, teleop_schema
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-
-
-class FakeTime:
-    """A clock that only moves when the pacer sleeps or the test says so."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
-
-
-def test_pacer_sleeps_to_the_grid_and_counts_missed_deadlines():
-    fake = FakeTime()
-    pacer = Pacer(0.05, clock=fake.clock, sleep=fake.sleep)
-    fake.t = 0.03  # work took 30 ms of the 50 ms period: sleep 20 ms, no drop
-    assert pacer.wait() == 0 and fake.slept[-1] == pytest.approx(0.02) and fake.t == pytest.approx(0.05)
-    fake.t = 0.17  # this period's work ended at 170 ms: deadlines at 100 and 150 ms were missed
-    assert pacer.wait() == 2
-    fake.t = 0.18  # back on the grid: the next deadline is 200 ms, 20 ms away
-    assert pacer.wait() == 0 and fake.slept[-1] == pytest.approx(0.02)
-    fake.t = 0.2 + 0.05 + 1e-6  # one microsecond late for the 250 ms deadline: one drop
-    assert pacer.wait() == 1
-    pacer.restart()  # e.g. after an idle wait: the grid starts again from now
-    fake.t += 0.01
-    assert pacer.wait() == 0 and fake.slept[-1] == pytest.approx(0.04)
 
 
 def test_recorder_config_names_the_bad_field():
