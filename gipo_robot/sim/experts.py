@@ -342,19 +342,24 @@ def collect_demos(
             env.close()
 
 
-def demo_schema(spec: Any) -> Any:
-    """The episode-store ``Schema`` for :func:`run_episode`'s dicts from an env with ``spec`` (a
-    :class:`~gipo_robot.sim.robosuite_env.SimSpec`): ``obs.<feature>`` (float32 low-dim, uint8 images),
-    ``action``, ``reward``, ``terminated``, ``truncated``, ``success``, ``timestamp`` (s), and the
-    rollout features ``logp``/``policy_version`` (filled with 0.0/-1 for demos)."""
+def demo_schema(spec: Any, *, image_codec: str | None = None, extra: tuple = ()) -> Any:
+    """The episode-store ``Schema`` of recorded steps from an env or robot with ``spec`` (a
+    :class:`~gipo_robot.sim.robosuite_env.SimSpec` or :class:`~gipo_robot.hardware.robot.RobotSpec`).
+
+    Features: ``obs.<feature>`` (uint8 ``(H, W, C)`` images with ``image_codec``, float32 otherwise),
+    ``action`` (A,), ``reward``, ``terminated``, ``truncated``, ``success``, ``timestamp`` (s), the rollout
+    features ``logp``/``policy_version`` (filled with 0.0/-1 for demos), then the ``extra`` features
+    (e.g. teleop's ``intervention``).
+    """
     from gipo_robot.datasets.schema import Feature, Schema
 
     features = []
     for name, shape in spec.obs_shapes.items():
-        if spec.obs_dtypes[name] == "uint8":
-            features.append(Feature(f"obs.{name}", "uint8", shape, "image"))
+        if spec.obs_dtypes.get(name) == "uint8" and len(shape) == 3:
+            features.append(Feature(f"obs.{name}", "uint8", tuple(shape), "image", codec=image_codec))
         else:
-            features.append(Feature(f"obs.{name}", "float32", shape, "low_dim"))
+            kind = "scalar" if tuple(shape) == () else "low_dim"
+            features.append(Feature(f"obs.{name}", "float32", tuple(shape), kind))
     features += [
         Feature("action", "float32", (spec.action_dim,), "low_dim"),
         Feature("reward", "float32", (), "scalar", fill=0.0),
@@ -364,6 +369,7 @@ def demo_schema(spec: Any) -> Any:
         Feature("timestamp", "float64", (), "scalar", fill=0.0),
         Feature("logp", "float32", (), "scalar", fill=0.0),
         Feature("policy_version", "int64", (), "scalar", fill=-1),
+        *extra,
     ]
     return Schema(tuple(features))
 

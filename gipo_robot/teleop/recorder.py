@@ -106,25 +106,10 @@ def teleop_schema(spec: RobotSpec, *, image_codec: str | None = None) -> Schema:
     from a policy at this step). The same features as scripted sim demos
     (:func:`gipo_robot.sim.experts.demo_schema`) plus ``intervention``.
     """
-    features = []
-    for name, shape in spec.obs_shapes.items():
-        if spec.obs_dtypes.get(name) == "uint8" and len(shape) == 3:
-            features.append(Feature(f"obs.{name}", "uint8", shape, "image", codec=image_codec))
-        else:
-            kind = "scalar" if shape == () else "low_dim"
-            features.append(Feature(f"obs.{name}", "float32", shape, kind))
-    features += [
-        Feature("action", "float32", (spec.action_dim,), "low_dim"),
-        Feature("reward", "float32", (), "scalar", fill=0.0),
-        Feature("terminated", "bool", (), "scalar", fill=False),
-        Feature("truncated", "bool", (), "scalar", fill=False),
-        Feature("success", "bool", (), "scalar", fill=False),
-        Feature("timestamp", "float64", (), "scalar", fill=0.0),
-        Feature("logp", "float32", (), "scalar", fill=0.0),
-        Feature("policy_version", "int64", (), "scalar", fill=-1),
-        Feature("intervention", "bool", (), "scalar", fill=False),
-    ]
-    return Schema(tuple(features))
+    from gipo_robot.sim.experts import demo_schema
+
+    intervention = Feature("intervention", "bool", (), "scalar", fill=False)
+    return demo_schema(spec, image_codec=image_codec, extra=(intervention,))
 
 
 def open_store(config: RecorderConfig, spec: RobotSpec, fps: float, attrs: Mapping[str, Any]) -> Any:
