@@ -217,6 +217,7 @@ def gipo(
     sigma: float = 1.0,
     sigma_neg: float | None = None,
     kl_coef: float = 0.0,
+    one_sided: bool = False,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """GIPO: truncated importance sampling with a Gaussian trust weight in log-ratio space.
 
@@ -239,6 +240,9 @@ def gipo(
         kl_coef: weight of an added KL(μ‖π_θ) penalty (k3 estimator ``(ρ-1) - log ρ``); the authors' code
             uses 0.1, off here. The penalty evaluates ρ itself, so with it on the loss is finite only for
             ``|r| < 88`` in float32.
+        one_sided: damp only ρ > 1 (ω = 1 for ρ ≤ 1, so those samples keep plain IS weight ρ ≤ 1). Not in
+            the paper: our exact bias–variance study (BENCHMARKS.md) traced GIPO's gap to SAPO and
+            truncated IS on stale data to the symmetric form also shrinking ρ < 1; off by default.
 
     Returns:
         ``(loss, stats)``; stats add ``trust_weight_mean`` (mean ω) to the common ones.
@@ -248,13 +252,14 @@ def gipo(
     r, adv, m = _prepare(logp, logp_behavior, advantages, mask)
     s = sigma if sigma_neg is None else _per_sign(adv, sigma, sigma_neg)
     # ρ · ω(sg[ρ]) = exp(r - ½ (sg[r]/σ)²): one exp, finite for any r, gradient ρ·ω·∇r.
-    weighted_ratio = torch.exp(r - 0.5 * (r.detach() / s) ** 2)
+    r_trust = r.detach().clamp(min=0.0) if one_sided else r.detach()
+    weighted_ratio = torch.exp(r - 0.5 * (r_trust / s) ** 2)
     per_sample = -weighted_ratio * adv
     if kl_coef:
         per_sample = per_sample + kl_coef * (torch.expm1(r) - r)
     loss = _masked_mean(per_sample, m)
     stats = _common_stats(r, weighted_ratio, m)
-    stats["trust_weight_mean"] = _masked_mean(gipo_trust_weight(r.detach(), s), m)
+    stats["trust_weight_mean"] = _masked_mean(gipo_trust_weight(r_trust, s), m)
     return loss, stats
 
 

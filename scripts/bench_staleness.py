@@ -34,6 +34,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "gipo": ("gipo", {"sigma": 1.0}),
     "gipo_s0.5": ("gipo", {"sigma": 0.5}),
     "gipo_s2": ("gipo", {"sigma": 2.0}),
+    "gipo_1s": ("gipo", {"sigma": 1.0, "one_sided": True}),
     "ppo_clip": ("ppo_clip", {"eps": 0.2}),
     "sapo": ("sapo", {}),
     "no_clip": ("no_clip", {}),

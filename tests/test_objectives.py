@@ -237,6 +237,23 @@ def test_gipo_sigma_neg_applies_only_to_negative_advantages():
     assert grad_sym[0] == grad[0]
 
 
+def test_gipo_one_sided_damps_only_ratios_above_one():
+    # r = [-ln 2, +ln 2], A = [+1, +1], N = 2, σ = 1:
+    #   ρ = 1/2, one-sided: ω = 1, weight ρ = 0.5                      → grad -0.5/2 = -0.25
+    #            symmetric: ρω = 0.5·exp(-(ln 2)²/2) = 0.3932249        → grad -0.1966124
+    #   ρ = 2, both forms:  ρω = 2·exp(-(ln 2)²/2) = 1.5728994          → grad -0.7864497
+    _, grad, stats = run(gipo, [-LN2, LN2], [1.0, 1.0], sigma=1.0, one_sided=True)
+    assert_close(grad, torch.tensor([-0.25, -0.7864497], dtype=F64), rtol=1e-6, atol=0)
+    # trust_weight_mean = (1 + exp(-(ln 2)²/2)) / 2 = (1 + 0.7864497) / 2 = 0.8932249
+    assert_close(stats["trust_weight_mean"], scalar(0.8932249), rtol=1e-6, atol=0)
+    _, grad_sym, _ = run(gipo, [-LN2, LN2], [1.0, 1.0], sigma=1.0)
+    assert_close(grad_sym, torch.tensor([-0.1966124, -0.7864497], dtype=F64), rtol=1e-6, atol=0)
+    assert grad_sym[1] == grad[1]
+    # far below ρ = 1 the one-sided weight is plain IS (ρ = e^-30), not the Gaussian's e^-480
+    _, grad_far, _ = run(gipo, [-30.0], [1.0], sigma=1.0, one_sided=True)
+    assert_close(grad_far, torch.tensor([-math.exp(-30.0)], dtype=F64), rtol=1e-9, atol=0)
+
+
 def test_gipo_kl_term_vanishes_at_ratio_one_and_acts_away_from_it():
     # At ρ = 1 the k3 term (ρ-1) - log ρ = 0 and its derivative ρ - 1 = 0: loss and gradient identical.
     loss0, grad0, _ = run(gipo, [0.0, 0.0], [1.0, -0.5], kl_coef=0.0)
