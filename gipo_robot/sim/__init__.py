@@ -24,6 +24,7 @@ _EXPORTS = {
     "VectorEnv": "vector",
     "make_vector_env": "vector",
     "BACKENDS": "vector",
+    "WorkerLostError": "vector",
     "Randomization": "randomize",
 }
 
