@@ -33,38 +33,11 @@ from pathlib import Path
 
 import numpy as np
 from _common import provenance
+from bench_sim import HORIZON, VectorRunner
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-HORIZON = 200
 WORKERS = (1, 2, 4)
-
-
-class Runner:
-    """One vector env of ``workers`` envs (one per worker) on a backend, stepped with random actions."""
-
-    def __init__(self, backend: str, workers: int) -> None:
-        from gipo_robot.sim.vector import make_vector_env
-
-        options = {"workers": workers} if backend == "ray" else None
-        self.env = make_vector_env(
-            "Lift", workers, backend=backend, backend_options=options, horizon=HORIZON, end_on_success=False
-        )
-        self.env.reset(seed=0)
-        self.rng = np.random.default_rng(0)
-        self.num_envs = workers
-
-    def run(self, steps: int) -> float:
-        """Env steps per second over about ``steps`` env steps."""
-        n = self.num_envs
-        rounds = max(1, steps // n)
-        start = time.perf_counter()
-        for _ in range(rounds):
-            self.env.step(self.rng.uniform(-1, 1, (n, 7)))
-        return rounds * n / (time.perf_counter() - start)
-
-    def close(self) -> None:
-        self.env.close()
 
 
 def policy_step_s(batch: int, repeats: int = 200) -> float:
@@ -132,11 +105,11 @@ def main() -> None:
 
     # Logical CPUs for every worker at once (all configurations stay built for the round-robin).
     ray.init(num_cpus=sum(WORKERS), include_dashboard=False, log_to_driver=False)
-    runners: dict[tuple[str, int], Runner] = {}
+    runners: dict[tuple[str, int], VectorRunner] = {}
     for backend in ("subprocess", "ray"):
         for w in WORKERS:
             print(f"building {backend} x{w}...", file=sys.stderr)
-            runners[backend, w] = Runner(backend, w)
+            runners[backend, w] = VectorRunner(w, backend=backend)
     rates: dict[tuple[str, int], list[float]] = {k: [] for k in runners}
     try:
         for runner in runners.values():  # warm-up (numba JIT, first resets)

@@ -133,18 +133,24 @@ class SingleRunner:
 
 
 class VectorRunner:
-    """Our subprocess vector env; the parent draws the batch of actions (stands in for the policy)."""
+    """A vector env of ``workers`` envs (one per worker) on a backend; the parent draws the batch of actions
+    (stands in for the policy). Also used by ``bench_scaling.py``."""
 
-    def __init__(self, workers: int, camera: bool) -> None:
+    def __init__(self, workers: int, camera: bool = False, backend: str = "subprocess") -> None:
         from gipo_robot.sim.vector import make_vector_env
 
         cams = ("agentview",) if camera else ()
-        self.env = make_vector_env("Lift", workers, cameras=cams, horizon=HORIZON, end_on_success=False)
+        options = {"workers": workers} if backend == "ray" else None
+        self.env = make_vector_env(
+            "Lift", workers, backend=backend, backend_options=options, cameras=cams, horizon=HORIZON,
+            end_on_success=False,
+        )  # fmt: skip
         self.env.reset(seed=0)
         self.rng = np.random.default_rng(0)
         self.num_envs = workers
 
     def run(self, steps: int) -> float:
+        """Env steps per second over about ``steps`` env steps."""
         n = self.num_envs
         rounds = max(1, steps // n)
         start = time.perf_counter()
