@@ -304,7 +304,7 @@ class SessionResult:
 
 
 class _Interrupted(Exception):
-    """SIGTERM during a session."""
+    """Ctrl-C (SIGINT) or SIGTERM during a session."""
 
 
 def record(
@@ -354,7 +354,7 @@ def record(
 
     pacer = Pacer(period)
     status = _StatusLine(status_out, enabled=config.status, target=config.episodes)
-    previous_sigterm = _install_sigterm_handler()
+    stop = _StopSignals()
     episode: _Episode | None = None
     attempt = 0
     try:
@@ -364,6 +364,8 @@ def record(
             writer = BackgroundWriter(store, flush_steps=config.flush_steps)
             status.note(device.help())
             while True:
+                if stop.signal is not None:  # checked here, between steps: see _StopSignals
+                    raise _Interrupted(stop.signal)
                 # --- wait for this period's deadline (idle periods do not count as drops)
                 if config.realtime:
                     missed = pacer.wait()
@@ -475,7 +477,7 @@ def record(
     except EStopError:
         result.ended = "estop"
     finally:
-        _restore_sigterm_handler(previous_sigterm)
+        stop.restore()
         status.close()
         if writer is not None:
             writer.close()
@@ -574,17 +576,28 @@ class _StatusLine:
             self.out.flush()
 
 
-def _install_sigterm_handler() -> Any:
-    """SIGTERM ends the session like Ctrl-C (the arm holds, the terminal is restored); main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
+class _StopSignals:
+    """Ctrl-C (SIGINT) and SIGTERM end the session like ``quit`` minus saving: the arm holds, the unsaved
+    episode is dropped, the terminal is restored. The handlers only set :attr:`signal`, and the loop checks
+    it between steps: an exception raised from a handler can land inside robosuite's numba controller,
+    which turns it into a ``SystemError`` instead of a clean stop. A second signal before the loop has
+    seen the first raises ``KeyboardInterrupt`` at once (a way out of a loop stuck in a device read).
+    Main thread only (a Python rule for signal handlers); elsewhere nothing is installed."""
 
-    def handler(signum: int, frame: Any) -> None:
-        raise _Interrupted("SIGTERM")
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
 
-    return signal.signal(signal.SIGTERM, handler)
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
 
-
-def _restore_sigterm_handler(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+    def restore(self) -> None:
+        """Put the previous handlers back."""
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
