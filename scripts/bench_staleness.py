@@ -7,7 +7,8 @@
 One *cell* is one fine-tuning run (task, objective variant, replay size, seed). Cells are independent and
 resumable: a finished cell is appended to ``benchmarks/staleness.json`` (``{"runs": [{"task", "objective",
 "replay_size", "seed", "final_success", "auc", "steps_to_80", "env_steps", "commit", ...}]}``) and skipped
-next time, so the grid can be completed over several sittings (``--only Lift:gipo:4:0`` runs one cell,
+next time (a cell is keyed by its env-step budget too), so the grid can be completed over several sittings
+and by several queues at once (appends take a file lock) (``--only Lift:gipo:4:0`` runs one cell,
 ``--list`` prints the cells still to run). Every cell uses the same env-step budget and the same
 update-to-data ratio (the loop's updates per iteration do not depend on the replay size). The BC start
 for (task, seed) is trained once from ``--demos`` scripted demos and cached under ``runs/staleness/``.
@@ -20,6 +21,7 @@ env-step count whose evaluation reached 80%, or null).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import time
 from dataclasses import asdict
@@ -93,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
-    done = {(r["task"], r["objective"], r["replay_size"], r["seed"]) for r in results["runs"]}
+    done = {(r["task"], r["objective"], r["replay_size"], r["seed"], r["env_steps"]) for r in results["runs"]}
     cells = [
         (t, o, k, s)
         for t in args.tasks
@@ -104,7 +106,7 @@ def main() -> None:
     if args.only:
         t, o, k, s = args.only.split(":")
         cells = [(t, o, int(k), int(s))]
-    todo = [c for c in cells if c not in done]
+    todo = [c for c in cells if (*c, args.env_steps) not in done]
     if args.list:
         for c in todo:
             print(":".join(map(str, c)))
@@ -120,14 +122,24 @@ def main() -> None:
             env_steps=args.env_steps, steps_per_env=1000, epochs=2, policy_lr=args.policy_lr,
             init_log_std=-2.5, eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=seed,
         )  # fmt: skip
-        run_dir = args.runs / f"{task}_{variant}_K{replay}_s{seed}"
+        run_dir = args.runs / f"{task}_{variant}_K{replay}_s{seed}_{args.env_steps // 1000}k"
         history = finetune(config, base, run_dir, resume=(run_dir / "checkpoint").exists())
         record = {"task": task, "objective": variant, "replay_size": replay, "seed": seed}
         record.update(summarise(history))
         record.update(config=asdict(config), wall_s=time.perf_counter() - start, **provenance())
+        append_run(args.out, record)
+
+
+def append_run(out: Path, record: dict) -> None:
+    """Append one finished cell to ``out``; a lock and a fresh read let several queues share the file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(out.read_text()) if out.exists() else {"runs": []}
         results["runs"].append(record)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1, default=str))
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1, default=str))
+        tmp.replace(out)
 
 
 if __name__ == "__main__":
