@@ -10,15 +10,20 @@ and 13 observables each checking its sampling clock.
 What this keeps exactly. On the first substep of a control step we call robosuite's own
 ``env._pre_action(action, policy_step=True)``: goal setting, gripper command and the robot's history
 buffers are robosuite's code. On the other substeps only the OSC torque law runs again (the gripper's
-command is constant within a step and already sits in ``data.ctrl``): one compiled call,
-:func:`_osc_kernel`, computes the same quantities with the same operations in the same order as
+command is constant within a step and already sits in ``data.ctrl``). Those substeps run in one
+compiled call, :func:`_osc_substep_run`: MuJoCo's ``mj_step1``/``mj_step2``/``mj_jacSite``/``mj_fullM``
+through its C API, and :func:`_osc_kernel`, the same operations in the same order as
 ``OperationalSpaceController.run_controller``, so ``data.ctrl`` gets the same bits. Two things make
-that hold: numba's elementwise float arithmetic is IEEE-identical to numpy's, and its matrix products
-call BLAS with the same operand layouts numpy uses (robosuite's numba helpers are compiled per memory
-layout, and a C-ordered mass matrix where robosuite passes an F-ordered one changes the last bit).
-Moving the substep from Python into the kernel made a Lift step 1.45x faster. Observables are sampled on the same substep robosuite samples them
-(one shared sampling clock, the same float arithmetic as ``Observable.update``), in the same order, so
-cached inter-observable values match. ``env._post_action`` computes reward and bookkeeping as usual.
+that hold: numba's elementwise float arithmetic is IEEE-identical to numpy's (no FMA contraction
+without fastmath), and its matrix products call BLAS with the operand layouts numpy uses (robosuite's
+numba helpers are compiled per memory layout; a C-ordered mass matrix where robosuite passes an
+F-ordered one changes the last bit). Observables are sampled on the same substep robosuite samples
+them (one shared sampling clock, the same float arithmetic as ``Observable.update``), in the same
+order, so cached inter-observable values match. ``env._post_action`` computes reward and bookkeeping.
+
+Measured (Lift, one env, cProfile): a substep went from 329 us (stock) to about 120 us with the OSC in
+Python, and to about 44 us compiled, of which ``mj_step1`` + ``mj_step2`` are 31 us. What is left per
+control step is robosuite's ``_pre_action`` on the first substep and the observables.
 
 Where it does not apply (a non-OSC arm controller, interpolators, several robots, observables with
 delays or their own sampling rates), :meth:`FastStepper.create` returns None and the env uses
@@ -28,6 +33,8 @@ and requires identical trajectories.
 
 from __future__ import annotations
 
+import ctypes
+from pathlib import Path
 from typing import Any
 
 import mujoco
@@ -97,6 +104,7 @@ class FastStepper:
         self._ctrl_low = sim.model.actuator_ctrlrange[actuators, 0]
         self._ctrl_high = sim.model.actuator_ctrlrange[actuators, 1]
         self._substeps = int(rs_env.control_timestep / rs_env.model_timestep)
+        self._model_ptr, self._data_ptr = self._model._address, self._data._address
         self._full_m = np.ndarray(shape=(nv, nv), dtype=np.float64, order="C")
         self._jacp = np.zeros((3, nv))
         self._jacr = np.zeros((3, nv))
@@ -123,28 +131,22 @@ class FastStepper:
         self._sampling_timestep = rates.pop() if rates else 0.0
 
     # ---------------------------------------------------------------------------------------- substeps
-    def _osc_substep(self) -> None:
-        """One ``OperationalSpaceController.run_controller`` (+ clip + write ctrl), robosuite's arithmetic.
+    def _osc_substeps(self, count: int) -> None:
+        """``count`` physics substeps, each with OSC ``run_controller`` (+ clip + write ctrl) before it.
 
-        MuJoCo fills the Jacobians and the mass matrix; :func:`_osc_kernel` does the rest in one compiled
-        call. The results go into the controller's own preallocated C-ordered arrays, as robosuite does.
+        One compiled call (:func:`_osc_substep_run`) steps MuJoCo through its C API and runs the torque
+        law; the controller's own preallocated C-ordered arrays receive the reference data, as in
+        robosuite, and its state is left as robosuite's last ``run_controller()`` leaves it.
         """
-        osc = self._osc
-        data, model = self._data, self._model
-        mujoco.mj_jacSite(model, data, self._jacp, self._jacr, self._ref_site)
-        mujoco.mj_jacSite(model, data, self._cjacp, self._cjacr, self._center_site)
-        mujoco.mj_fullM(model, self._full_m, data.qM)
-        # robosuite's own indexing expression: its result is F-ordered, and the numba helpers below are
-        # compiled per memory layout, with different BLAS calls (and roundings) for C and F operands
-        mass_matrix = self._full_m[self._qvel_index, :][:, self._qvel_index]
-        origin_pos, origin_ori, joint_pos, joint_vel, torques = _osc_kernel(
-            self._jacp, self._jacr, self._cjacp, self._cjacr, mass_matrix,
-            data.qpos, data.qvel, data.qfrc_bias, data.site_xpos, data.site_xmat, data.ctrl,
+        osc, data = self._osc, self._data
+        origin_pos, origin_ori, joint_pos, joint_vel, mass_matrix, torques = _osc_substep_run(
+            count, self._model_ptr, self._data_ptr,
+            self._jacp, self._jacr, self._cjacp, self._cjacr, self._full_m,
+            data.qM, data.qpos, data.qvel, data.qfrc_bias, data.site_xpos, data.site_xmat, data.ctrl,
             self._ref_site, self._center_site, self._qpos_index, self._qvel_index, self._actuators,
             self._ctrl_low, self._ctrl_high, osc.goal_pos, osc.goal_ori, osc.kp, osc.kd, osc.initial_joint,
             osc.ref_pos, osc.ref_ori_mat, osc.ref_pos_vel, osc.ref_ori_vel, osc.J_pos, osc.J_ori, osc.J_full,
         )  # fmt: skip
-        # leave the controller's state as robosuite's last run_controller() leaves it
         osc.origin_pos, osc.origin_ori = origin_pos, origin_ori
         osc.joint_pos, osc.joint_vel, osc.mass_matrix = joint_pos, joint_vel, mass_matrix
         osc.torques = torques
@@ -159,42 +161,52 @@ class FastStepper:
             o._sampled = True
             o._current_delay = o._delayer()
 
+    def _sampling_plan(self) -> list[bool]:
+        """Which substeps of this control step end with a sample, by ``Observable.update``'s clock.
+
+        All observables share one clock (same rate, no delay, same phase; see :meth:`reset`), and the clock
+        does not depend on the physics, so the plan is known before stepping. Advances the clock.
+        """
+        first = self._observables[0]
+        t_since, sampled = first._time_since_last_sample, first._sampled
+        period, dt = self._sampling_timestep, self._env.model_timestep
+        plan = []
+        for _ in range(self._substeps):
+            t_since += dt
+            sample = False
+            if not sampled and period - 0.0 >= t_since:
+                sample = sampled = True
+            if t_since >= period:
+                sample = sample or not sampled
+                t_since %= period
+                sampled = False
+            plan.append(sample)
+        for o in self._observables:
+            o._time_since_last_sample = t_since
+            o._sampled = sampled
+        return plan
+
     def step(self, action: np.ndarray) -> float:
         """One control step with ``action`` (robosuite's raw action vector); returns robosuite's reward."""
         env = self._env
-        model, data = self._model, self._data
         env.timestep += 1
         shared = self._shared_clock and bool(self._observables)
-        if shared:
-            first = self._observables[0]
-            t_since, sampled = first._time_since_last_sample, first._sampled
-            period = self._sampling_timestep
-            dt = env.model_timestep
-            cache = env._obs_cache
-        for i in range(self._substeps):
-            mujoco.mj_step1(model, data)
-            if i == 0:
-                env._pre_action(action, True)
-            else:
-                self._osc_substep()
-            mujoco.mj_step2(model, data)
-            if not shared:
-                env._update_observables()
-                continue
-            # Observable.update() with one clock for all (same rate, no delay, same phase)
-            t_since += dt
-            if not sampled and period - 0.0 >= t_since:
-                self._sample_all(cache)
-                sampled = True
-            if t_since >= period:
-                if not sampled:
-                    self._sample_all(cache)
-                t_since %= period
-                sampled = False
-        if shared:
-            for o in self._observables:
-                o._time_since_last_sample = t_since
-                o._sampled = sampled
+        # where observables are read: after those substeps (every substep without a shared clock)
+        plan = self._sampling_plan() if shared else [True] * self._substeps
+        # substep 0: robosuite's own _pre_action sets the goal and the gripper command, then runs the OSC
+        mujoco.mj_step1(self._model, self._data)
+        env._pre_action(action, True)
+        mujoco.mj_step2(self._model, self._data)
+        i = 0
+        while True:
+            if plan[i]:
+                self._sample_all(env._obs_cache) if shared else env._update_observables()
+            if i == self._substeps - 1:
+                break
+            # the run of substeps up to and including the next one that samples
+            j = next((k for k in range(i + 1, self._substeps) if plan[k]), self._substeps - 1)
+            self._osc_substeps(j - i)
+            i = j
         env.cur_time += env.control_timestep
         reward, _, _ = env._post_action(action)
         return reward
@@ -261,3 +273,70 @@ def _osc_kernel(
     for i in range(actuators.shape[0]):
         ctrl[actuators[i]] = min(max(torques[i], ctrl_low[i]), ctrl_high[i])
     return origin_pos, origin_ori, joint_pos, joint_vel, torques
+
+
+class _MuJoCoC:
+    """MuJoCo's C functions, called from compiled code on ``MjModel._address`` / ``MjData._address``.
+
+    The same shared library the ``mujoco`` bindings use, so the same code and state; pointers travel as
+    64-bit integers (one register each, like a pointer, in the x86-64 and AArch64 calling conventions).
+    One difference from the bindings: a MuJoCo *error* (not a warning; e.g. an arena overflow) raised
+    inside these calls aborts the process instead of raising a Python exception. The vector env reports
+    such a worker as lost (:class:`~gipo_robot.sim.vector.WorkerLostError`).
+    """
+
+    def __init__(self) -> None:
+        path = Path(mujoco.__file__).parent / f"libmujoco.so.{mujoco.__version__}"
+        lib = ctypes.CDLL(str(path))  # the copy the bindings already loaded: ctypes gets the same handle
+        ptr, i32 = ctypes.c_uint64, ctypes.c_int
+        self.step1 = self._fn(lib.mj_step1, ptr, ptr)
+        self.step2 = self._fn(lib.mj_step2, ptr, ptr)
+        self.jac_site = self._fn(lib.mj_jacSite, ptr, ptr, ptr, ptr, i32)
+        self.full_m = self._fn(lib.mj_fullM, ptr, ptr, ptr)
+
+    @staticmethod
+    def _fn(fn: Any, *argtypes: Any) -> Any:
+        fn.argtypes, fn.restype = list(argtypes), None
+        return fn
+
+
+_MJ = _MuJoCoC()
+_mj_step1, _mj_step2, _mj_jac_site, _mj_full_m = _MJ.step1, _MJ.step2, _MJ.jac_site, _MJ.full_m
+
+
+# not cached: numba cannot cache code that holds ctypes pointers (compiling takes about a second,
+# once per process; _osc_kernel itself comes from the cache). Passing the functions as arguments
+# instead would let it cache, but every call would then type its arguments in Python (~9 us per call).
+@numba.njit
+def _osc_substep_run(
+    count, model, data,
+    jacp, jacr, cjacp, cjacr, full_m, qm, qpos, qvel, qfrc_bias, site_xpos, site_xmat, ctrl,
+    ref_site, center_site, qpos_index, qvel_index, actuators, ctrl_low, ctrl_high,
+    goal_pos, goal_ori, kp, kd, initial_joint,
+    ref_pos, ref_ori_mat, ref_pos_vel, ref_ori_vel, j_pos, j_ori, j_full,
+):  # fmt: skip
+    """``count`` times: ``mj_step1``, the OSC torque law into ``ctrl``, ``mj_step2``.
+
+    What robosuite's ``sim.step()`` + ``robot.control()`` do on a substep without a new action, with the
+    Jacobians and mass matrix from MuJoCo's own ``mj_jacSite`` / ``mj_fullM``.
+    """
+    n = qvel_index.shape[0]
+    for _ in range(count):
+        _mj_step1(model, data)
+        _mj_jac_site(model, data, jacp.ctypes.data, jacr.ctypes.data, ref_site)
+        _mj_jac_site(model, data, cjacp.ctypes.data, cjacr.ctypes.data, center_site)
+        _mj_full_m(model, full_m.ctypes.data, qm.ctypes.data)
+        # robosuite indexes ``full_m[idx, :][:, idx]``, which numpy returns F-ordered; robosuite's numba
+        # helpers are compiled per memory layout, with different BLAS calls (and roundings) for C and F
+        mass_matrix = np.empty((n, n)).T
+        for r in range(n):
+            for c in range(n):
+                mass_matrix[r, c] = full_m[qvel_index[r], qvel_index[c]]
+        origin_pos, origin_ori, joint_pos, joint_vel, torques = _osc_kernel(
+            jacp, jacr, cjacp, cjacr, mass_matrix, qpos, qvel, qfrc_bias, site_xpos, site_xmat, ctrl,
+            ref_site, center_site, qpos_index, qvel_index, actuators, ctrl_low, ctrl_high,
+            goal_pos, goal_ori, kp, kd, initial_joint,
+            ref_pos, ref_ori_mat, ref_pos_vel, ref_ori_vel, j_pos, j_ori, j_full,
+        )  # fmt: skip
+        _mj_step2(model, data)
+    return origin_pos, origin_ori, joint_pos, joint_vel, mass_matrix, torques
