@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_staleness.py [--tasks Lift Can]
         [--objectives gipo gipo_s0.5 ppo_clip sapo no_clip] [--replay-sizes 1 4 16] [--seeds 0 1 2]
-        [--env-steps 300000] [--demos 10] [--only CELL] [--list]
+        [--env-steps 300000] [--demos 10] [--only CELL] [--list] [--report]
 
 One *cell* is one fine-tuning run (task, objective variant, replay size, seed). Cells are independent and
 resumable: a finished cell is appended to ``benchmarks/staleness.json`` (``{"runs": [{"task", "objective",
@@ -12,6 +12,10 @@ and by several queues at once (appends take a file lock) (``--only Lift:gipo:4:0
 ``--list`` prints the cells still to run). Every cell uses the same env-step budget and the same
 update-to-data ratio (the loop's updates per iteration do not depend on the replay size). The BC start
 for (task, seed) is trained once from ``--demos`` scripted demos and cached under ``runs/staleness/``.
+
+``--report`` runs nothing: it reads ``staleness.json`` and writes the summary tables (markdown, printed)
+and one PNG per task and budget, ``benchmarks/staleness_<task>_<k>k.png``: mean evaluation success vs
+env steps per objective (band: min..max over seeds), one panel per replay size.
 
 Metrics per run: ``final_success`` (last evaluation, ``--final-episodes`` held-out episodes), ``auc``
 (mean evaluation success over the run, trapezoid over env steps, in [0, 1]) and ``steps_to_80`` (first
@@ -75,6 +79,87 @@ def summarise(history: list[dict]) -> dict:
     }
 
 
+def _groups(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """Runs grouped by (task, env-step budget, objective variant, replay size), seeds in order."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        groups.setdefault((r["task"], r["env_steps"], r["objective"], r["replay_size"]), []).append(r)
+    return groups
+
+
+def report(runs: list[dict], out_dir: Path) -> str:
+    """Markdown tables (per cell, per group) and the PNG curves; returns the markdown."""
+    import numpy as np
+
+    groups = _groups(runs)
+    lines = [
+        "| task | budget | objective | K | seeds | final success mean ± std | AUC mean | reached 80% |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, budget, variant, k), rs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][3], kv[0][2])
+    ):
+        finals = np.array([r["final_success"] for r in rs])
+        std = f"{finals.std(ddof=1):.2f}" if len(finals) > 1 else "—"
+        reached = sum(r["steps_to_80"] is not None for r in rs)
+        lines.append(
+            f"| {task} | {budget // 1000}k | {variant} | {k} | {len(rs)} | {finals.mean():.2f} ± {std} "
+            f"| {np.mean([r['auc'] for r in rs]):.3f} | {reached}/{len(rs)} |"
+        )
+    lines += [
+        "",
+        "| task | budget | objective | K | seed | eval success along the run | final | AUC | steps to 80% |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, budget, variant, k), rs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][3], kv[0][2])
+    ):
+        for r in rs:
+            curve = " / ".join(f"{y:.2f}" for _, y in r["curve"])
+            s80 = r["steps_to_80"] if r["steps_to_80"] is not None else "—"
+            lines.append(
+                f"| {task} | {budget // 1000}k | {variant} | {k} | {r['seed']} | {curve} "
+                f"| {r['final_success']:.2f} | {r['auc']:.3f} | {s80} |"
+            )
+    for task, budget in sorted({(t, b) for t, b, _, _ in groups}):
+        plot_task(groups, task, budget, out_dir / f"staleness_{task}_{budget // 1000}k.png")
+    return "\n".join(lines)
+
+
+def plot_task(groups: dict[tuple, list[dict]], task: str, budget: int, path: Path) -> Path:
+    """Mean evaluation success vs env steps, one panel per replay size, one line per objective."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sizes = sorted({k for t, b, _, k in groups if (t, b) == (task, budget)})
+    variants = sorted({v for t, b, v, _ in groups if (t, b) == (task, budget)})
+    colors = dict(zip(variants, plt.cm.tab10.colors, strict=False))
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 3.6), sharey=True, squeeze=False)
+    for ax, k in zip(axes[0], sizes, strict=True):
+        for v in variants:
+            rs = groups.get((task, budget, v, k))
+            if not rs:
+                continue
+            xs = np.array([x for x, _ in rs[0]["curve"]])
+            ys = np.array([[y for _, y in r["curve"]] for r in rs if len(r["curve"]) == len(xs)])
+            ax.plot(xs, ys.mean(0), color=colors[v], label=f"{v} (n={len(ys)})")
+            ax.fill_between(xs, ys.min(0), ys.max(0), color=colors[v], alpha=0.12)
+        ax.set_title(f"{task}, replay size K={k}")
+        ax.set_xlabel("env steps")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("eval success (mean over seeds; band min..max)")
+    axes[0][0].set_ylim(0, 1.02)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["Lift", "Can"])
@@ -90,11 +175,15 @@ def main() -> None:
     parser.add_argument("--policy-lr", type=float, default=1e-5)
     parser.add_argument("--only", help="one cell, TASK:OBJECTIVE:REPLAY:SEED")
     parser.add_argument("--list", action="store_true", help="print the cells still to run and exit")
+    parser.add_argument("--report", action="store_true", help="tables + PNGs from --out; runs nothing")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/staleness.json"))
     parser.add_argument("--runs", type=Path, default=Path("runs/staleness"))
     args = parser.parse_args()
 
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
+    if args.report:
+        print(report(results["runs"], args.out.parent))
+        return
     done = {(r["task"], r["objective"], r["replay_size"], r["seed"], r["env_steps"]) for r in results["runs"]}
     cells = [
         (t, o, k, s)
