@@ -119,7 +119,11 @@ class FastStepper:
         return None if _supported(rs_env) is not None else cls(rs_env)
 
     def reset(self) -> None:
-        """Re-read controller and observables after ``env.reset()`` (robosuite rebuilds its controllers)."""
+        """Re-read sim, controller and observables after ``env.reset()`` (robosuite rebuilds its controllers,
+        and with ``hard_reset=True`` the whole MjModel/MjData)."""
+        sim = self._env.sim
+        self._model, self._data = sim.model._model, sim.data._data
+        self._model_ptr, self._data_ptr = self._model._address, self._data._address
         self._osc = self._env.robots[0].composite_controller.part_controllers["right"]
         observables = [o for o in self._env._observables.values() if o.is_enabled()]
         rates = {o._sampling_timestep for o in observables}

@@ -84,3 +84,36 @@ def test_fast_loop_matches_stock_with_other_sampling_rates(rates):
     for a, b in zip(s_obs, f_obs, strict=True):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_fast_loop_follows_a_hard_reset():
+    """robosuite's ``hard_reset=True`` rebuilds MjModel/MjData on every reset: the stepper must step the new
+    ones (it holds their C pointers), or it drives a stale simulation."""
+    import robosuite
+
+    from gipo_robot.sim.fast_step import FastStepper
+    from gipo_robot.sim.robosuite_env import _reseed
+
+    actions = np.random.default_rng(3).uniform(-1, 1, (15, 7))
+
+    def run(fast: bool) -> np.ndarray:
+        env = robosuite.make(
+            "Lift", robots="Panda", has_renderer=False, has_offscreen_renderer=False, use_camera_obs=False,
+            hard_reset=True, ignore_done=True, seed=0,
+        )  # fmt: skip
+        stepper = FastStepper.create(env) if fast else None
+        states = []
+        for episode in range(2):
+            _reseed(env, episode)
+            env.reset()
+            if stepper is not None:
+                stepper.reset()
+            for a in actions:
+                stepper.step(a) if stepper is not None else env.step(a)
+                states.append(np.concatenate([env.sim.data.qpos, env.sim.data.qvel]))
+        env.close()
+        return np.array(states)
+
+    stock, fast = run(False), run(True)
+    np.testing.assert_array_equal(stock, fast)
+    assert np.ptp(stock[:, :7], axis=0).max() > 0.05
