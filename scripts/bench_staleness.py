@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_staleness.py [--tasks Lift Can]
         [--objectives gipo gipo_s0.5 ppo_clip sapo no_clip] [--replay-sizes 1 4 16] [--seeds 0 1 2]
-        [--env-steps 300000] [--demos 10] [--only CELL] [--list] [--report]
+        [--env-steps 300000] [--demos 10] [--final-episodes 50] [--only CELL] [--list] [--report]
 
 One *cell* is one fine-tuning run (task, objective variant, replay size, seed). Cells are independent and
 resumable: a finished cell is appended to ``benchmarks/staleness.json`` (``{"runs": [{"task", "objective",
@@ -17,9 +17,13 @@ for (task, seed) is trained once from ``--demos`` scripted demos and cached unde
 and one PNG per task and budget, ``benchmarks/staleness_<task>_<k>k.png``: mean evaluation success vs
 env steps per objective (band: min..max over seeds), one panel per replay size.
 
-Metrics per run: ``final_success`` (last evaluation, ``--final-episodes`` held-out episodes), ``auc``
-(mean evaluation success over the run, trapezoid over env steps, in [0, 1]) and ``steps_to_80`` (first
-env-step count whose evaluation reached 80%, or null).
+Metrics per run: ``final_success`` (the final policy on ``--final-episodes`` held-out episodes, the first
+``--eval-episodes`` of which are the run's own last evaluation; ``--final-episodes 0`` keeps that last
+evaluation, as the first 30k cells did), ``auc`` (mean evaluation success over the run, trapezoid over env
+steps, in [0, 1]) and ``steps_to_80`` (first env-step count whose evaluation reached 80%, or null).
+``offpolicy`` says how stale the replayed data really was: means over the run's policy updates of
+approx-KL(μ‖π), the normalised effective sample size, the fraction of near-zero weights, PPO's clip
+fraction or GIPO's trust weight, and the mean age of the replayed data in policy versions.
 """
 
 from __future__ import annotations
@@ -77,6 +81,37 @@ def summarise(history: list[dict]) -> dict:
         "env_steps": history[-1]["env_steps"] if history else 0,
         "curve": evals,
     }
+
+
+OFFPOLICY_KEYS = ("approx_kl", "ess", "ratio_max", "frac_weight_below_1e-3", "clip_frac", "trust_weight_mean",
+                  "gate_mean", "mean_staleness")  # fmt: skip
+
+
+def offpolicy(history: list[dict]) -> dict:
+    """Means over the iterations that updated the policy of the statistics in :data:`OFFPOLICY_KEYS`."""
+    out = {}
+    for key in OFFPOLICY_KEYS:
+        values = [r[key] for r in history if key in r and "approx_kl" in r]
+        if values:
+            out[key] = sum(values) / len(values)
+    return out
+
+
+def final_evaluation(run_dir: Path, task: str, episodes: int) -> float:
+    """Success of the run's final policy on ``episodes`` held-out seeds (the runs' evaluation seeds)."""
+    from gipo_robot.policies.checkpoint import load_policy
+    from gipo_robot.policies.evaluate import EVAL_SEED, evaluate
+    from gipo_robot.sim import make_env
+
+    env = make_env(task)
+    try:
+        policy = load_policy(
+            run_dir / "checkpoint", low_dim={k: list(v) for k, v in env.sim_spec.obs_shapes.items()}
+        )
+        result = evaluate(policy, env, episodes, seed=EVAL_SEED, execute_steps=1, progress=False)
+    finally:
+        env.close()
+    return result.success_rate
 
 
 def _groups(runs: list[dict]) -> dict[tuple, list[dict]]:
@@ -173,6 +208,10 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--policy-lr", type=float, default=1e-5)
+    parser.add_argument(
+        "--final-episodes", type=int, default=50,
+        help="held-out episodes for final_success (0: the run's last evaluation, as the first 30k cells)",
+    )  # fmt: skip
     parser.add_argument("--only", help="one cell, TASK:OBJECTIVE:REPLAY:SEED")
     parser.add_argument("--list", action="store_true", help="print the cells still to run and exit")
     parser.add_argument("--report", action="store_true", help="tables + PNGs from --out; runs nothing")
@@ -215,6 +254,9 @@ def main() -> None:
         history = finetune(config, base, run_dir, resume=(run_dir / "checkpoint").exists())
         record = {"task": task, "objective": variant, "replay_size": replay, "seed": seed}
         record.update(summarise(history))
+        if args.final_episodes:
+            record["final_success"] = final_evaluation(run_dir, task, args.final_episodes)
+        record.update(final_episodes=args.final_episodes or args.eval_episodes, offpolicy=offpolicy(history))
         record.update(config=asdict(config), wall_s=time.perf_counter() - start, **provenance())
         append_run(args.out, record)
 
