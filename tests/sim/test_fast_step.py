@@ -50,8 +50,10 @@ def test_fast_loop_matches_stock_robosuite(task, kind):
     finally:
         stock.close()
         fast.close()
-    # the fast loop makes the same floating-point operations in the same order, so we expect identity;
-    # 1e-8 is the contract
+    # the fast loop makes the same floating-point operations in the same order, but its small matrix
+    # products go through numba's BLAS (scipy's OpenBLAS), stock robosuite's partly through numpy's: where
+    # the two libraries pick different kernels for the CPU, the last bits differ (~1e-11 after 60 steps on
+    # some machines, 0 on others). 1e-8 is the contract.
     assert np.max(np.abs(s_states - f_states)) <= 1e-8
     assert s_rew == pytest.approx(f_rew, abs=1e-8)
     for a, b in zip(s_obs, f_obs, strict=True):
@@ -80,10 +82,12 @@ def test_fast_loop_matches_stock_with_other_sampling_rates(rates):
     finally:
         for env in envs:
             env.close()
-    np.testing.assert_array_equal(s_states, f_states)
+    # the same 1e-8 contract as above (exact where numpy's and numba's BLAS pick the same kernels)
+    np.testing.assert_allclose(s_states, f_states, rtol=0, atol=1e-8)
     for a, b in zip(s_obs, f_obs, strict=True):
         for k in a:
-            np.testing.assert_array_equal(a[k], b[k])
+            np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-8)
+    assert np.ptp(s_states[:, :7], axis=0).max() > 0.1
 
 
 def test_fast_loop_follows_a_hard_reset():
@@ -115,5 +119,5 @@ def test_fast_loop_follows_a_hard_reset():
         return np.array(states)
 
     stock, fast = run(False), run(True)
-    np.testing.assert_array_equal(stock, fast)
+    np.testing.assert_allclose(stock, fast, rtol=0, atol=1e-8)
     assert np.ptp(stock[:, :7], axis=0).max() > 0.05
