@@ -128,7 +128,8 @@ def report(runs: list[dict], out_dir: Path) -> str:
 
     groups = _groups(runs)
     lines = [
-        "| task | budget | objective | K | seeds | final success mean ± std | AUC mean | reached 80% |",
+        "| task | budget | objective | K | seeds | final success mean ± std (episodes) | AUC mean "
+        "| reached 80% |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (task, budget, variant, k), rs in sorted(
@@ -137,10 +138,12 @@ def report(runs: list[dict], out_dir: Path) -> str:
         finals = np.array([r["final_success"] for r in rs])
         std = f"{finals.std(ddof=1):.2f}" if len(finals) > 1 else "—"
         reached = sum(r["steps_to_80"] is not None for r in rs)
+        episodes = "/".join(sorted({str(r.get("final_episodes", r["config"]["eval_episodes"])) for r in rs}))
         lines.append(
             f"| {task} | {budget // 1000}k | {variant} | {k} | {len(rs)} | {finals.mean():.2f} ± {std} "
-            f"| {np.mean([r['auc'] for r in rs]):.3f} | {reached}/{len(rs)} |"
+            f"({episodes}) | {np.mean([r['auc'] for r in rs]):.3f} | {reached}/{len(rs)} |"
         )
+    lines += ["", *offpolicy_table(groups)]
     lines += [
         "",
         "| task | budget | objective | K | seed | eval success along the run | final | AUC | steps to 80% |",
@@ -159,6 +162,34 @@ def report(runs: list[dict], out_dir: Path) -> str:
     for task, budget in sorted({(t, b) for t, b, _, _ in groups}):
         plot_task(groups, task, budget, out_dir / f"staleness_{task}_{budget // 1000}k.png")
     return "\n".join(lines)
+
+
+def _mean(runs: list[dict], key: str, fmt: str = ".3f") -> str:
+    values = [r["offpolicy"][key] for r in runs if key in r["offpolicy"]]
+    return format(sum(values) / len(values), fmt) if values else "—"
+
+
+def offpolicy_table(groups: dict[tuple, list[dict]]) -> list[str]:
+    """How stale the replayed data was, per group of runs that logged it (means over seeds and updates)."""
+    lines = [
+        "| task | budget | objective | K | seeds | data age (versions) | approx-KL | ESS | ρ max | clip frac "
+        "| trust weight | weights < 1e-3 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, budget, variant, k), rs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][3])
+    ):
+        rs = [r for r in rs if r.get("offpolicy")]
+        if not rs:
+            continue
+        lines.append(
+            f"| {task} | {budget // 1000}k | {variant} | {k} | {len(rs)} "
+            f"| {_mean(rs, 'mean_staleness', '.1f')} | {_mean(rs, 'approx_kl')} "
+            f"| {_mean(rs, 'ess', '.2f')} | {_mean(rs, 'ratio_max', '.1f')} "
+            f"| {_mean(rs, 'clip_frac')} | {_mean(rs, 'trust_weight_mean')} "
+            f"| {_mean(rs, 'frac_weight_below_1e-3', '.4f')} |"
+        )
+    return lines if len(lines) > 2 else []
 
 
 def plot_task(groups: dict[tuple, list[dict]], task: str, budget: int, path: Path) -> Path:
