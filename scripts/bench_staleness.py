@@ -177,7 +177,7 @@ def offpolicy_table(groups: dict[tuple, list[dict]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (task, budget, variant, k), rs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][3])
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][3], kv[0][2])
     ):
         rs = [r for r in rs if r.get("offpolicy")]
         if not rs:
