@@ -105,9 +105,7 @@ def final_evaluation(run_dir: Path, task: str, episodes: int) -> float:
 
     env = make_env(task)
     try:
-        policy = load_policy(
-            run_dir / "checkpoint", low_dim={k: list(v) for k, v in env.sim_spec.obs_shapes.items()}
-        )
+        policy = load_policy(run_dir / "checkpoint")
         result = evaluate(policy, env, episodes, seed=EVAL_SEED, execute_steps=1, progress=False)
     finally:
         env.close()
@@ -122,6 +120,11 @@ def _groups(runs: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
+def _ordered(groups: dict[tuple, list[dict]]) -> list[tuple[tuple, list[dict]]]:
+    """Groups in table order: task, budget, largest replay size first, objective."""
+    return sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][3], kv[0][2]))
+
+
 def report(runs: list[dict], out_dir: Path) -> str:
     """Markdown tables (per cell, per group) and the PNG curves; returns the markdown."""
     import numpy as np
@@ -132,9 +135,7 @@ def report(runs: list[dict], out_dir: Path) -> str:
         "| reached 80% |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for (task, budget, variant, k), rs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][3], kv[0][2])
-    ):
+    for (task, budget, variant, k), rs in _ordered(groups):
         finals = np.array([r["final_success"] for r in rs])
         std = f"{finals.std(ddof=1):.2f}" if len(finals) > 1 else "—"
         reached = sum(r["steps_to_80"] is not None for r in rs)
@@ -149,9 +150,7 @@ def report(runs: list[dict], out_dir: Path) -> str:
         "| task | budget | objective | K | seed | eval success along the run | final | AUC | steps to 80% |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for (task, budget, variant, k), rs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][3], kv[0][2])
-    ):
+    for (task, budget, variant, k), rs in _ordered(groups):
         for r in rs:
             curve = " / ".join(f"{y:.2f}" for _, y in r["curve"])
             s80 = r["steps_to_80"] if r["steps_to_80"] is not None else "—"
@@ -176,9 +175,7 @@ def offpolicy_table(groups: dict[tuple, list[dict]]) -> list[str]:
         "| trust weight | weights < 1e-3 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (task, budget, variant, k), rs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][3], kv[0][2])
-    ):
+    for (task, budget, variant, k), rs in _ordered(groups):
         rs = [r for r in rs if r.get("offpolicy")]
         if not rs:
             continue
