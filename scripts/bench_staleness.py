@@ -144,7 +144,7 @@ def report(runs: list[dict], out_dir: Path) -> str:
             f"| {task} | {budget // 1000}k | {variant} | {k} | {len(rs)} | {finals.mean():.2f} ± {std} "
             f"({episodes}) | {np.mean([r['auc'] for r in rs]):.3f} | {reached}/{len(rs)} |"
         )
-    lines += ["", *offpolicy_table(groups)]
+    lines += ["", *paired_table(groups), "", *offpolicy_table(groups)]
     lines += [
         "",
         "| task | budget | objective | K | seed | eval success along the run | final | AUC | steps to 80% |",
@@ -161,6 +161,30 @@ def report(runs: list[dict], out_dir: Path) -> str:
     for task, budget in sorted({(t, b) for t, b, _, _ in groups}):
         plot_task(groups, task, budget, out_dir / f"staleness_{task}_{budget // 1000}k.png")
     return "\n".join(lines)
+
+
+def paired_table(groups: dict[tuple, list[dict]], reference: str = "gipo") -> list[str]:
+    """``reference`` minus each other objective, seed by seed (seed s of every objective starts from the same
+    BC policy and the same env seeds, so per-seed differences are less noisy than the difference of means)."""
+    lines = [
+        f"| task | budget | K | {reference} vs | seeds | Δ final success, mean (per seed) "
+        f"| {reference} ahead / tied / behind |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (task, budget, variant, k), rs in _ordered(groups):
+        ref = {r["seed"]: r["final_success"] for r in groups.get((task, budget, reference, k), [])}
+        if variant == reference or not ref:
+            continue
+        deltas = [ref[r["seed"]] - r["final_success"] for r in rs if r["seed"] in ref]
+        if not deltas:
+            continue
+        per_seed = " / ".join(f"{d:+.2f}" for d in deltas)
+        ahead, behind = sum(d > 1e-9 for d in deltas), sum(d < -1e-9 for d in deltas)
+        lines.append(
+            f"| {task} | {budget // 1000}k | {k} | {variant} | {len(deltas)} "
+            f"| {sum(deltas) / len(deltas):+.2f} ({per_seed}) | {ahead} / {len(deltas) - ahead - behind} / {behind} |"
+        )
+    return lines if len(lines) > 2 else []
 
 
 def _mean(runs: list[dict], key: str, fmt: str = ".3f") -> str:
