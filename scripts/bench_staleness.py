@@ -180,9 +180,10 @@ def paired_table(groups: dict[tuple, list[dict]], reference: str = "gipo") -> li
             continue
         per_seed = " / ".join(f"{d:+.2f}" for d in deltas)
         ahead, behind = sum(d > 1e-9 for d in deltas), sum(d < -1e-9 for d in deltas)
+        tied = len(deltas) - ahead - behind
         lines.append(
             f"| {task} | {budget // 1000}k | {k} | {variant} | {len(deltas)} "
-            f"| {sum(deltas) / len(deltas):+.2f} ({per_seed}) | {ahead} / {len(deltas) - ahead - behind} / {behind} |"
+            f"| {sum(deltas) / len(deltas):+.2f} ({per_seed}) | {ahead} / {tied} / {behind} |"
         )
     return lines if len(lines) > 2 else []
 
