@@ -144,7 +144,7 @@ def report(runs: list[dict], out_dir: Path) -> str:
             f"| {task} | {budget // 1000}k | {variant} | {k} | {len(rs)} | {finals.mean():.2f} ± {std} "
             f"({episodes}) | {np.mean([r['auc'] for r in rs]):.3f} | {reached}/{len(rs)} |"
         )
-    lines += ["", *paired_table(groups), "", *offpolicy_table(groups)]
+    lines += ["", *retention_table(groups), "", *paired_table(groups), "", *offpolicy_table(groups)]
     lines += [
         "",
         "| task | budget | objective | K | seed | eval success along the run | final | AUC | steps to 80% |",
@@ -161,6 +161,28 @@ def report(runs: list[dict], out_dir: Path) -> str:
     for task, budget in sorted({(t, b) for t, b, _, _ in groups}):
         plot_task(groups, task, budget, out_dir / f"staleness_{task}_{budget // 1000}k.png")
     return "\n".join(lines)
+
+
+def retention_table(groups: dict[tuple, list[dict]]) -> list[str]:
+    """Mean final success per replay size for every objective run at K = 1 and a larger K, and how much of
+    its K = 1 success it keeps at the largest K (the issue's "≥ 85% of its size-1 success")."""
+    sizes = sorted({k for *_, k in groups})
+    lines = [
+        "| task | budget | objective | " + " | ".join(f"K={k}" for k in sizes) + " | largest K / K=1 |",
+        "|---|---|---|" + "---|" * len(sizes) + "---|",
+    ]
+    for task, budget, variant in sorted({(t, b, v) for t, b, v, _ in groups}):
+        means = {
+            k: sum(r["final_success"] for r in rs) / len(rs)
+            for (t, b, v, k), rs in groups.items()
+            if (t, b, v) == (task, budget, variant)
+        }
+        if 1 not in means or len(means) < 2:
+            continue
+        cells = " | ".join(f"{means[k]:.2f}" if k in means else "—" for k in sizes)
+        kept = means[max(means)] / means[1] if means[1] else float("nan")
+        lines.append(f"| {task} | {budget // 1000}k | {variant} | {cells} | {kept:.0%} (K={max(means)}) |")
+    return lines if len(lines) > 2 else []
 
 
 def paired_table(groups: dict[tuple, list[dict]], reference: str = "gipo") -> list[str]:
