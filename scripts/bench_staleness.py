@@ -172,14 +172,15 @@ def retention_table(groups: dict[tuple, list[dict]]) -> list[str]:
         "|---|---|---|" + "---|" * len(sizes) + "---|",
     ]
     for task, budget, variant in sorted({(t, b, v) for t, b, v, _ in groups}):
-        means = {
-            k: sum(r["final_success"] for r in rs) / len(rs)
-            for (t, b, v, k), rs in groups.items()
-            if (t, b, v) == (task, budget, variant)
-        }
+        row = {k: rs for (t, b, v, k), rs in groups.items() if (t, b, v) == (task, budget, variant)}
+        means = {k: sum(r["final_success"] for r in rs) / len(rs) for k, rs in row.items()}
         if 1 not in means or len(means) < 2:
             continue
-        cells = " | ".join(f"{means[k]:.2f}" if k in means else "—" for k in sizes)
+        most = max(len(rs) for rs in row.values())  # a group with fewer seeds says how many it has
+        cells = " | ".join(
+            f"{means[k]:.2f}" + (f" (n={len(row[k])})" if len(row[k]) < most else "") if k in row else "—"
+            for k in sizes
+        )
         kept = means[max(means)] / means[1] if means[1] else float("nan")
         lines.append(f"| {task} | {budget // 1000}k | {variant} | {cells} | {kept:.0%} (K={max(means)}) |")
     return lines if len(lines) > 2 else []
