@@ -1,0 +1,56 @@
+"""The staleness report's retention and paired tables: the numbers BENCHMARKS.md quotes for the floors."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(SCRIPTS))  # the script imports its sibling ``_common``
+    try:
+        spec = importlib.util.spec_from_file_location("bench_staleness", SCRIPTS / "bench_staleness.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+def _run(objective, k, seed, success, task="Lift", steps=30000):
+    return {
+        "task": task,
+        "env_steps": steps,
+        "objective": objective,
+        "replay_size": k,
+        "seed": seed,
+        "final_success": success,
+    }
+
+
+def test_retention_keeps_largest_k_over_k1_and_flags_short_groups(bench):
+    runs = [_run("gipo", 1, s, v) for s, v in enumerate([0.8, 1.0])]
+    runs += [_run("gipo", 16, s, v) for s, v in enumerate([0.6, 0.8])]
+    runs += [_run("gipo", 4, 0, 0.5)]  # one seed where the others have two
+    runs += [_run("ppo_clip", 16, 0, 0.7)]  # no K = 1: no row
+    lines = bench.retention_table(bench._groups(runs))
+    assert lines[0].startswith("| task | budget | objective | K=1 | K=4 | K=16 |")
+    assert lines[2:] == ["| Lift | 30k | gipo | 0.90 | 0.50 (n=1) | 0.70 | 78% (K=16) |"]
+
+
+def test_paired_table_differences_seed_by_seed(bench):
+    runs = [_run("gipo", 16, s, v) for s, v in enumerate([0.7, 0.2, 0.6])]
+    runs += [_run("ppo_clip", 16, s, v) for s, v in enumerate([0.6, 0.4, 0.6])]
+    runs += [_run("no_clip", 16, 5, 0.1)]  # no GIPO run on seed 5: nothing to pair
+    lines = bench.paired_table(bench._groups(runs))
+    assert lines[2:] == ["| Lift | 30k | 16 | ppo_clip | 3 | -0.03 (+0.10 / -0.20 / +0.00) | 1 / 1 / 1 |"]
+
+
+def test_tables_are_empty_without_anything_to_compare(bench):
+    groups = bench._groups([_run("gipo", 16, 0, 0.5)])
+    assert bench.retention_table(groups) == []
+    assert bench.paired_table(groups) == []
