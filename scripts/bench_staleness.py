@@ -45,6 +45,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "gipo_s0.5": ("gipo", {"sigma": 0.5}),
     "gipo_s2": ("gipo", {"sigma": 2.0}),
     "gipo_1s": ("gipo", {"sigma": 1.0, "one_sided": True}),
+    # The authors' trainer adds a KL(μ‖π_θ) penalty of 0.1 to GIPO σ = 1; the library keeps it off by default.
+    "gipo_kl": ("gipo", {"sigma": 1.0, "kl_coef": 0.1}),
     "ppo_clip": ("ppo_clip", {"eps": 0.2}),
     "sapo": ("sapo", {}),
     "no_clip": ("no_clip", {}),
