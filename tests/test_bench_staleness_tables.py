@@ -54,3 +54,19 @@ def test_tables_are_empty_without_anything_to_compare(bench):
     groups = bench._groups([_run("gipo", 16, 0, 0.5)])
     assert bench.retention_table(groups) == []
     assert bench.paired_table(groups) == []
+
+
+def test_every_variant_names_a_known_objective_with_parameters_it_accepts(bench):
+    """A typo in a variant's parameters would only surface at a cell's first update, minutes into a run."""
+    import torch
+
+    from gipo_robot.objectives import get_objective
+
+    logp = torch.tensor([-1.0, -0.5, -2.0], requires_grad=True)
+    logp_behavior = torch.tensor([-1.2, -0.5, -1.0])
+    advantages = torch.tensor([1.0, -0.5, 0.3])
+    for name, (objective, params) in bench.VARIANTS.items():
+        loss, _ = get_objective(objective)(logp, logp_behavior, advantages, **params)
+        (grad,) = torch.autograd.grad(loss, logp)
+        assert torch.isfinite(loss) and torch.isfinite(grad).all(), name
+        assert grad.abs().sum() > 0, name
