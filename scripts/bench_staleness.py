@@ -39,6 +39,9 @@ from _common import provenance
 
 from gipo_robot.train.finetune import FinetuneConfig, finetune
 
+POLICY_LR = 1e-5  # every cell in benchmarks/staleness.json ran at this policy learning rate
+DEFAULT_OUT = Path("benchmarks/staleness.json")
+
 # Objective variants: name -> (objective, params). "gipo" is the paper's σ = 1; the others sweep σ.
 VARIANTS: dict[str, tuple[str, dict]] = {
     "gipo": ("gipo", {"sigma": 1.0}),
@@ -285,7 +288,10 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=10)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-episodes", type=int, default=20)
-    parser.add_argument("--policy-lr", type=float, default=1e-5)
+    parser.add_argument(
+        "--policy-lr", type=float, default=POLICY_LR,
+        help=f"policy learning rate (default {POLICY_LR}); another value needs its own --out and --runs",
+    )  # fmt: skip
     parser.add_argument(
         "--final-episodes", type=int, default=50,
         help="held-out episodes for final_success (0: the run's last evaluation, as the first 30k cells)",
@@ -293,10 +299,18 @@ def main() -> None:
     parser.add_argument("--only", help="one cell, TASK:OBJECTIVE:REPLAY:SEED")
     parser.add_argument("--list", action="store_true", help="print the cells still to run and exit")
     parser.add_argument("--report", action="store_true", help="tables + PNGs from --out; runs nothing")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/staleness.json"))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--runs", type=Path, default=Path("runs/staleness"))
     args = parser.parse_args()
 
+    if args.policy_lr != POLICY_LR and not args.report and args.out == DEFAULT_OUT:
+        # A cell is keyed by (task, objective, K, seed, budget), not by its learning rate: in the default
+        # files a run at another lr would be skipped as done, or resume a default-lr run directory.
+        raise SystemExit(
+            f"--policy-lr {args.policy_lr} differs from the grid's {POLICY_LR}: give it its own --out "
+            f"(not {DEFAULT_OUT}) and --runs, e.g. --out benchmarks/staleness_lr{args.policy_lr:g}.json "
+            f"--runs runs/staleness_lr{args.policy_lr:g}"
+        )
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
     if args.report:
         print(report(results["runs"], args.out.parent))

@@ -70,3 +70,28 @@ def test_every_variant_names_a_known_objective_with_parameters_it_accepts(bench)
         (grad,) = torch.autograd.grad(loss, logp)
         assert torch.isfinite(loss) and torch.isfinite(grad).all(), name
         assert grad.abs().sum() > 0, name
+
+
+def test_another_policy_lr_is_refused_in_the_default_grid_files(tmp_path):
+    """Cells are not keyed by learning rate: another lr in the default files would be skipped or mixed in."""
+    import subprocess
+
+    script = SCRIPTS / "bench_staleness.py"
+    refused = subprocess.run(
+        [sys.executable, str(script), "--policy-lr", "3e-6", "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0
+    assert "--policy-lr 3e-06" in refused.stderr and "--out" in refused.stderr
+    grid = ["--tasks", "Can", "--objectives", "gipo", "--replay-sizes", "16", "--seeds", "0"]
+    own = ["--out", str(tmp_path / "lr.json"), "--runs", str(tmp_path)]
+    own_files = subprocess.run(
+        [sys.executable, str(script), "--policy-lr", "3e-6", "--list", *grid, *own],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert own_files.returncode == 0, own_files.stderr
+    assert own_files.stdout.split() == ["Can:gipo:16:0"]
