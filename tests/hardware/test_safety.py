@@ -312,20 +312,25 @@ def test_estop_holds_and_refuses_motion_until_cleared():
 
 
 def test_sigint_estops_inside_the_context_and_the_old_handler_comes_back():
-    before = signal.getsignal(signal.SIGINT)
-    arm = RecordingArm()
-    guard = guarded(arm)
-    guard.reset()
-    with guard.estop_on_sigint():
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)  # the handler runs in the main thread between bytecodes
-        assert guard.estopped and "SIGINT" in guard.estop_reason
-        with pytest.raises(EStopError):
-            guard.act(np.zeros(3))
-        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C goes to the previous handler
+    # Python's own Ctrl-C handler as the previous one: a shell that starts background jobs with SIGINT
+    # ignored (``cmd &`` without job control) would otherwise leave SIG_IGN there.
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        arm = RecordingArm()
+        guard = guarded(arm)
+        guard.reset()
+        with guard.estop_on_sigint():
             os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-    assert signal.getsignal(signal.SIGINT) is before
+            time.sleep(0.05)  # the handler runs in the main thread between bytecodes
+            assert guard.estopped and "SIGINT" in guard.estop_reason
+            with pytest.raises(EStopError):
+                guard.act(np.zeros(3))
+            with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C goes to the previous handler
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_counts_reset_with_each_episode_and_report_is_json():
