@@ -41,6 +41,7 @@ from gipo_robot.train.finetune import FinetuneConfig, finetune
 
 POLICY_LR = 1e-5  # every cell in benchmarks/staleness.json ran at this policy learning rate
 DEFAULT_OUT = Path("benchmarks/staleness.json")
+DEFAULT_RUNS = Path("runs/staleness")
 
 # Objective variants: name -> (objective, params). "gipo" is the paper's σ = 1; the others sweep σ.
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -300,16 +301,17 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the cells still to run and exit")
     parser.add_argument("--report", action="store_true", help="tables + PNGs from --out; runs nothing")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--runs", type=Path, default=Path("runs/staleness"))
+    parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS)
     args = parser.parse_args()
 
-    if args.policy_lr != POLICY_LR and not args.report and args.out == DEFAULT_OUT:
+    in_default_files = args.out == DEFAULT_OUT or args.runs == DEFAULT_RUNS
+    if args.policy_lr != POLICY_LR and not args.report and in_default_files:
         # A cell is keyed by (task, objective, K, seed, budget), not by its learning rate: in the default
         # files a run at another lr would be skipped as done, or resume a default-lr run directory.
         raise SystemExit(
-            f"--policy-lr {args.policy_lr} differs from the grid's {POLICY_LR}: give it its own --out "
-            f"(not {DEFAULT_OUT}) and --runs, e.g. --out benchmarks/staleness_lr{args.policy_lr:g}.json "
-            f"--runs runs/staleness_lr{args.policy_lr:g}"
+            f"--policy-lr {args.policy_lr} differs from the grid's {POLICY_LR}: give it its own --out and "
+            f"--runs (not {DEFAULT_OUT}, {DEFAULT_RUNS}), e.g. "
+            f"--out benchmarks/staleness_lr{args.policy_lr:g}.json --runs runs/staleness_lr{args.policy_lr:g}"
         )
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
     if args.report:

@@ -85,6 +85,13 @@ def test_another_policy_lr_is_refused_in_the_default_grid_files(tmp_path):
     )
     assert refused.returncode != 0
     assert "--policy-lr 3e-06" in refused.stderr and "--out" in refused.stderr
+    out_only = subprocess.run(
+        [sys.executable, str(script), "--policy-lr", "3e-6", "--list", "--out", str(tmp_path / "lr.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out_only.returncode != 0 and "--runs" in out_only.stderr  # default run dirs would be resumed
     grid = ["--tasks", "Can", "--objectives", "gipo", "--replay-sizes", "16", "--seeds", "0"]
     own = ["--out", str(tmp_path / "lr.json"), "--runs", str(tmp_path)]
     own_files = subprocess.run(
