@@ -76,29 +76,16 @@ def test_another_policy_lr_is_refused_in_the_default_grid_files(tmp_path):
     """Cells are not keyed by learning rate: another lr in the default files would be skipped or mixed in."""
     import subprocess
 
-    script = SCRIPTS / "bench_staleness.py"
-    refused = subprocess.run(
-        [sys.executable, str(script), "--policy-lr", "3e-6", "--list"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    def bench_staleness(*args):
+        cmd = [sys.executable, str(SCRIPTS / "bench_staleness.py"), "--policy-lr", "3e-6", "--list", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    refused = bench_staleness()
     assert refused.returncode != 0
     assert "--policy-lr 3e-06" in refused.stderr and "--out" in refused.stderr
-    out_only = subprocess.run(
-        [sys.executable, str(script), "--policy-lr", "3e-6", "--list", "--out", str(tmp_path / "lr.json")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out_only = bench_staleness("--out", str(tmp_path / "lr.json"))
     assert out_only.returncode != 0 and "--runs" in out_only.stderr  # default run dirs would be resumed
     grid = ["--tasks", "Can", "--objectives", "gipo", "--replay-sizes", "16", "--seeds", "0"]
-    own = ["--out", str(tmp_path / "lr.json"), "--runs", str(tmp_path)]
-    own_files = subprocess.run(
-        [sys.executable, str(script), "--policy-lr", "3e-6", "--list", *grid, *own],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    own_files = bench_staleness(*grid, "--out", str(tmp_path / "lr.json"), "--runs", str(tmp_path))
     assert own_files.returncode == 0, own_files.stderr
     assert own_files.stdout.split() == ["Can:gipo:16:0"]
