@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/bench_staleness.py [--tasks Lift Can]
         [--objectives gipo gipo_s0.5 ppo_clip sapo no_clip] [--replay-sizes 1 4 16] [--seeds 0 1 2]
-        [--env-steps 300000] [--demos 10] [--final-episodes 50] [--only CELL] [--list] [--report]
+        [--env-steps 300000] [--demos 10] [--final-episodes 50] [--only CELL] [--list]
+        [--report [--also JSON ...]] [--policy-lr LR --out JSON --runs DIR]
 
 One *cell* is one fine-tuning run (task, objective variant, replay size, seed). Cells are independent and
 resumable: a finished cell is appended to ``benchmarks/staleness.json`` (``{"runs": [{"task", "objective",
@@ -13,9 +14,11 @@ and by several queues at once (appends take a file lock) (``--only Lift:gipo:4:0
 update-to-data ratio (the loop's updates per iteration do not depend on the replay size). The BC start
 for (task, seed) is trained once from ``--demos`` scripted demos and cached under ``runs/staleness/``.
 
-``--report`` runs nothing: it reads ``staleness.json`` and writes the summary tables (markdown, printed)
-and one PNG per task and budget, ``benchmarks/staleness_<task>_<k>k.png``: mean evaluation success vs
-env steps per objective (band: min..max over seeds), one panel per replay size.
+``--report`` runs nothing: it reads ``staleness.json`` (and the result files given to ``--also``) and
+writes the summary tables (markdown, printed) and one PNG per task and budget,
+``benchmarks/staleness_<task>_<k>k.png`` (named after ``--out``): mean evaluation success vs env steps per
+objective (band: min..max over seeds), one panel per replay size. A run at a policy learning rate other
+than the grid's is reported under its own label, ``gipo@lr3e-06``.
 
 Metrics per run: ``final_success`` (the final policy on ``--final-episodes`` held-out episodes, the first
 ``--eval-episodes`` of which are the run's own last evaluation; ``--final-episodes 0`` keeps that last
@@ -118,11 +121,18 @@ def final_evaluation(run_dir: Path, task: str, episodes: int) -> float:
     return result.success_rate
 
 
+def label(run: dict) -> str:
+    """The run's objective variant, with its policy learning rate when that is not the grid's ``POLICY_LR``
+    (``gipo@lr3e-06``), so runs of the learning-rate check never pool with the grid's runs."""
+    lr = run.get("config", {}).get("policy_lr", POLICY_LR)
+    return run["objective"] if lr == POLICY_LR else f"{run['objective']}@lr{lr:g}"
+
+
 def _groups(runs: list[dict]) -> dict[tuple, list[dict]]:
-    """Runs grouped by (task, env-step budget, objective variant, replay size), seeds in order."""
+    """Runs grouped by (task, env-step budget, labelled objective variant, replay size), seeds in order."""
     groups: dict[tuple, list[dict]] = {}
     for r in sorted(runs, key=lambda r: r["seed"]):
-        groups.setdefault((r["task"], r["env_steps"], r["objective"], r["replay_size"]), []).append(r)
+        groups.setdefault((r["task"], r["env_steps"], label(r), r["replay_size"]), []).append(r)
     return groups
 
 
@@ -131,8 +141,9 @@ def _ordered(groups: dict[tuple, list[dict]]) -> list[tuple[tuple, list[dict]]]:
     return sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][3], kv[0][2]))
 
 
-def report(runs: list[dict], out_dir: Path) -> str:
-    """Markdown tables (per cell, per group) and the PNG curves; returns the markdown."""
+def report(runs: list[dict], png_prefix: Path) -> str:
+    """Markdown tables (per cell, per group) and the PNG curves ``<png_prefix>_<task>_<k>k.png``; returns
+    the markdown."""
     import numpy as np
 
     groups = _groups(runs)
@@ -165,7 +176,7 @@ def report(runs: list[dict], out_dir: Path) -> str:
                 f"| {r['final_success']:.2f} | {r['auc']:.3f} | {s80} |"
             )
     for task, budget in sorted({(t, b) for t, b, _, _ in groups}):
-        plot_task(groups, task, budget, out_dir / f"staleness_{task}_{budget // 1000}k.png")
+        plot_task(groups, task, budget, Path(f"{png_prefix}_{task}_{budget // 1000}k.png"))
     return "\n".join(lines)
 
 
@@ -300,6 +311,10 @@ def main() -> None:
     parser.add_argument("--only", help="one cell, TASK:OBJECTIVE:REPLAY:SEED")
     parser.add_argument("--list", action="store_true", help="print the cells still to run and exit")
     parser.add_argument("--report", action="store_true", help="tables + PNGs from --out; runs nothing")
+    parser.add_argument(
+        "--also", nargs="+", type=Path, default=[], metavar="JSON",
+        help="with --report: more result files to report beside --out's (e.g. the learning-rate check's)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS)
     args = parser.parse_args()
@@ -315,7 +330,12 @@ def main() -> None:
         )
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
     if args.report:
-        print(report(results["runs"], args.out.parent))
+        runs = list(results["runs"])
+        for extra in args.also:
+            if not extra.exists():
+                raise SystemExit(f"--also {extra}: no such result file")
+            runs += json.loads(extra.read_text())["runs"]
+        print(report(runs, args.out.with_suffix("")))
         return
     done = {(r["task"], r["objective"], r["replay_size"], r["seed"], r["env_steps"]) for r in results["runs"]}
     cells = [

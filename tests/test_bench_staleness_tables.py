@@ -50,6 +50,31 @@ def test_paired_table_differences_seed_by_seed(bench):
     assert lines[2:] == ["| Lift | 30k | 16 | ppo_clip | 3 | -0.03 (+0.10 / -0.20 / +0.00) | 1 / 1 / 1 |"]
 
 
+def test_runs_at_another_learning_rate_are_reported_under_their_own_label(bench, tmp_path):
+    """The learning-rate check's runs sit beside the grid's in one report, never pooled with them."""
+
+    def run(objective, seed, success, lr):
+        r = _run(objective, 16, seed, success, task="Can", steps=100000)
+        curve = [[50000, success / 2], [100000, success]]
+        r.update(
+            config={"policy_lr": lr, "eval_episodes": 30},
+            curve=curve,
+            auc=success / 2,
+            steps_to_80=None,
+            final_episodes=50,
+        )
+        return r
+
+    runs = [run("gipo", s, v, 1e-5) for s, v in enumerate([0.6, 0.2])]
+    runs += [run("gipo", s, v, 3e-6) for s, v in enumerate([0.8, 0.6])]
+    assert sorted(bench._groups(runs)) == [("Can", 100000, "gipo", 16), ("Can", 100000, "gipo@lr3e-06", 16)]
+    text = bench.report(runs, tmp_path / "staleness_lr")
+    assert "| Can | 100k | gipo | 16 | 2 | 0.40 ± 0.28 (50) |" in text
+    assert "| Can | 100k | gipo@lr3e-06 | 16 | 2 | 0.70 ± 0.14 (50) |" in text
+    assert "| Can | 100k | 16 | gipo@lr3e-06 | 2 | -0.30 (-0.20 / -0.40) | 0 / 0 / 2 |" in text
+    assert [p.name for p in tmp_path.iterdir()] == ["staleness_lr_Can_100k.png"]  # named after --out
+
+
 def test_tables_are_empty_without_anything_to_compare(bench):
     groups = bench._groups([_run("gipo", 16, 0, 0.5)])
     assert bench.retention_table(groups) == []
