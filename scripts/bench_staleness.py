@@ -161,7 +161,10 @@ def report(runs: list[dict], png_prefix: Path) -> str:
             f"| {task} | {budget // 1000}k | {variant} | {k} | {len(rs)} | {finals.mean():.2f} ± {std} "
             f"({episodes}) | {np.mean([r['auc'] for r in rs]):.3f} | {reached}/{len(rs)} |"
         )
-    lines += ["", *retention_table(groups), "", *paired_table(groups), "", *offpolicy_table(groups)]
+    lines += ["", *retention_table(groups), "", *paired_table(groups)]
+    for reference in sorted({v for _, _, v, _ in groups if v.startswith("gipo@")}):  # the lr check's GIPO too
+        lines += ["", *paired_table(groups, reference)]
+    lines += ["", *offpolicy_table(groups)]
     lines += [
         "",
         "| task | budget | objective | K | seed | eval success along the run | final | AUC | steps to 80% |",

@@ -72,6 +72,7 @@ def test_runs_at_another_learning_rate_are_reported_under_their_own_label(bench,
     assert "| Can | 100k | gipo | 16 | 2 | 0.40 ± 0.28 (50) |" in text
     assert "| Can | 100k | gipo@lr3e-06 | 16 | 2 | 0.70 ± 0.14 (50) |" in text
     assert "| Can | 100k | 16 | gipo@lr3e-06 | 2 | -0.30 (-0.20 / -0.40) | 0 / 0 / 2 |" in text
+    assert "| Can | 100k | 16 | gipo | 2 | +0.30 (+0.20 / +0.40) | 2 / 0 / 0 |" in text  # and the other way
     assert [p.name for p in tmp_path.iterdir()] == ["staleness_lr_Can_100k.png"]  # named after --out
 
 
