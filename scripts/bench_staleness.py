@@ -335,9 +335,10 @@ def main() -> None:
     if args.report:
         runs = list(results["runs"])
         for extra in args.also:
-            if not extra.exists():
-                raise SystemExit(f"--also {extra}: no such result file")
-            runs += json.loads(extra.read_text())["runs"]
+            try:
+                runs += json.loads(extra.read_text())["runs"]
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise SystemExit(f"--also {extra}: not a result file with a 'runs' list ({e!r})") from e
         print(report(runs, args.out.with_suffix("")))
         return
     done = {(r["task"], r["objective"], r["replay_size"], r["seed"], r["env_steps"]) for r in results["runs"]}

@@ -115,3 +115,15 @@ def test_another_policy_lr_is_refused_in_the_default_grid_files(tmp_path):
     own_files = bench_staleness(*grid, "--out", str(tmp_path / "lr.json"), "--runs", str(tmp_path))
     assert own_files.returncode == 0, own_files.stderr
     assert own_files.stdout.split() == ["Can:gipo:16:0"]
+
+
+def test_report_names_an_extra_result_file_it_cannot_read(tmp_path):
+    import subprocess
+
+    bad = tmp_path / "lr.json"
+    bad.write_text('{"cells": []}')
+    cmd = [sys.executable, str(SCRIPTS / "bench_staleness.py"), "--report", "--out", str(tmp_path / "g.json")]
+    result = subprocess.run([*cmd, "--also", str(bad)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert str(bad) in result.stderr and "'runs'" in result.stderr
+    assert not list(tmp_path.glob("*.png"))  # nothing reported from a half-read set of files
