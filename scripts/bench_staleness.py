@@ -331,17 +331,13 @@ def main() -> None:
             f"--runs (not {DEFAULT_OUT}, {DEFAULT_RUNS}), e.g. "
             f"--out benchmarks/staleness_lr{args.policy_lr:g}.json --runs runs/staleness_lr{args.policy_lr:g}"
         )
-    results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
+    runs = read_runs(args.out, missing_ok=True)
     if args.report:
-        runs = list(results["runs"])
         for extra in args.also:
-            try:
-                runs += json.loads(extra.read_text())["runs"]
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise SystemExit(f"--also {extra}: not a result file with a 'runs' list ({e!r})") from e
+            runs += read_runs(extra)
         print(report(runs, args.out.with_suffix("")))
         return
-    done = {(r["task"], r["objective"], r["replay_size"], r["seed"], r["env_steps"]) for r in results["runs"]}
+    done = {(r["task"], r["objective"], r["replay_size"], r["seed"], r["env_steps"]) for r in runs}
     cells = [
         (t, o, k, s)
         for t in args.tasks
@@ -377,6 +373,16 @@ def main() -> None:
         record.update(final_episodes=args.final_episodes or args.eval_episodes, offpolicy=offpolicy(history))
         record.update(config=asdict(config), wall_s=time.perf_counter() - start, **provenance())
         append_run(args.out, record)
+
+
+def read_runs(path: Path, missing_ok: bool = False) -> list[dict]:
+    """A result file's ``runs`` (none if it does not exist yet and ``missing_ok``), or a clear error."""
+    if missing_ok and not path.exists():
+        return []
+    try:
+        return json.loads(path.read_text())["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"{path}: not a result file with a 'runs' list ({e!r})") from e
 
 
 def append_run(out: Path, record: dict) -> None:
