@@ -390,10 +390,9 @@ def append_run(out: Path, record: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(out.read_text()) if out.exists() else {"runs": []}
-        results["runs"].append(record)
+        runs = [*read_runs(out, missing_ok=True), record]
         tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1, default=str))
+        tmp.write_text(json.dumps({"runs": runs}, indent=1, default=str))
         tmp.replace(out)
 
 

@@ -1,12 +1,19 @@
 """The staleness report's retention and paired tables: the numbers BENCHMARKS.md quotes for the floors."""
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def bench_staleness_cli(*args: str) -> subprocess.CompletedProcess:
+    """``scripts/bench_staleness.py ARGS`` in a subprocess (its ``SystemExit`` errors are the behaviour)."""
+    cmd = [sys.executable, str(SCRIPTS / "bench_staleness.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +107,9 @@ def test_every_variant_names_a_known_objective_with_parameters_it_accepts(bench)
 
 def test_another_policy_lr_is_refused_in_the_default_grid_files(tmp_path):
     """Cells are not keyed by learning rate: another lr in the default files would be skipped or mixed in."""
-    import subprocess
 
     def bench_staleness(*args):
-        cmd = [sys.executable, str(SCRIPTS / "bench_staleness.py"), "--policy-lr", "3e-6", "--list", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        return bench_staleness_cli("--policy-lr", "3e-6", "--list", *args)
 
     refused = bench_staleness()
     assert refused.returncode != 0
@@ -118,12 +123,20 @@ def test_another_policy_lr_is_refused_in_the_default_grid_files(tmp_path):
 
 
 def test_report_names_an_extra_result_file_it_cannot_read(tmp_path):
-    import subprocess
-
     bad = tmp_path / "lr.json"
     bad.write_text('{"cells": []}')
-    cmd = [sys.executable, str(SCRIPTS / "bench_staleness.py"), "--report", "--out", str(tmp_path / "g.json")]
-    result = subprocess.run([*cmd, "--also", str(bad)], capture_output=True, text=True, timeout=120)
+    result = bench_staleness_cli("--report", "--out", str(tmp_path / "g.json"), "--also", str(bad))
     assert result.returncode != 0
     assert str(bad) in result.stderr and "'runs'" in result.stderr
     assert not list(tmp_path.glob("*.png"))  # nothing reported from a half-read set of files
+
+
+def test_append_run_keeps_earlier_runs_and_never_overwrites_a_broken_file(bench, tmp_path):
+    out = tmp_path / "sub" / "staleness.json"
+    bench.append_run(out, {"seed": 0})
+    bench.append_run(out, {"seed": 1})
+    assert bench.read_runs(out) == [{"seed": 0}, {"seed": 1}]
+    out.write_text('{"runs": [')  # a truncated file: a finished cell must not replace what it held
+    with pytest.raises(SystemExit, match=r"staleness\.json"):
+        bench.append_run(out, {"seed": 2})
+    assert out.read_text() == '{"runs": ['
