@@ -34,6 +34,8 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import math
+import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -208,9 +210,10 @@ def retention_table(groups: dict[tuple, list[dict]]) -> list[str]:
 
 def paired_table(groups: dict[tuple, list[dict]], reference: str = "gipo") -> list[str]:
     """``reference`` minus each other objective, seed by seed (seed s of every objective starts from the same
-    BC policy and the same env seeds, so per-seed differences are less noisy than the difference of means)."""
+    BC policy and the same env seeds, so per-seed differences are less noisy than the difference of means),
+    with the standard error of their mean (sample std / √n) to read the mean against."""
     lines = [
-        f"| task | budget | K | {reference} vs | seeds | Δ final success, mean (per seed) "
+        f"| task | budget | K | {reference} vs | seeds | Δ final success, mean ± s.e. (per seed) "
         f"| {reference} ahead / tied / behind |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -221,12 +224,14 @@ def paired_table(groups: dict[tuple, list[dict]], reference: str = "gipo") -> li
         deltas = [ref[r["seed"]] - r["final_success"] for r in rs if r["seed"] in ref]
         if not deltas:
             continue
+        n, mean = len(deltas), statistics.mean(deltas)
+        se = f" ± {statistics.stdev(deltas) / math.sqrt(n):.2f}" if n > 1 else ""
         per_seed = " / ".join(f"{d:+.2f}" for d in deltas)
         ahead, behind = sum(d > 1e-9 for d in deltas), sum(d < -1e-9 for d in deltas)
-        tied = len(deltas) - ahead - behind
+        tied = n - ahead - behind
         lines.append(
-            f"| {task} | {budget // 1000}k | {k} | {variant} | {len(deltas)} "
-            f"| {sum(deltas) / len(deltas):+.2f} ({per_seed}) | {ahead} / {tied} / {behind} |"
+            f"| {task} | {budget // 1000}k | {k} | {variant} | {n} "
+            f"| {mean:+.2f}{se} ({per_seed}) | {ahead} / {tied} / {behind} |"
         )
     return lines if len(lines) > 2 else []
 

@@ -54,7 +54,10 @@ def test_paired_table_differences_seed_by_seed(bench):
     runs += [_run("ppo_clip", 16, s, v) for s, v in enumerate([0.6, 0.4, 0.6])]
     runs += [_run("no_clip", 16, 5, 0.1)]  # no GIPO run on seed 5: nothing to pair
     lines = bench.paired_table(bench._groups(runs))
-    assert lines[2:] == ["| Lift | 30k | 16 | ppo_clip | 3 | -0.03 (+0.10 / -0.20 / +0.00) | 1 / 1 / 1 |"]
+    # mean −0.03, s.e. = stdev(+0.10, −0.20, 0.00) / √3 = 0.153 / 1.73 = 0.09
+    assert lines[2:] == [
+        "| Lift | 30k | 16 | ppo_clip | 3 | -0.03 ± 0.09 (+0.10 / -0.20 / +0.00) | 1 / 1 / 1 |",
+    ]
 
 
 def test_runs_at_another_learning_rate_are_reported_under_their_own_label(bench, tmp_path):
@@ -78,8 +81,9 @@ def test_runs_at_another_learning_rate_are_reported_under_their_own_label(bench,
     text = bench.report(runs, tmp_path / "staleness_lr")
     assert "| Can | 100k | gipo | 16 | 2 | 0.40 ± 0.28 (50) |" in text
     assert "| Can | 100k | gipo@lr3e-06 | 16 | 2 | 0.70 ± 0.14 (50) |" in text
-    assert "| Can | 100k | 16 | gipo@lr3e-06 | 2 | -0.30 (-0.20 / -0.40) | 0 / 0 / 2 |" in text
-    assert "| Can | 100k | 16 | gipo | 2 | +0.30 (+0.20 / +0.40) | 2 / 0 / 0 |" in text  # and the other way
+    assert "| Can | 100k | 16 | gipo@lr3e-06 | 2 | -0.30 ± 0.10 (-0.20 / -0.40) | 0 / 0 / 2 |" in text
+    # and the other way
+    assert "| Can | 100k | 16 | gipo | 2 | +0.30 ± 0.10 (+0.20 / +0.40) | 2 / 0 / 0 |" in text
     assert [p.name for p in tmp_path.iterdir()] == ["staleness_lr_Can_100k.png"]  # named after --out
 
 
