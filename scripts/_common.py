@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 from datetime import UTC, datetime
+from importlib import metadata
 
 
 def git_commit() -> str:
@@ -33,12 +34,22 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def provenance() -> dict:
-    """Machine, commit and date for a benchmark result."""
+    """Machine, commit, date and numeric packages for a benchmark result.
+
+    A seeded run repeats bit for bit on one machine, but not across CPUs or numeric-package versions
+    (float rounding differs and a long RL run amplifies it), so both are recorded beside the result.
+    """
     import torch
 
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": None, "torch": torch.__version__},
-    }
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": None, "torch": torch.__version__}
+    machine.update({name: package_version(name) for name in ("mujoco", "numpy", "numba")})
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"date": date, "commit": git_commit(), "machine": machine}

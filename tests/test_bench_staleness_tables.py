@@ -144,3 +144,19 @@ def test_append_run_keeps_earlier_runs_and_never_overwrites_a_broken_file(bench,
     with pytest.raises(SystemExit, match=r"staleness\.json"):
         bench.append_run(out, {"seed": 2})
     assert out.read_text() == '{"runs": ['
+
+
+def test_provenance_records_the_numeric_packages():
+    """Runs repeat bit for bit only on one CPU and package set, so a result names both."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    from importlib import metadata
+
+    machine = _common.provenance()["machine"]
+    assert machine["mujoco"] == metadata.version("mujoco")
+    assert machine["numpy"] == metadata.version("numpy")
+    assert machine["cpu"] and machine["cores"] >= 1
+    assert _common.package_version("no-such-package-gipo") is None
