@@ -262,28 +262,47 @@ def offpolicy_table(groups: dict[tuple, list[dict]]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def plot_panels(variants_at: dict[int, set[str]]) -> list[tuple[int, list[str]]]:
+    """Panels of the curve plot: one per replay size with the grid's learning rate, then one per replay size
+    that has learning-rate variants, which shows them beside the grid-lr runs of the same objectives."""
+    sizes = sorted(variants_at)
+    panels = [(k, sorted(v for v in variants_at[k] if "@" not in v)) for k in sizes]
+    for k in sizes:
+        other = sorted(v for v in variants_at[k] if "@" in v)
+        if other:
+            bases = sorted({v.split("@")[0] for v in other} & variants_at[k])
+            panels.append((k, bases + other))
+    return [(k, vs) for k, vs in panels if vs]
+
+
 def plot_task(groups: dict[tuple, list[dict]], task: str, budget: int, path: Path) -> Path:
-    """Mean evaluation success vs env steps, one panel per replay size, one line per objective."""
+    """Mean evaluation success vs env steps, one panel per replay size (and one per replay size for the
+    learning-rate check), one line per objective: colour by objective, dashed at another learning rate."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    sizes = sorted({k for t, b, _, k in groups if (t, b) == (task, budget)})
-    variants = sorted({v for t, b, v, _ in groups if (t, b) == (task, budget)})
-    colors = dict(zip(variants, plt.cm.tab10.colors, strict=False))
-    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 3.6), sharey=True, squeeze=False)
-    for ax, k in zip(axes[0], sizes, strict=True):
+    variants_at: dict[int, set[str]] = {}
+    for t, b, v, k in groups:
+        if (t, b) == (task, budget):
+            variants_at.setdefault(k, set()).add(v)
+    panels = plot_panels(variants_at)
+    objectives = sorted({v.split("@")[0] for vs in variants_at.values() for v in vs})
+    colors = dict(zip(objectives, plt.cm.tab10.colors, strict=False))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), sharey=True, squeeze=False)
+    for ax, (k, variants) in zip(axes[0], panels, strict=True):
+        lr_check = any("@" in v for v in variants)
         for v in variants:
-            rs = groups.get((task, budget, v, k))
-            if not rs:
-                continue
+            rs = groups[(task, budget, v, k)]
             xs = np.array([x for x, _ in rs[0]["curve"]])
             ys = np.array([[y for _, y in r["curve"]] for r in rs if len(r["curve"]) == len(xs)])
-            ax.plot(xs, ys.mean(0), color=colors[v], label=f"{v} (n={len(ys)})")
-            ax.fill_between(xs, ys.min(0), ys.max(0), color=colors[v], alpha=0.12)
-        ax.set_title(f"{task}, replay size K={k}")
+            color, style = colors[v.split("@")[0]], "--" if "@" in v else "-"
+            ax.plot(xs, ys.mean(0), color=color, linestyle=style, label=f"{v} (n={len(ys)})")
+            if "@" in v or not lr_check:  # the grid-lr groups' bands are in their own panel already
+                ax.fill_between(xs, ys.min(0), ys.max(0), color=color, alpha=0.12)
+        ax.set_title(f"{task}, replay size K={k}" + (", learning rates" if lr_check else ""))
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")

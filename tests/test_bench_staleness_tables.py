@@ -87,6 +87,22 @@ def test_runs_at_another_learning_rate_are_reported_under_their_own_label(bench,
     assert [p.name for p in tmp_path.iterdir()] == ["staleness_lr_Can_100k.png"]  # named after --out
 
 
+def test_learning_rate_variants_get_their_own_panel_beside_their_grid_lr_objectives(bench):
+    """The K = 16 panel holds the grid; the lr check's groups go to a second K = 16 panel with the grid-lr
+    groups of the same objectives, so neither panel is a tangle of nine lines."""
+    variants_at = {
+        1: {"gipo", "ppo_clip"},
+        16: {"gipo", "ppo_clip", "no_clip", "sapo", "gipo@lr3e-06", "ppo_clip@lr3e-05"},
+    }
+    assert bench.plot_panels(variants_at) == [
+        (1, ["gipo", "ppo_clip"]),
+        (16, ["gipo", "no_clip", "ppo_clip", "sapo"]),
+        (16, ["gipo", "ppo_clip", "gipo@lr3e-06", "ppo_clip@lr3e-05"]),
+    ]
+    # a replay size run only at another learning rate gets just its lr panel
+    assert bench.plot_panels({4: {"gipo@lr3e-06"}}) == [(4, ["gipo@lr3e-06"])]
+
+
 def test_tables_are_empty_without_anything_to_compare(bench):
     groups = bench._groups([_run("gipo", 16, 0, 0.5)])
     assert bench.retention_table(groups) == []
