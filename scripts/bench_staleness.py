@@ -166,6 +166,7 @@ def report(runs: list[dict], png_prefix: Path) -> str:
     lines += ["", *retention_table(groups), "", *paired_table(groups)]
     for reference in sorted({v for _, _, v, _ in groups if v.startswith("gipo@")}):  # the lr check's GIPO too
         lines += ["", *paired_table(groups, reference)]
+    lines += ["", *variants_table(groups)]
     lines += ["", *offpolicy_table(groups)]
     lines += [
         "",
@@ -208,6 +209,19 @@ def retention_table(groups: dict[tuple, list[dict]]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def _paired(ref_runs: list[dict], runs: list[dict]) -> str | None:
+    """``Δ mean ± s.e. (per seed) | ahead / tied / behind`` cells for ref minus runs on their shared seeds."""
+    ref = {r["seed"]: r["final_success"] for r in ref_runs}
+    deltas = [ref[r["seed"]] - r["final_success"] for r in runs if r["seed"] in ref]
+    if not deltas:
+        return None
+    n, mean = len(deltas), statistics.mean(deltas)
+    se = f" ± {statistics.stdev(deltas) / math.sqrt(n):.2f}" if n > 1 else ""
+    per_seed = " / ".join(f"{d:+.2f}" for d in deltas)
+    ahead, behind = sum(d > 1e-9 for d in deltas), sum(d < -1e-9 for d in deltas)
+    return f"{n} | {mean:+.2f}{se} ({per_seed}) | {ahead} / {n - ahead - behind} / {behind}"
+
+
 def paired_table(groups: dict[tuple, list[dict]], reference: str = "gipo") -> list[str]:
     """``reference`` minus each other objective, seed by seed (seed s of every objective starts from the same
     BC policy and the same env seeds, so per-seed differences are less noisy than the difference of means),
@@ -218,21 +232,34 @@ def paired_table(groups: dict[tuple, list[dict]], reference: str = "gipo") -> li
         "|---|---|---|---|---|---|---|",
     ]
     for (task, budget, variant, k), rs in _ordered(groups):
-        ref = {r["seed"]: r["final_success"] for r in groups.get((task, budget, reference, k), [])}
-        if variant == reference or not ref:
+        if variant == reference:
             continue
-        deltas = [ref[r["seed"]] - r["final_success"] for r in rs if r["seed"] in ref]
-        if not deltas:
+        cells = _paired(groups.get((task, budget, reference, k), []), rs)
+        if cells:
+            lines.append(f"| {task} | {budget // 1000}k | {k} | {variant} | {cells} |")
+    return lines if len(lines) > 2 else []
+
+
+BASELINES = ("ppo_clip", "no_clip", "sapo")
+
+
+def variants_table(groups: dict[tuple, list[dict]]) -> list[str]:
+    """The σ sweep and the other GIPO variants (``gipo_s0.5``, ``gipo_kl``, ...) minus each baseline, seed
+    by seed, like :func:`paired_table` for σ = 1 (baselines at other learning rates included)."""
+    lines = [
+        "| task | budget | K | GIPO variant | vs | seeds | Δ final success, mean ± s.e. (per seed) "
+        "| variant ahead / tied / behind |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    ordered = _ordered(groups)
+    for (task, budget, variant, k), ref_runs in ordered:
+        if not variant.startswith("gipo_"):
             continue
-        n, mean = len(deltas), statistics.mean(deltas)
-        se = f" ± {statistics.stdev(deltas) / math.sqrt(n):.2f}" if n > 1 else ""
-        per_seed = " / ".join(f"{d:+.2f}" for d in deltas)
-        ahead, behind = sum(d > 1e-9 for d in deltas), sum(d < -1e-9 for d in deltas)
-        tied = n - ahead - behind
-        lines.append(
-            f"| {task} | {budget // 1000}k | {k} | {variant} | {n} "
-            f"| {mean:+.2f}{se} ({per_seed}) | {ahead} / {tied} / {behind} |"
-        )
+        for (t, b, other, kk), rs in ordered:
+            if (t, b, kk) == (task, budget, k) and other.split("@")[0] in BASELINES:
+                cells = _paired(ref_runs, rs)
+                if cells:
+                    lines.append(f"| {task} | {budget // 1000}k | {k} | {variant} | {other} | {cells} |")
     return lines if len(lines) > 2 else []
 
 

@@ -60,6 +60,19 @@ def test_paired_table_differences_seed_by_seed(bench):
     ]
 
 
+def test_gipo_variants_are_paired_with_the_baselines_only(bench):
+    runs = [_run("gipo_s0.5", 16, s, v) for s, v in enumerate([0.5, 0.9])]
+    runs += [_run("ppo_clip", 16, s, v) for s, v in enumerate([0.6, 0.6])]
+    runs += [_run("gipo", 16, s, v) for s, v in enumerate([0.1, 0.1])]  # σ = 1 is paired_table's job
+    runs += [_run("no_clip", 4, 0, 0.2)]  # another K: nothing to pair
+    lines = bench.variants_table(bench._groups(runs))
+    # (−0.10, +0.30): mean +0.10, s.e. = stdev / √2 = 0.283 / 1.41 = 0.20
+    assert lines[2:] == [
+        "| Lift | 30k | 16 | gipo_s0.5 | ppo_clip | 2 | +0.10 ± 0.20 (-0.10 / +0.30) | 1 / 0 / 1 |",
+    ]
+    assert bench.variants_table(bench._groups([_run("gipo", 16, 0, 0.5), _run("ppo_clip", 16, 0, 0.4)])) == []
+
+
 def test_runs_at_another_learning_rate_are_reported_under_their_own_label(bench, tmp_path):
     """The learning-rate check's runs sit beside the grid's in one report, never pooled with them."""
 
