@@ -109,7 +109,7 @@ def vtrace(
         c_bar: truncation of the trace coefficients.
 
     Returns:
-        ``(value_targets, advantages)``, each ``(T, ...)``.
+        ``(advantages, value_targets)``, each ``(T, ...)``: the same order as :func:`gae`.
     """
     _check(
         log_rhos=log_rhos,
@@ -134,7 +134,7 @@ def vtrace(
     next_targets = next_values.clone()
     next_targets[:-1] = torch.where(continues[:-1].bool(), targets[1:], next_values[:-1])
     advantages = clipped_rhos * (rewards + gamma * not_terminal * next_targets - values)
-    return targets, advantages
+    return advantages, targets
 
 
 def normalize(advantages: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:

@@ -63,7 +63,7 @@ def test_vtrace_two_steps_by_hand():
     # A0 = ρ0 (r0 + γ v1 - V0) = 1 + 0.5 = 1.5;  A1 = ρ1 (r1 + γ V(s2) - V1) = 0.5·(1 + 1) = 1
     log_rhos = torch.tensor([math.log(2.0), math.log(0.5)], dtype=F)
     z = torch.zeros(2, dtype=torch.bool)
-    targets, adv = vtrace(
+    adv, targets = vtrace(
         log_rhos,
         torch.tensor([1.0, 1.0], dtype=F),
         torch.tensor([0.0, 0.0], dtype=F),
@@ -79,7 +79,7 @@ def test_vtrace_two_steps_by_hand():
 @pytest.mark.parametrize(("terminated", "truncated"), [(NO, NO), (at(1), NO), (NO, at(2))])
 def test_vtrace_on_policy_targets_are_gae_returns(terminated, truncated):
     # π = μ: ρ = 1, c = λ, so v_t - V(s_t) follows GAE's recursion exactly.
-    targets, _ = vtrace(
+    _, targets = vtrace(
         torch.zeros(4, dtype=F), REWARDS, VALUES, NEXT_VALUES, terminated, truncated, gamma=0.5, lam=0.5
     )
     _, returns = gae(REWARDS, VALUES, NEXT_VALUES, terminated, truncated, gamma=0.5, lam=0.5)
@@ -89,7 +89,7 @@ def test_vtrace_on_policy_targets_are_gae_returns(terminated, truncated):
 def test_vtrace_truncation_bootstraps_the_advantage():
     # Truncated after step 1: A1 = r1 + γ V(s2) - V1 = 0 + 0.5·1 - 2 = -1.5 (V(s2) = next_values[1] = 1),
     # not r1 + γ v2 (v2 belongs to the next episode).
-    _, adv = vtrace(torch.zeros(4, dtype=F), REWARDS, VALUES, NEXT_VALUES, NO, at(1), gamma=0.5, lam=0.5)
+    adv, _ = vtrace(torch.zeros(4, dtype=F), REWARDS, VALUES, NEXT_VALUES, NO, at(1), gamma=0.5, lam=0.5)
     assert adv[1].item() == pytest.approx(-1.5)
 
 

@@ -6,7 +6,7 @@ is imported only there); ``from_robomimic.py`` converts robomimic HDF5 files bot
 """
 
 from gipo_robot.datasets import codecs as _codecs  # noqa: F401  (registers the zarr image codec)
-from gipo_robot.datasets.schema import SOURCES, DatasetError, Feature, Schema, default_schema
+from gipo_robot.datasets.schema import SOURCES, DatasetError, Feature, Schema, default_schema, step_schema
 from gipo_robot.datasets.store import EpisodeMeta, EpisodeStore, EpisodeWriter
 from gipo_robot.datasets.validate import find_problems, validate
 
@@ -20,5 +20,6 @@ __all__ = [
     "Schema",
     "default_schema",
     "find_problems",
+    "step_schema",
     "validate",
 ]

@@ -11,8 +11,9 @@ Legend: ``T`` steps in an episode, ``E`` episodes, ``H``/``W``/``C`` image heigh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -221,6 +222,50 @@ EPISODE_META_FIELDS = {
 object per episode for anything else (a robomimic demo's ``model_file``, ...)."""
 
 SOURCES = ("demo", "teleop", "rollout", "deploy")
+
+
+class StepSpec(Protocol):
+    """What :func:`step_schema` reads from a robot's spec (a ``RobotSpec`` has all three)."""
+
+    obs_shapes: Mapping[str, tuple[int, ...]]
+    obs_dtypes: Mapping[str, str]
+
+    @property
+    def action_dim(self) -> int: ...
+
+
+def step_schema(spec: StepSpec, *, image_codec: str | None = None, extra: tuple[Feature, ...] = ()) -> Schema:
+    """The schema of one recorded robot step, the one every writer uses (demos, teleop, rollouts, deploys).
+
+    Features: ``obs.<feature>`` for each observation of ``spec`` (uint8 ``(H, W, C)`` images with
+    ``image_codec``, float32 otherwise), ``action`` (A,), ``reward``, ``terminated``, ``truncated``,
+    ``success``, ``timestamp`` (s), the rollout features ``logp``/``policy_version`` (filled with 0.0/-1
+    for steps no policy sampled), then the ``extra`` features (e.g. teleop's ``intervention``).
+
+    Args:
+        spec: the robot's spec (``obs_shapes``, ``obs_dtypes``, ``action_dim``).
+        image_codec: frame codec for the cameras, one of :data:`IMAGE_CODECS` (``None``: the default).
+        extra: features appended after the standard ones.
+    """
+    features = []
+    for name, shape in spec.obs_shapes.items():
+        if spec.obs_dtypes.get(name) == "uint8" and len(shape) == 3:
+            features.append(Feature(f"obs.{name}", "uint8", tuple(shape), "image", codec=image_codec))
+        else:
+            kind = "scalar" if tuple(shape) == () else "low_dim"
+            features.append(Feature(f"obs.{name}", "float32", tuple(shape), kind))
+    features += [
+        Feature("action", "float32", (spec.action_dim,), "low_dim"),
+        Feature("reward", "float32", (), "scalar", fill=0.0),
+        Feature("terminated", "bool", (), "scalar", fill=False),
+        Feature("truncated", "bool", (), "scalar", fill=False),
+        Feature("success", "bool", (), "scalar", fill=False),
+        Feature("timestamp", "float64", (), "scalar", fill=0.0),
+        Feature("logp", "float32", (), "scalar", fill=0.0),
+        Feature("policy_version", "int64", (), "scalar", fill=-1),
+        *extra,
+    ]
+    return Schema(tuple(features))
 
 
 def default_schema(

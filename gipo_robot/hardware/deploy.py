@@ -106,9 +106,9 @@ def open_deploy_store(path: str | Path, spec: RobotSpec) -> Any:
         DatasetError: an existing store whose features differ from this robot's (naming the feature).
     """
     from gipo_robot.datasets import DatasetError, EpisodeStore
-    from gipo_robot.sim.experts import demo_schema
+    from gipo_robot.datasets.schema import step_schema
 
-    schema = demo_schema(spec)  # it reads only obs_shapes/obs_dtypes/action_dim, which a RobotSpec has
+    schema = step_schema(spec)
     if not Path(path).exists():
         return EpisodeStore.create(path, schema, fps=spec.control_hz, robot=spec.to_dict())
     store = EpisodeStore.open(path, "a")

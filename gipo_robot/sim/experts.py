@@ -342,38 +342,6 @@ def collect_demos(
             env.close()
 
 
-def demo_schema(spec: Any, *, image_codec: str | None = None, extra: tuple = ()) -> Any:
-    """The episode-store ``Schema`` of recorded steps from an env or robot with ``spec`` (a
-    :class:`~gipo_robot.sim.robosuite_env.SimSpec` or :class:`~gipo_robot.hardware.robot.RobotSpec`).
-
-    Features: ``obs.<feature>`` (uint8 ``(H, W, C)`` images with ``image_codec``, float32 otherwise),
-    ``action`` (A,), ``reward``, ``terminated``, ``truncated``, ``success``, ``timestamp`` (s), the rollout
-    features ``logp``/``policy_version`` (filled with 0.0/-1 for demos), then the ``extra`` features
-    (e.g. teleop's ``intervention``).
-    """
-    from gipo_robot.datasets.schema import Feature, Schema
-
-    features = []
-    for name, shape in spec.obs_shapes.items():
-        if spec.obs_dtypes.get(name) == "uint8" and len(shape) == 3:
-            features.append(Feature(f"obs.{name}", "uint8", tuple(shape), "image", codec=image_codec))
-        else:
-            kind = "scalar" if tuple(shape) == () else "low_dim"
-            features.append(Feature(f"obs.{name}", "float32", tuple(shape), kind))
-    features += [
-        Feature("action", "float32", (spec.action_dim,), "low_dim"),
-        Feature("reward", "float32", (), "scalar", fill=0.0),
-        Feature("terminated", "bool", (), "scalar", fill=False),
-        Feature("truncated", "bool", (), "scalar", fill=False),
-        Feature("success", "bool", (), "scalar", fill=False),
-        Feature("timestamp", "float64", (), "scalar", fill=0.0),
-        Feature("logp", "float32", (), "scalar", fill=0.0),
-        Feature("policy_version", "int64", (), "scalar", fill=-1),
-        *extra,
-    ]
-    return Schema(tuple(features))
-
-
 def record_demos(
     path: Any,
     task: str,
@@ -388,8 +356,9 @@ def record_demos(
 ) -> Any:
     """Collect scripted demonstrations straight into a new episode store at ``path``; returns the store.
 
-    The store gets :func:`demo_schema`, the env's spec as its robot, the env config and expert settings as
-    attributes, and per episode ``source="demo"``, success, task and ``extra={"seed", "noise", "expert"}``.
+    The store gets :func:`~gipo_robot.datasets.schema.step_schema`, the env's spec as its robot, the env
+    config and expert settings as attributes, and per episode ``source="demo"``, success, task and
+    ``extra={"seed", "noise", "expert"}``.
 
     Args:
         path: store folder to create.
@@ -397,7 +366,7 @@ def record_demos(
         overwrite: replace an existing store at ``path``.
         on_episode: called with each episode dict after it is stored (progress bars, summaries).
     """
-    from gipo_robot.datasets.store import EpisodeStore
+    from gipo_robot.datasets import EpisodeStore, step_schema
 
     own = env is None
     env = env if env is not None else make_env(task, **env_kwargs)
@@ -405,7 +374,7 @@ def record_demos(
         spec = env.sim_spec
         store = EpisodeStore.create(
             path,
-            demo_schema(spec),
+            step_schema(spec),
             fps=spec.control_hz,
             robot=spec.to_dict(),
             attrs={"env": env.config.to_dict(), "expert": {"kind": "scripted", "noise": noise, "seed": seed}},
@@ -432,7 +401,6 @@ __all__ = [
     "ScriptedExpert",
     "Waypoint",
     "collect_demos",
-    "demo_schema",
     "record_demos",
     "run_episode",
 ]

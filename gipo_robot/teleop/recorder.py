@@ -104,12 +104,12 @@ def teleop_schema(spec: RobotSpec, *, image_codec: str | None = None) -> Schema:
     task's, where the robot knows it), ``timestamp`` (s since the episode start), the rollout features
     ``logp``/``policy_version`` (filled 0.0/-1), and ``intervention`` (bool: the operator had taken over
     from a policy at this step). The same features as scripted sim demos
-    (:func:`gipo_robot.sim.experts.demo_schema`) plus ``intervention``.
+    (:func:`gipo_robot.datasets.schema.step_schema`) plus ``intervention``.
     """
-    from gipo_robot.sim.experts import demo_schema
+    from gipo_robot.datasets.schema import step_schema
 
     intervention = Feature("intervention", "bool", (), "scalar", fill=False)
-    return demo_schema(spec, image_codec=image_codec, extra=(intervention,))
+    return step_schema(spec, image_codec=image_codec, extra=(intervention,))
 
 
 def open_store(config: RecorderConfig, spec: RobotSpec, fps: float, attrs: Mapping[str, Any]) -> Any:

@@ -424,7 +424,7 @@ def _advantages(
             return adv, ret
         logp = policy.log_prob_per_dim(batch.flat("obs"), batch.flat("actions")).view_as(batch.logp_behavior)
         log_rhos = ((logp - batch.logp_behavior) * batch.exec_mask[..., None]).sum(dim=(2, 3))
-        ret, adv = vtrace(
+        adv, ret = vtrace(
             log_rhos, batch.rewards, values, next_values, batch.terminated, batch.truncated,
             gamma=config.gamma, lam=config.gae_lambda,
         )  # fmt: skip
@@ -484,8 +484,8 @@ def finetune(
     from tqdm import tqdm
 
     from gipo_robot.datasets import EpisodeStore
+    from gipo_robot.datasets.schema import step_schema
     from gipo_robot.sim import EnvConfig, make_env, make_vector_env
-    from gipo_robot.sim.experts import demo_schema
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -539,7 +539,7 @@ def finetune(
         history = _read_history(out / "metrics.csv")[:start_iter]
         store = EpisodeStore.open(store_path, "a")
     else:
-        store = EpisodeStore.create(store_path, demo_schema(spec), fps=spec.control_hz, overwrite=True)
+        store = EpisodeStore.create(store_path, step_schema(spec), fps=spec.control_hz, overwrite=True)
     demo_data = None
     if config.bc_coef > 0:
         if demo_store is None:
