@@ -731,7 +731,12 @@ def virtual_arm(
 
     Drive it with any command that takes --robot, e.g. `gipo-robot deploy POLICY --robot arm.json`.
     """
-    from gipo_robot.hardware.virtual_bus import FaultConfig, VirtualArmConfig, robot_config_for, serve
+    from gipo_robot.hardware.emulators.virtual_bus import (
+        FaultConfig,
+        VirtualArmConfig,
+        robot_config_for,
+        serve,
+    )
 
     try:
         faults = FaultConfig(corrupt_prob=corrupt, drop_prob=drop, reply_delay_s=delay_ms / 1000)
@@ -764,7 +769,7 @@ def virtual_rosbridge(
 
     A stand-in for `roslaunch rosbridge_server rosbridge_websocket.launch` to rehearse a ROS robot config.
     """
-    from gipo_robot.hardware.virtual_rosbridge import VirtualRosbridgeConfig, serve
+    from gipo_robot.hardware.emulators.virtual_rosbridge import VirtualRosbridgeConfig, serve
 
     try:
         config = VirtualRosbridgeConfig(port=port, command_type=command_type, publish_hz=publish_hz)

@@ -6,7 +6,7 @@ The deploy loop's body, minus the policy and the store: every tick of a
 
 - ``sim``: :class:`~gipo_robot.hardware.sim_robot.SimRobot` (Lift, Panda, OSC; a slow sine in x and y);
 - ``virtual_serial``: :class:`~gipo_robot.hardware.serial_bus.SerialArm` over a real pty to the emulated
-  Feetech bus (:class:`~gipo_robot.hardware.virtual_bus.VirtualServoBus`, its own process, wire time
+  Feetech bus (:class:`~gipo_robot.hardware.emulators.virtual_bus.VirtualServoBus`, its own process, wire time
   at 1 Mbaud), a slow sine around the start pose in every joint. Real servos are their own silicon and
   never wait for a CPU; the emulator is a process, so on a loaded machine it is run under ``SCHED_FIFO``
   (priority 60, where the OS allows it) to stay the punctual device it stands in for. Without that, a
@@ -114,8 +114,8 @@ def bench_sim(rates: list[float], seconds: float, fifo: bool) -> dict:
 
 
 def bench_virtual_serial(rates: list[float], seconds: float, protocol: str, fifo: bool) -> dict:
+    from gipo_robot.hardware.emulators.virtual_bus import VirtualServoBus
     from gipo_robot.hardware.serial_bus import SerialArm
-    from gipo_robot.hardware.virtual_bus import VirtualServoBus
 
     out = {}
     with VirtualServoBus(protocol) as bus:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from _common import provenance
 
+from gipo_robot.hardware.emulators.virtual_bus import VirtualServoBus
 from gipo_robot.hardware.serial_bus import SerialArm
-from gipo_robot.hardware.virtual_bus import VirtualServoBus
 
 
 def run(protocol: str, steps: int, corrupt: float) -> dict:

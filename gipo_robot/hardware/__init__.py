@@ -15,12 +15,11 @@ _EXPORTS = {
     "RobotError": "robot",
     "TaskStatus": "robot",
     "ACTION_MODES": "robot",
-    "SimRobot": "sim_robot",
     "SerialArm": "serial_bus",
     "SerialArmConfig": "serial_bus",
     "BusError": "serial_bus",
-    "VirtualServoBus": "virtual_bus",
-    "FaultConfig": "virtual_bus",
+    "VirtualServoBus": "emulators.virtual_bus",
+    "FaultConfig": "emulators.virtual_bus",
     "SafetyGuard": "safety",
     "SafetyConfig": "safety",
     "EStopError": "safety",
@@ -33,8 +32,8 @@ _EXPORTS = {
     "RosArm": "ros_bridge",
     "RosArmConfig": "ros_bridge",
     "StaleStateError": "ros_bridge",
-    "VirtualRosbridge": "virtual_rosbridge",
-    "VirtualRosbridgeConfig": "virtual_rosbridge",
+    "VirtualRosbridge": "emulators.virtual_rosbridge",
+    "VirtualRosbridgeConfig": "emulators.virtual_rosbridge",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -22,7 +22,7 @@ queue the commands and replay them on reconnection), and after ``reconnect_budge
 the last measured position and never raises.
 
 Needs the ``[ros]`` extra (``pip install gipo-robot[ros]``); roslibpy is imported on :meth:`connect`.
-Rehearse without a robot against :mod:`gipo_robot.hardware.virtual_rosbridge`.
+Rehearse without a robot against :mod:`gipo_robot.hardware.emulators.virtual_rosbridge`.
 """
 
 from __future__ import annotations

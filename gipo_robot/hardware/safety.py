@@ -2,10 +2,11 @@
 
 Legend: ``A`` action size, ``J`` number of joints, ``T`` one control period (s, ``spec.period``).
 
-The limits are pure functions of arrays (LeRobot's ``ensure_safe_goal_position`` style), so each one can
-be read and tested alone; :class:`SafetyGuard` is a :class:`~gipo_robot.hardware.robot.Robot` that wraps
-another, applies them to every :meth:`SafetyGuard.act`, counts what it changed and returns the normalised
-command actually sent. The checks, in the order they run on one action:
+The limits are pure functions of arrays in :mod:`gipo_robot.hardware.limits` (LeRobot's
+``ensure_safe_goal_position`` style), so each one can be read and tested alone; :class:`SafetyGuard` is a
+:class:`~gipo_robot.hardware.robot.Robot` that wraps another, applies them to every
+:meth:`SafetyGuard.act`, counts what it changed and returns the normalised command actually sent. The
+checks, in the order they run on one action:
 
 ``nan``
     A NaN or inf anywhere in the action: nothing is sent, the arm holds (``robot.hold()``), and the hold
@@ -52,18 +53,17 @@ from typing import Any
 
 import numpy as np
 
+from gipo_robot.hardware.limits import (
+    action_joints,
+    clamp_into_box,
+    clamp_step,
+    clamp_to_limits,
+    motion_mask,
+    soft_start_scale,
+)
 from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec, TaskStatus
 
-__all__ = [
-    "INTERVENTION_KINDS",
-    "EStopError",
-    "SafetyConfig",
-    "SafetyGuard",
-    "clamp_into_box",
-    "clamp_step",
-    "clamp_to_limits",
-    "soft_start_scale",
-]
+__all__ = ["INTERVENTION_KINDS", "EStopError", "SafetyConfig", "SafetyGuard"]
 
 log = logging.getLogger(__name__)
 
@@ -76,45 +76,6 @@ JOINT_FEATURES = ("joint_pos", "robot0_joint_pos")
 
 class EStopError(RobotError):
     """The guard is e-stopped: the arm holds and refuses motion until :meth:`SafetyGuard.clear_estop`."""
-
-
-# ---------------------------------------------------------------------------------------------- pure limits
-
-
-def clamp_to_limits(target: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Clamp (A,) targets into ``[low, high]`` per dimension (``-inf``/``inf`` bounds leave it free)."""
-    return np.minimum(np.maximum(target, low), high)
-
-
-def clamp_step(target: np.ndarray, reference: np.ndarray, max_step: np.ndarray) -> np.ndarray:
-    """Move each (A,) target no further than ``max_step`` from ``reference`` (LeRobot's
-    ``ensure_safe_goal_position``): ``reference + clip(target - reference, -max_step, max_step)``.
-
-    A NaN reference (unknown position) leaves that dimension unchanged.
-    """
-    known = np.isfinite(reference)
-    safe_ref = np.where(known, reference, 0.0)
-    clamped = safe_ref + np.clip(target - safe_ref, -max_step, max_step)
-    return np.where(known, clamped, target)
-
-
-def clamp_into_box(position: np.ndarray, delta: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """The largest part of a (3,) ``delta`` that keeps ``position + delta`` inside the box ``[low, high]``.
-
-    Each component is clipped so the new position stays in the box. A position already outside the box on
-    one side may only move back towards it (a step further out is cut to zero).
-    """
-    lo = np.minimum(low, position)
-    hi = np.maximum(high, position)
-    return np.clip(position + delta, lo, hi) - position
-
-
-def soft_start_scale(step: int, steps: int, fraction: float) -> float:
-    """Factor on the per-step limit ``step`` actions after connect: ``fraction`` at step 0, rising linearly
-    to 1 at step ``steps`` (1 throughout when ``steps`` is 0)."""
-    if steps <= 0 or step >= steps:
-        return 1.0
-    return fraction + (1.0 - fraction) * step / steps
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -223,32 +184,6 @@ class SafetyConfig:
 
 
 # ---------------------------------------------------------------------------------------------- the guard
-
-
-def motion_mask(spec: RobotSpec) -> np.ndarray:
-    """(A,) bool: the action dimensions that move the arm (see the module docstring)."""
-    if spec.action_mode == "joint_position":
-        return np.ones(spec.action_dim, dtype=bool)
-    return np.array(["gripper" not in name for name in spec.action_names])
-
-
-def action_joints(spec: RobotSpec) -> np.ndarray:
-    """(A,) int: the joint each action dimension drives in joint modes, -1 for none.
-
-    By name when every motion dimension is named after a joint, else by order (the i-th motion dimension
-    drives joint i), as robosuite's ``dq0..dq6`` do.
-    """
-    index = np.full(spec.action_dim, -1)
-    if spec.action_mode == "ee_delta":
-        return index
-    motion = np.flatnonzero(motion_mask(spec))
-    names = [spec.action_names[i] for i in motion]
-    if all(n in spec.joint_names for n in names):
-        index[motion] = [spec.joint_names.index(n) for n in names]
-    else:
-        k = min(len(motion), spec.n_joints)
-        index[motion[:k]] = np.arange(k)
-    return index
 
 
 class SafetyGuard(Robot):

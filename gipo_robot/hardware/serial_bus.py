@@ -2,22 +2,14 @@
 
 Legend: ``J`` number of joints (one servo each, the gripper included); ticks are encoder steps.
 
-**Which code speaks the protocol.** The vendors' own SDKs: ROBOTIS ``dynamixel-sdk`` (Protocol 2.0) and
-Feetech ``feetech-servo-sdk`` (module ``scservo_sdk``, STS), the code LeRobot drives the same arms with.
-Both are usable, and using them means the driver and the virtual bus
-(:mod:`gipo_robot.hardware.virtual_bus`, written from the manuals in
-:mod:`gipo_robot.hardware.servo_protocol`) are two independent implementations that the tests play
-against each other, so a shared misreading of the protocol cannot hide. Their rough edges are worked
-around here, not patched in place:
-
-- both busy-poll the port with a 0 s read timeout and wait a fixed ~34 ms per reply; our port handler
-  reads with a 1 ms timeout (no busy loop) and uses ``timeout_s`` from the config;
-- Feetech's ``clearPort`` flushes the *output*, leaving stale replies in the input after an error; ours
-  discards the input before every instruction, as ROBOTIS' does;
-- an exception inside an SDK call (port unplugged) leaves its port marked busy forever; we reset it;
-- Feetech's sign-magnitude registers and the SDK's module-global byte order: values are encoded and
-  decoded here (:class:`~gipo_robot.hardware.servo_protocol.Register`), the SDKs only move bytes;
-- the port is opened ``exclusive`` so two programs cannot drive one arm.
+**Which code speaks the protocol.** The vendors' own SDKs (ROBOTIS ``dynamixel-sdk``, Feetech
+``feetech-servo-sdk``), through :mod:`gipo_robot.hardware.servo_sdk`, which works around their rough
+edges. Using them means the driver and the virtual bus (:mod:`gipo_robot.hardware.emulators.virtual_bus`,
+written from the manuals in :mod:`gipo_robot.hardware.servo_protocol`) are two independent
+implementations that the tests play against each other, so a shared misreading of the protocol cannot
+hide. Register values are encoded and decoded here
+(:class:`~gipo_robot.hardware.servo_protocol.Register`: Feetech's sign-magnitude, either byte order);
+the SDKs only move bytes.
 
 **Errors.** Wrong port, a servo that does not answer, a servo of another model: :class:`RobotError`
 naming the port and the servo id, raised by :meth:`connect` before anything is written. A timeout or a
@@ -33,9 +25,7 @@ position (a follower arm switched limp would fall).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib
 import logging
 import math
 import time
@@ -54,12 +44,10 @@ from gipo_robot.hardware.calibration import (
     ticks_to_rad,
 )
 from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec
+from gipo_robot.hardware.servo_sdk import CommError, SdkBus, list_ports
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: protocol -> (SDK module, pip package).
-SDKS = {"dynamixel": ("dynamixel_sdk", "dynamixel-sdk"), "feetech": ("scservo_sdk", "feetech-servo-sdk")}
 
 
 class BusError(RobotError):
@@ -174,145 +162,6 @@ def _within(value: float, pair: tuple[float, float]) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# The SDK underneath: bytes in, bytes out, one exception type for every failure
-# --------------------------------------------------------------------------------------------------
-class _CommError(Exception):
-    """One failed transaction; ``kind`` is ``timeout``, ``corrupt`` or ``io``."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-
-
-def _import_sdk(protocol: str) -> Any:
-    module, package = SDKS[protocol]
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise RobotError(f"the {protocol} bus needs the {package} package: pip install {package}") from exc
-
-
-def _port_handler(sdk: Any, port: str, timeout_s: float) -> Any:
-    """The SDK's PortHandler with our open/clear/timeout behaviour (see the module doc)."""
-    import serial
-
-    class PortHandler(sdk.PortHandler):
-        def setupPort(self, cflag_baud: int) -> bool:
-            if self.is_open:
-                self.closePort()
-            self.ser = serial.Serial(
-                port=self.port_name,
-                baudrate=self.baudrate,
-                bytesize=serial.EIGHTBITS,
-                timeout=0.001,
-                exclusive=True,
-            )
-            self.is_open = True
-            self.ser.reset_input_buffer()
-            self.tx_time_per_byte = (1000.0 / self.baudrate) * 10.0
-            return True
-
-        def clearPort(self) -> None:
-            self.ser.reset_input_buffer()
-
-        def setPacketTimeout(self, packet_length: int) -> None:
-            self.packet_start_time = self.getCurrentTime()
-            self.packet_timeout = self.tx_time_per_byte * packet_length + 1000.0 * timeout_s
-
-    return PortHandler(port)
-
-
-class _SdkBus:
-    """Ping/read/write/sync read/sync write through the vendor SDK, raising :class:`_CommError`."""
-
-    def __init__(self, protocol: str, port: str, baudrate: int, timeout_s: float):
-        self.protocol, self.port_name, self.baudrate = protocol, port, baudrate
-        self.sdk = _import_sdk(protocol)
-        self.port = _port_handler(self.sdk, port, timeout_s)
-        # Feetech's PacketHandler(0) sets the SDK's global byte order to little-endian (STS series).
-        self.packets = self.sdk.PacketHandler(2.0 if protocol == "dynamixel" else 0)
-
-    def open(self) -> None:
-        if not self.port.setBaudRate(self.baudrate):
-            raise RobotError(
-                f"{self.port_name}: baud rate {self.baudrate} is not supported by the {self.protocol} SDK"
-            )
-
-    def close(self) -> None:
-        if self.port.ser is not None and self.port.is_open:
-            self.port.closePort()
-
-    def recover(self) -> None:
-        """After a failure: release the SDK's busy flag, let late bytes land, drop them."""
-        self.port.is_using = False
-        time.sleep(0.001)
-        with contextlib.suppress(Exception):  # the port is gone: the next attempt reports it
-            self.port.ser.reset_input_buffer()
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except (_CommError, RobotError):
-            raise
-        except Exception as exc:
-            self.port.is_using = False
-            raise _CommError("io", f"{what}: {type(exc).__name__}: {exc}") from exc
-
-    def _check(self, what: str, result: int) -> None:
-        if result == self.sdk.COMM_SUCCESS:
-            return
-        kind = {self.sdk.COMM_RX_TIMEOUT: "timeout", self.sdk.COMM_RX_CORRUPT: "corrupt"}.get(result, "io")
-        raise _CommError(kind, f"{what}: {self.packets.getTxRxResult(result)}")
-
-    def ping(self, servo_id: int) -> int:
-        """The model number servo ``servo_id`` reports."""
-        model, result, _ = self._call("ping", lambda: self.packets.ping(self.port, servo_id))
-        self._check(f"ping id {servo_id}", result)
-        return int(model)
-
-    def read(self, servo_id: int, address: int, size: int) -> tuple[bytes, int]:
-        """``(bytes, status error)`` of READ."""
-        data, result, error = self._call(
-            "read", lambda: self.packets.readTxRx(self.port, servo_id, address, size)
-        )
-        self._check(f"read id {servo_id} @{address}", result)
-        if len(data) != size:
-            raise _CommError("corrupt", f"read id {servo_id} @{address}: {len(data)} bytes, expected {size}")
-        return bytes(data), int(error)
-
-    def write(self, servo_id: int, address: int, data: bytes) -> int:
-        """WRITE with a status reply; returns the status error byte."""
-        result, error = self._call(
-            "write", lambda: self.packets.writeTxRx(self.port, servo_id, address, len(data), list(data))
-        )
-        self._check(f"write id {servo_id} @{address}", result)
-        return int(error)
-
-    def sync_read(self, address: int, size: int, ids: Sequence[int]) -> dict[int, bytes]:
-        """SYNC READ ``size`` bytes at ``address`` from each id."""
-        group = self.sdk.GroupSyncRead(self.port, self.packets, address, size)
-        for servo_id in ids:
-            group.addParam(servo_id)
-        self._check("sync read", self._call("sync read", group.txRxPacket))
-        out = {}
-        for servo_id in ids:
-            data = bytes(group.data_dict.get(servo_id) or b"")
-            if len(data) != size:
-                raise _CommError(
-                    "corrupt", f"sync read: id {servo_id} sent {len(data)} bytes, expected {size}"
-                )
-            out[servo_id] = data
-        return out
-
-    def sync_write(self, address: int, size: int, data: Mapping[int, bytes]) -> None:
-        """SYNC WRITE (no replies)."""
-        group = self.sdk.GroupSyncWrite(self.port, self.packets, address, size)
-        for servo_id, chunk in data.items():
-            group.addParam(servo_id, list(chunk))
-        self._check("sync write", self._call("sync write", group.txPacket))
-
-
-# --------------------------------------------------------------------------------------------------
 # The arm
 # --------------------------------------------------------------------------------------------------
 class SerialArm(Robot):
@@ -353,7 +202,7 @@ class SerialArm(Robot):
         }
         """Counters since construction: completed transactions, retries, failures by kind."""
         self.calibration: dict[str, MotorCalibration] | None = None
-        self._bus: _SdkBus | None = None
+        self._bus: SdkBus | None = None
         self._torque_on = False
         self._last_ticks: np.ndarray | None = None
 
@@ -394,14 +243,14 @@ class SerialArm(Robot):
         if self._bus is None:
             raise RobotError(f"{self.config.name}: not connected")
         budget = self.config.retries if retries is None else retries
-        last: _CommError | None = None
+        last: CommError | None = None
         for attempt in range(budget + 1):
             if attempt:
                 self.bus_stats["retries"] += 1
                 self._bus.recover()
             try:
                 result = fn()
-            except _CommError as exc:
+            except CommError as exc:
                 self.bus_stats[exc.kind] += 1
                 last = exc
                 continue
@@ -464,7 +313,7 @@ class SerialArm(Robot):
     # ---------------------------------------------------------------------------------- connection
     def _connect(self) -> None:
         cfg = self.config
-        bus = _SdkBus(cfg.protocol, cfg.port, cfg.baudrate, cfg.timeout_s)
+        bus = SdkBus(cfg.protocol, cfg.port, cfg.baudrate, cfg.timeout_s)
         try:
             bus.open()
         except RobotError:
@@ -472,7 +321,7 @@ class SerialArm(Robot):
         except Exception as exc:
             raise RobotError(
                 f"cannot open serial port {cfg.port!r} for {cfg.name}: {exc}. "
-                f"Is the arm plugged in and is this its port? Ports present: {_list_ports()}"
+                f"Is the arm plugged in and is this its port? Ports present: {list_ports()}"
             ) from exc
         self._bus = bus
         try:
@@ -744,13 +593,3 @@ class SerialArm(Robot):
         except Exception as exc:
             self.bus_stats["hold_failures"] += 1
             log.warning("%s: hold failed: %s", self.config.name, exc)
-
-
-def _list_ports() -> str:
-    try:
-        from serial.tools import list_ports
-
-        names = sorted(p.device for p in list_ports.comports())
-    except Exception:
-        names = []
-    return ", ".join(names) or "none found"

@@ -1,7 +1,9 @@
 """Byte-level packets of the two servo buses this project drives, and the servos' control tables.
 
-Pure functions, no I/O: the virtual servo bus (:mod:`gipo_robot.hardware.virtual_bus`) speaks the
-protocols with them, and the tests check them against hand-built packets and the vendors' SDKs.
+Pure functions, no I/O, shared by both sides of the wire: the driver
+(:mod:`gipo_robot.hardware.serial_bus`) takes the control tables and register encodings from here, the
+virtual servo bus (:mod:`gipo_robot.hardware.emulators.virtual_bus`) speaks the protocols with the packet
+functions, and the tests check them against hand-built packets and the vendors' SDKs.
 
 **Dynamixel Protocol 2.0** (ROBOTIS e-Manual, "DYNAMIXEL Protocol 2.0")::
 

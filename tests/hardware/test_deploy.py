@@ -203,7 +203,7 @@ def test_serial_bus_unplugged_mid_episode(tmp_path):
     # pty; 0.7 s into the episode the bus goes silent (cable pulled). The driver's retries run out
     # (BusError), the guard holds, the steps so far are committed as a failed episode, deploy returns.
     from gipo_robot.hardware.config import load_robot
-    from gipo_robot.hardware.virtual_bus import VirtualServoBus
+    from gipo_robot.hardware.emulators.virtual_bus import VirtualServoBus
 
     with VirtualServoBus("feetech") as bus:
         cfg = bus.robot_config()

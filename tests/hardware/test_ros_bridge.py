@@ -20,14 +20,14 @@ pytest.importorskip("websockets")
 
 from websockets.sync.client import connect as ws_connect
 
-from gipo_robot.hardware.robot import RobotError
-from gipo_robot.hardware.ros_bridge import RosArm, RosArmConfig, StaleStateError
-from gipo_robot.hardware.virtual_rosbridge import (
+from gipo_robot.hardware.emulators.virtual_rosbridge import (
     SO100_JOINTS,
     VirtualRosbridge,
     VirtualRosbridgeConfig,
     serve,
 )
+from gipo_robot.hardware.robot import RobotError
+from gipo_robot.hardware.ros_bridge import RosArm, RosArmConfig, StaleStateError
 
 FAST = {"connect_timeout_s": 5.0, "stale_after_s": 0.3, "reconnect_initial_s": 0.2, "reconnect_max_s": 1.0}
 

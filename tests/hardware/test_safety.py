@@ -17,17 +17,9 @@ import time
 import numpy as np
 import pytest
 
+from gipo_robot.hardware.limits import clamp_into_box, clamp_step, clamp_to_limits, soft_start_scale
 from gipo_robot.hardware.robot import Robot, RobotSpec
-from gipo_robot.hardware.safety import (
-    INTERVENTION_KINDS,
-    EStopError,
-    SafetyConfig,
-    SafetyGuard,
-    clamp_into_box,
-    clamp_step,
-    clamp_to_limits,
-    soft_start_scale,
-)
+from gipo_robot.hardware.safety import INTERVENTION_KINDS, EStopError, SafetyConfig, SafetyGuard
 
 # Every limit off unless a test turns it on.
 OFF = {"max_step": 100.0, "velocity_margin": None, "soft_start_steps": 0, "watchdog_periods": None}

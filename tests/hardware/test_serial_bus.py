@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from gipo_robot.hardware.calibration import MotorCalibration, load_calibration, save_calibration
+from gipo_robot.hardware.emulators.virtual_bus import VirtualServoBus
 from gipo_robot.hardware.robot import RobotError
 from gipo_robot.hardware.serial_bus import BusError, SerialArm
-from gipo_robot.hardware.virtual_bus import VirtualServoBus
 
 pytest.importorskip("dynamixel_sdk")
 pytest.importorskip("scservo_sdk")

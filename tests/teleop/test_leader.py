@@ -24,8 +24,8 @@ from gipo_robot.teleop.leader import JointMapping, LeaderArmDevice
 
 pytest.importorskip("dynamixel_sdk")
 pytest.importorskip("scservo_sdk")
+from gipo_robot.hardware.emulators.virtual_bus import VirtualServoBus
 from gipo_robot.hardware.serial_bus import SerialArm
-from gipo_robot.hardware.virtual_bus import VirtualServoBus
 
 MOUNT = np.array([120, -85, 200, -160, 45, -30]) * 2 * np.pi / 4096  # rad, the uncalibrated reading offset
 POSE = np.array([0.3, -0.2, 0.4, 0.1, -0.5, 0.6])  # rad, inside every joint's limits

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from gipo_robot.hardware import servo_protocol as sp
-from gipo_robot.hardware.virtual_bus import FaultConfig, VirtualArmConfig, VirtualServoBus, serve
+from gipo_robot.hardware.emulators.virtual_bus import FaultConfig, VirtualArmConfig, VirtualServoBus, serve
 
 dxl_sdk = pytest.importorskip("dynamixel_sdk")
 scs_sdk = pytest.importorskip("scservo_sdk")

@@ -12,9 +12,10 @@ protocol (``ROSBRIDGE_PROTOCOL.md`` of RobotWebTools/rosbridge_suite) to the sam
   ``publish``, ``subscribe`` (``throttle_rate`` honoured; ``compression`` ``"none"`` only),
   ``unsubscribe`` (by ``id``, or all), ``set_level``; replies to bad requests with ``status`` messages
   (``level`` ``error``/``warning``/``info``, sent at or above the client's level, ``error`` by default);
-- published messages are checked against the message type like rosbridge does: unknown fields or wrong
-  types are an error (message dropped), missing fields are filled with defaults (a warning), and an
-  omitted ``header`` or ``header.stamp`` is filled with the current time;
+- published messages are checked against the message type like rosbridge does
+  (:mod:`~gipo_robot.hardware.emulators.ros_messages`): unknown fields or wrong types are an error
+  (message dropped), missing fields are filled with defaults (a warning), and an omitted ``header`` or
+  ``header.stamp`` is filled with the current time;
 - it knows the three types an arm needs (``sensor_msgs/JointState``, ``trajectory_msgs/JointTrajectory``,
   ``std_msgs/Float64MultiArray``, either ROS spelling); any other type is "cannot be resolved".
 
@@ -48,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from gipo_robot.hardware.emulators.ros_messages import conform, message_schemas
 from gipo_robot.hardware.ros_bridge import COMMAND_TYPES, TIME_FIELDS, from_ros_time, ros1_type, ros_time
 
 LOGGER = logging.getLogger(__name__)
@@ -56,80 +58,6 @@ LOGGER = logging.getLogger(__name__)
 STATUS_LEVELS: dict[str, int] = {"none": 0, "error": 1, "warning": 2, "info": 3}
 
 SO100_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
-
-
-def message_schemas(ros_version: int) -> dict[str, dict[str, Any]]:
-    """ROS 1 type name -> field schema: a dict is a message, ``[x]`` a list of x, a Python type a scalar."""
-    stamp = dict.fromkeys(TIME_FIELDS[ros_version], int)
-    header: dict[str, Any] = {"stamp": stamp, "frame_id": str}
-    if ros_version == 1:
-        header = {"seq": int, **header}
-    return {
-        "sensor_msgs/JointState": {
-            "header": header,
-            "name": [str],
-            "position": [float],
-            "velocity": [float],
-            "effort": [float],
-        },
-        "trajectory_msgs/JointTrajectory": {
-            "header": header,
-            "joint_names": [str],
-            "points": [
-                {
-                    "positions": [float],
-                    "velocities": [float],
-                    "accelerations": [float],
-                    "effort": [float],
-                    "time_from_start": dict(stamp),
-                }
-            ],
-        },
-        "std_msgs/Float64MultiArray": {
-            "layout": {"dim": [{"label": str, "size": int, "stride": int}], "data_offset": int},
-            "data": [float],
-        },
-    }
-
-
-def _default(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        return {k: _default(v) for k, v in schema.items()}
-    if isinstance(schema, list):
-        return []
-    return schema()
-
-
-def conform(value: Any, schema: Any, path: str, missing: list[str]) -> Any:
-    """Check ``value`` against ``schema``; fill missing fields (their paths go to ``missing``).
-
-    Raises:
-        ValueError: an unknown field or a value of the wrong type, naming its path (e.g. ``msg.points[0]``).
-    """
-    if isinstance(schema, dict):
-        if not isinstance(value, dict):
-            raise ValueError(f"{path} must be an object, got {type(value).__name__}")
-        unknown = sorted(set(value) - set(schema))
-        if unknown:
-            raise ValueError(f"{path} has unknown fields {unknown}; expected {sorted(schema)}")
-        out = {}
-        for key, sub in schema.items():
-            if key in value:
-                out[key] = conform(value[key], sub, f"{path}.{key}", missing)
-            else:
-                missing.append(f"{path}.{key}")
-                out[key] = _default(sub)
-        return out
-    if isinstance(schema, list):
-        if not isinstance(value, list):
-            raise ValueError(f"{path} must be a list, got {type(value).__name__}")
-        return [conform(v, schema[0], f"{path}[{i}]", missing) for i, v in enumerate(value)]
-    ok = isinstance(value, schema) and not isinstance(value, bool)
-    if schema is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok:
-        raise ValueError(f"{path} must be {schema.__name__}, got {value!r}")
-    return float(value) if schema is float else value
 
 
 @dataclasses.dataclass
