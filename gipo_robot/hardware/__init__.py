@@ -1,7 +1,11 @@
-"""Hardware: one :class:`Robot` interface over robosuite, serial servo arms and ROS, behind a safety guard.
+"""Hardware: the :class:`Robot` contract, the real-arm backends (serial servo bus, ROS), cameras and the
+safety guard every action passes.
 
-Imports are lazy (robosuite, pyserial and roslibpy load on first use), so ``import gipo_robot.hardware``
-is cheap.
+A robot config names its backend by ``type`` (:data:`~gipo_robot.hardware.config.ROBOT_TYPES`, lazily
+imported ``"module:Class"`` strings; the simulator's ``SimRobot`` is registered there like any other
+backend, and nothing here imports the simulator). The emulators that stand in for absent hardware live in
+:mod:`gipo_robot.hardware.emulators`. Imports are lazy (pyserial, roslibpy and OpenCV load on first use),
+so ``import gipo_robot.hardware`` is cheap.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ _EXPORTS = {
     "SafetyConfig": "safety",
     "EStopError": "safety",
     "OpenCVCamera": "cameras",
+    "RobotWithCameras": "with_cameras",
+    "CameraConfig": "with_cameras",
     "CameraError": "cameras",
     "load_robot": "config",
     "RobotConfigError": "config",
-    "DeployConfig": "deploy",
     "Pacer": "pacing",
     "RosArm": "ros_bridge",
     "RosArmConfig": "ros_bridge",

@@ -7,9 +7,11 @@ makes the loop wait for the next exposure. :class:`OpenCVCamera` grabs continuou
 keeps only the latest frame, stamped with ``time.monotonic()`` when it was grabbed and numbered, so the
 loop can tell a fresh frame from one it already saw and how old it is.
 
-Sources: a device index (``0`` for ``/dev/video0``), a video file (played at its own frame rate, like a
-live camera; ``loop=True`` starts over at the end) or a stream URL (``rtsp://...``, ``http://...``).
-Frames are RGB uint8 (H, W, 3), the layout the simulator's ``<camera>_image`` observations use.
+Sources: a device index (``0`` for ``/dev/video0``), a device path (``/dev/video2``), a video file (played
+at its own frame rate, like a live camera; ``loop=True`` starts over at the end) or a stream URL
+(``rtsp://...``, ``http://...``). Frames are RGB uint8 (H, W, 3), the layout the simulator's
+``<camera>_image`` observations use. To put cameras on a robot, list them in its config
+(:mod:`gipo_robot.hardware.with_cameras`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from gipo_robot.hardware.robot import RobotError
+
 __all__ = ["CameraError", "Frame", "OpenCVCamera"]
 
 
-class CameraError(RuntimeError):
-    """A camera that cannot be opened, stopped delivering frames, or was read before it started."""
+class CameraError(RobotError):
+    """A camera that cannot be opened, stopped delivering frames, or was read before it started; the
+    message names the camera."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +52,7 @@ class OpenCVCamera:
     """A ``cv2.VideoCapture`` source read by a background thread.
 
     Args:
-        source: device index, video file path or stream URL.
+        source: device index, device path, video file path or stream URL.
         width: frame width in pixels; asked of the device and, if it delivers another size, resized to.
             None keeps the source's.
         height: frame height in pixels (as ``width``).
@@ -110,8 +115,8 @@ class OpenCVCamera:
             return
         import cv2
 
-        if isinstance(self.source, str) and not self.is_file and "://" not in self.source:
-            raise CameraError(f"camera {self.name!r}: no such file {self.source!r} (and not a URL)")
+        if isinstance(self.source, str) and "://" not in self.source and not Path(self.source).exists():
+            raise CameraError(f"camera {self.name!r}: no such file or device {self.source!r} (and not a URL)")
         cap = cv2.VideoCapture(self.source)
         if not cap.isOpened():
             cap.release()

@@ -6,21 +6,32 @@ Two forms::
     sim:Lift?cameras=agentview&image_size=128   with make_env options, URL-query style
     robots/so100.toml                           a JSON or TOML robot config file
 
-A config file is a flat table whose ``type`` key picks the backend from :data:`ROBOT_TYPES`; the other
-keys are the backend's (see :class:`~gipo_robot.hardware.serial_bus.SerialArm` and
-:class:`~gipo_robot.hardware.ros_bridge.RosArm`; ``type = "sim"`` takes ``task`` and the options below).
-For example::
+A config file is a table whose ``type`` key picks the backend from :data:`ROBOT_TYPES`; the other keys
+are the backend's (see :class:`~gipo_robot.hardware.serial_bus.SerialArm`,
+:class:`~gipo_robot.hardware.ros_bridge.RosArm`; ``type = "sim"`` takes ``task`` and the
+:data:`SIM_OPTIONS`), plus an optional ``cameras`` list that puts OpenCV cameras on any robot
+(:mod:`gipo_robot.hardware.with_cameras`). For example::
 
     type = "feetech"
     port = "/dev/ttyACM0"
     ids = [1, 2, 3, 4, 5, 6]
 
-Backends import lazily, so reading a ``sim`` config never imports pyserial or roslibpy. No config
-executes code: values are plain JSON/TOML data.
+    [[cameras]]
+    name = "wrist"
+    source = 0
+    width = 640
+    height = 480
+
+**Adding a robot type** is one line in :data:`ROBOT_TYPES`: the type name and ``"module:Class"``, where
+``Class.from_config(cfg, source)`` builds the robot from the config dict (raising ``ValueError`` that
+names ``source`` and the key). The module is imported only when a config of that type is loaded, so
+reading a ``sim`` config never imports pyserial or roslibpy, and this package imports no backend
+outside it. No config executes code: values are plain JSON/TOML data.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import tomllib
 from collections.abc import Callable
@@ -29,8 +40,24 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from gipo_robot.hardware.robot import Robot
+from gipo_robot.hardware.with_cameras import RobotWithCameras, camera_configs
 
-__all__ = ["ROBOT_TYPES", "SIM_OPTIONS", "RobotConfigError", "load_robot", "read_robot_config"]
+__all__ = [
+    "ROBOT_TYPES",
+    "SIM_OPTIONS",
+    "RobotConfigError",
+    "load_robot",
+    "read_robot_config",
+    "robot_class",
+]
+
+#: Config ``type`` -> ``"module:Class"``; the class has ``from_config(cfg, source) -> Robot``.
+ROBOT_TYPES: dict[str, str] = {
+    "sim": "gipo_robot.sim.robot:SimRobot",
+    "dynamixel": "gipo_robot.hardware.serial_bus:SerialArm",
+    "feetech": "gipo_robot.hardware.serial_bus:SerialArm",
+    "ros": "gipo_robot.hardware.ros_bridge:RosArm",
+}
 
 
 class RobotConfigError(ValueError):
@@ -50,7 +77,8 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name for name in text.split(",") if name)
 
 
-#: ``sim:`` option -> parser of its text value (options are :func:`gipo_robot.sim.make_env` arguments).
+#: ``sim`` option -> parser of its text value in a ``sim:Task?option=value`` string. The options are the
+#: keys a ``type = "sim"`` config takes besides ``task`` (the simulator's ``make_env`` arguments).
 SIM_OPTIONS: dict[str, Callable[[str], Any]] = {
     "robot": str,
     "action_mode": str,
@@ -65,49 +93,21 @@ SIM_OPTIONS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def _sim_from_options(task: str, options: dict[str, Any], where: str) -> Robot:
-    from gipo_robot.hardware.sim_robot import SimRobot
+def robot_class(kind: str, source: str = "<config>") -> type[Robot]:
+    """The backend class registered for a config ``type`` (imported now).
 
-    unknown = sorted(set(options) - set(SIM_OPTIONS))
-    if unknown:
-        raise RobotConfigError(f"{where}: unknown sim options {unknown}; known: {sorted(SIM_OPTIONS)}")
-    if not task:
-        raise RobotConfigError(f"{where}: no task given (e.g. sim:Lift)")
+    Raises:
+        RobotConfigError: an unknown type (listing the known ones), or a backend that cannot be imported
+            (e.g. a missing optional extra, named in the message).
+    """
+    target = ROBOT_TYPES.get(kind)
+    if target is None:
+        raise RobotConfigError(f"{source}: key 'type' is {kind!r}; known types: {', '.join(ROBOT_TYPES)}")
+    module, _, name = target.partition(":")
     try:
-        return SimRobot(task, **options)
-    except ValueError as err:
-        raise RobotConfigError(f"{where}: {err}") from err
-
-
-def _sim(cfg: dict[str, Any], source: str) -> Robot:
-    options = {k: v for k, v in cfg.items() if k not in ("type", "task")}
-    if isinstance(options.get("cameras"), list):
-        options["cameras"] = tuple(options["cameras"])
-    task = cfg.get("task")
-    if not isinstance(task, str):
-        raise RobotConfigError(f"{source}: key 'task' must be a task name such as \"Lift\", got {task!r}")
-    return _sim_from_options(task, options, source)
-
-
-def _serial(cfg: dict[str, Any], source: str) -> Robot:
-    from gipo_robot.hardware.serial_bus import SerialArm
-
-    return SerialArm.from_config(cfg, source=source)
-
-
-def _ros(cfg: dict[str, Any], source: str) -> Robot:
-    from gipo_robot.hardware.ros_bridge import RosArm
-
-    return RosArm.from_config(cfg, source=source)
-
-
-#: Config ``type`` -> constructor ``(config dict, source name) -> Robot``.
-ROBOT_TYPES: dict[str, Callable[[dict[str, Any], str], Robot]] = {
-    "sim": _sim,
-    "dynamixel": _serial,
-    "feetech": _serial,
-    "ros": _ros,
-}
+        return getattr(importlib.import_module(module), name)
+    except ImportError as err:
+        raise RobotConfigError(f"{source}: robot type {kind!r} needs {module}, which failed: {err}") from err
 
 
 def read_robot_config(path: str | Path) -> dict[str, Any]:
@@ -144,38 +144,63 @@ def read_robot_config(path: str | Path) -> dict[str, Any]:
     return cfg
 
 
+def _sim_spec_config(text: str) -> dict[str, Any]:
+    """``sim:<Task>?option=value&...`` -> the equivalent ``type = "sim"`` config dict."""
+    task, _, query = text[4:].partition("?")
+    if not task:
+        raise RobotConfigError(f"{text}: no task given (e.g. sim:Lift)")
+    cfg: dict[str, Any] = {"type": "sim", "task": task}
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as err:
+        raise RobotConfigError(f"{text}: options must read key=value&key=value: {err}") from err
+    for key, value in pairs:
+        parse = SIM_OPTIONS.get(key)
+        if parse is None:
+            raise RobotConfigError(f"{text}: unknown sim option {key!r}; known: {sorted(SIM_OPTIONS)}")
+        try:
+            cfg[key] = parse(value)
+        except ValueError as err:
+            raise RobotConfigError(f"{text}: option {key!r}: {err}") from err
+    return cfg
+
+
 def load_robot(spec: str | Path) -> Robot:
-    """The robot a spec string names (not yet connected).
+    """The robot a spec string names (not yet connected), with its configured cameras attached.
 
     Args:
         spec: ``"sim:<Task>[?option=value&...]"`` (options: :data:`SIM_OPTIONS`) or a path to a
             ``.json``/``.toml`` robot config.
+
+    Returns:
+        The backend's robot, wrapped in a :class:`~gipo_robot.hardware.with_cameras.RobotWithCameras`
+        when the config lists OpenCV cameras under ``cameras``.
 
     Raises:
         RobotConfigError: an unknown option/type/key, a bad value or a file problem; the message names the
             spec or file and the key.
     """
     text = str(spec)
-    if text.startswith("sim:"):
-        task, _, query = text[4:].partition("?")
-        options: dict[str, Any] = {}
-        try:
-            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-        except ValueError as err:
-            raise RobotConfigError(f"{text}: options must read key=value&key=value: {err}") from err
-        for key, value in pairs:
-            parse = SIM_OPTIONS.get(key)
-            if parse is None:
-                raise RobotConfigError(f"{text}: unknown sim option {key!r}; known: {sorted(SIM_OPTIONS)}")
-            try:
-                options[key] = parse(value)
-            except ValueError as err:
-                raise RobotConfigError(f"{text}: option {key!r}: {err}") from err
-        return _sim_from_options(task, options, text)
-    cfg = read_robot_config(text)
-    build = ROBOT_TYPES[cfg["type"]]
+    cfg = _sim_spec_config(text) if text.startswith("sim:") else read_robot_config(text)
+    entries = cfg.get("cameras")
+    cameras = ()
+    if isinstance(entries, list) and any(isinstance(e, dict) for e in entries):
+        del cfg["cameras"]  # OpenCV cameras (tables); a list of names is a simulator's own cameras
+    else:
+        entries = None
     try:
-        return build(cfg, text)
+        if entries is not None:
+            cameras = camera_configs(entries, text)
+        robot = robot_class(cfg["type"], text).from_config(cfg, text)
+        if not cameras:
+            return robot
+        try:
+            return RobotWithCameras(robot, [c.camera() for c in cameras])
+        except ValueError:
+            close = getattr(robot, "close", None)  # a simulator holds an env: free it
+            if callable(close):
+                close()
+            raise
     except RobotConfigError:
         raise
     except (KeyError, TypeError, ValueError) as err:
