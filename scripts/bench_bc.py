@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from _common import provenance
 
+from gipo_robot.loops.evaluate import evaluate
 from gipo_robot.policies.bc import BCConfig, train_bc
-from gipo_robot.policies.evaluate import evaluate
 from gipo_robot.sim import make_env
 from gipo_robot.sim.experts import record_demos
 

@@ -1,9 +1,9 @@
-"""Teleoperation: keyboard, SpaceMouse, leader-arm and scripted devices, and the recording loop.
+"""Teleoperation devices: keyboard, SpaceMouse, leader arm and scripted.
 
 A device (:mod:`~gipo_robot.teleop.devices`) turns an operator into normalised actions and control events;
-:func:`~gipo_robot.teleop.recorder.record` drives a robot with it at a fixed rate behind the safety guard
-and streams every step into an episode store (``gipo-robot record``). Imports are lazy (termios, hidapi
-and robosuite load on first use), so ``import gipo_robot.teleop`` is cheap.
+the recording loop that drives a robot with one (:func:`gipo_robot.loops.record.record`, ``gipo-robot
+record``) lives with the other loops, in :mod:`gipo_robot.loops`. Imports are lazy (termios, hidapi and
+robosuite load on first use), so ``import gipo_robot.teleop`` is cheap.
 """
 
 from __future__ import annotations
@@ -23,11 +23,6 @@ _EXPORTS = {
     "SpaceMouseDevice": "spacemouse",
     "LeaderArmDevice": "leader",
     "JointMapping": "leader",
-    "RecorderConfig": "recorder",
-    "SessionResult": "recorder",
-    "PolicyDriver": "recorder",
-    "record": "recorder",
-    "teleop_schema": "recorder",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,13 +4,15 @@ Legend: ``A`` action size, ``H`` chunk length, ``T`` control period (s, ``spec.p
 
 One deployment, top to bottom (:func:`deploy`):
 
-1. before anything moves, check the policy fits the robot (:func:`check_policy_fits`: action size and
-   names, every observation feature it reads with the same shape);
+1. before anything moves, check the policy fits the robot
+   (:func:`~gipo_robot.loops.actor.check_policy_fits`: action size and names, every observation feature it
+   reads with the same shape);
 2. wrap the robot in a :class:`~gipo_robot.hardware.safety.SafetyGuard` (Ctrl-C e-stops it);
-3. per episode: reset, then every tick of a :class:`Pacer` at the robot's control rate observe, query the
-   policy's deterministic chunk (``policy.mode``) when the last one's first ``execute_steps`` actions are
-   used up, send one action through the guard and record the step through the store's ``EpisodeWriter``
-   (``source="deploy"``; ``action`` is the command the guard actually sent);
+3. per episode, an :class:`~gipo_robot.loops.step.EpisodeRunner`: reset, then every tick of a
+   :class:`Pacer` at the robot's control rate one guarded step (observe, the
+   :class:`~gipo_robot.loops.actor.PolicyActor`'s next action of the policy's deterministic chunk, act
+   through the guard), recorded through the store's ``EpisodeWriter`` (``source="deploy"``; ``action`` is
+   the command the guard actually sent);
 4. commit the episode with success from ``robot.task_status()`` where the robot knows it, and the guard's
    interventions and the loop's timing in its ``extra`` metadata.
 
@@ -25,71 +27,29 @@ deadline when a step's work — observe, policy, act, record — outlasts its pe
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import threading
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gipo_robot.hardware.pacing import Pacer, realtime_priority
 from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec
 from gipo_robot.hardware.safety import SafetyConfig, SafetyGuard
+from gipo_robot.loops.actor import PolicyActor, check_policy_fits
+from gipo_robot.loops.evaluate import EVAL_SEED
+from gipo_robot.loops.step import EpisodeRunner, knows_task
 
 __all__ = [
     "DeployConfig",
     "DeployResult",
-    "check_policy_fits",
     "deploy",
     "open_deploy_store",
 ]
 
-log = logging.getLogger(__name__)
-
 FLUSH_BYTES = 64 * 1024 * 1024
 """Steps are buffered in memory up to about this many bytes per episode before the writer flushes to
 disk (a flush costs milliseconds: inside the loop it would miss a deadline)."""
-
-
-# ---------------------------------------------------------------------------------------------- checks
-
-
-def check_policy_fits(policy_config: Any, spec: RobotSpec, where: str = "policy") -> None:
-    """Raise before anything moves if the policy cannot drive this robot.
-
-    Checks the action size (and the action names, where the policy recorded them) and that every
-    observation feature the policy reads is observed with the same shape; camera images are observed
-    (H, W, C) and fed to the policy as (C, H, W).
-
-    Raises:
-        ValueError: naming every mismatch.
-    """
-    from gipo_robot.policies.checkpoint import CheckpointError, check_spec
-
-    low_dim = {k: list(v) for k, v in spec.obs_shapes.items() if spec.obs_dtypes.get(k) != "uint8"}
-    images = {
-        k: [v[2], v[0], v[1]]
-        for k, v in spec.obs_shapes.items()
-        if spec.obs_dtypes.get(k) == "uint8" and len(v) == 3
-    }
-    try:
-        check_spec(policy_config, low_dim=low_dim, images=images, action_dim=spec.action_dim, where=where)
-    except CheckpointError as err:
-        raise ValueError(str(err)) from err
-    names = policy_config.action_names
-    if names is not None and tuple(names) != spec.action_names:
-        raise ValueError(
-            f"{where} was trained on actions {list(names)} but {spec.name} takes "
-            f"{list(spec.action_names)} ({spec.action_mode})"
-        )
-
-
-def _knows_task(robot: Robot) -> bool:
-    inner = robot.robot if isinstance(robot, SafetyGuard) else robot
-    return type(inner).task_status is not Robot.task_status
 
 
 # ---------------------------------------------------------------------------------------------- store
@@ -151,7 +111,7 @@ class DeployConfig:
     episodes: int = 1
     max_steps: int | None = None
     execute_steps: int | None = None
-    seed: int = 1_000_000
+    seed: int = EVAL_SEED
     task: str = ""
     realtime: bool = True
     spin_s: float = 0.001
@@ -204,15 +164,6 @@ class DeployResult:
         }
 
 
-def _policy_input(obs: dict[str, np.ndarray], low_dim: list[str], images: list[str]) -> dict[str, Any]:
-    import torch
-
-    batch = {k: torch.as_tensor(np.asarray(obs[k], dtype=np.float32))[None] for k in low_dim}
-    for k in images:  # (H, W, C) uint8 -> (1, C, H, W)
-        batch[k] = torch.as_tensor(np.ascontiguousarray(np.asarray(obs[k]).transpose(2, 0, 1)))[None]
-    return batch
-
-
 def _flush_steps(spec: RobotSpec) -> int:
     row = sum(
         math.prod(shape) * (1 if spec.obs_dtypes.get(name) == "uint8" else 4)
@@ -251,15 +202,10 @@ def deploy(
     config = config or DeployConfig()
     spec = robot.spec
     check_policy_fits(policy.config, spec, where=f"policy {policy_name}".strip())
-    if config.max_steps is None and not _knows_task(robot):
+    if config.max_steps is None and not knows_task(robot):
         raise ValueError(f"{spec.name} cannot tell when an episode ends: give max_steps")
-    chunk = policy.config.chunk
-    n_exec = chunk if config.execute_steps is None else config.execute_steps
-    if not 1 <= n_exec <= chunk:
-        raise ValueError(f"execute_steps must be in 1..{chunk} (the policy's chunk), got {n_exec}")
+    actor = PolicyActor(policy, execute_steps=config.execute_steps)
     guard = robot if isinstance(robot, SafetyGuard) else SafetyGuard(robot, config.safety)
-    policy.eval()
-    low_dim, images = sorted(policy.config.low_dim), sorted(policy.config.images)
     say = log or (lambda message: None)
     run_pacer = Pacer(spec.period, config.spin_s)
     episodes: list[dict[str, Any]] = []
@@ -276,9 +222,7 @@ def deploy(
             if config.rt_priority is not None and not granted:
                 say(f"real-time priority {config.rt_priority} refused: default scheduling")
             for i in range(config.episodes):
-                record = _run_episode(
-                    guard, policy, store, config, i, n_exec, low_dim, images, run_pacer, policy_name
-                )
+                record = _run_episode(guard, actor, store, config, i, run_pacer, policy_name)
                 episodes.append(record)
                 for kind, n in record["interventions"].items():
                     totals[kind] += n
@@ -299,13 +243,10 @@ def deploy(
 
 def _run_episode(
     guard: SafetyGuard,
-    policy: Any,
+    actor: PolicyActor,
     store: Any,
     config: DeployConfig,
     i: int,
-    n_exec: int,
-    low_dim: list[str],
-    images: list[str],
     run_pacer: Pacer,
     policy_name: str,
 ) -> dict[str, Any]:
@@ -313,54 +254,30 @@ def _run_episode(
     spec = guard.spec
     seed = config.seed + i
     pacer = Pacer(spec.period, config.spin_s)
-    steps, success, error, status = 0, False, None, None
-    queue: list[np.ndarray] = []
+    runner = EpisodeRunner(guard, actor, max_steps=config.max_steps, pacer=pacer if config.realtime else None)
+    error = None
     with store.writer(source="deploy", task=config.task, flush_steps=_flush_steps(spec)) as writer:
         try:
-            guard.reset(seed=seed)
-            t0 = pacer.start()
-            while config.max_steps is None or steps < config.max_steps:
-                if config.realtime:
-                    pacer.wait()
-                tick = pacer.last_tick if config.realtime else time.perf_counter()
-                obs = guard.observe()
-                if not queue:
-                    chunk = policy.mode(_policy_input(obs, low_dim, images))[0, :n_exec]
-                    queue = list(chunk.double().numpy())
-                sent = guard.act(queue.pop(0))
-                status = guard.task_status()
-                row = {f"obs.{k}": v for k, v in obs.items() if f"obs.{k}" in store.schema}
-                row.update(action=sent, timestamp=tick - t0)
-                if status is not None:
-                    success = success or status.success
-                    row.update(
-                        reward=status.reward,
-                        terminated=status.terminated,
-                        truncated=status.truncated,
-                        success=status.success,
-                    )
-                writer.add(row)
-                steps += 1
-                if status is not None and status.done:
-                    break
+            runner.reset(seed=seed)
+            for step in runner.run():
+                writer.add(step.row(features=store.schema))
         except RobotError as err:
             guard.hold()
             error = f"{type(err).__name__}: {err}"
         except KeyboardInterrupt:  # a second Ctrl-C after the e-stop: keep what was recorded, then leave
             guard.hold()
-            error = "KeyboardInterrupt"
-            _commit(writer, steps, success, guard, pacer, error, seed, policy_name, status)
+            _commit(writer, runner, guard, pacer, "KeyboardInterrupt", seed, policy_name)
             raise
-        index = _commit(writer, steps, success, guard, pacer, error, seed, policy_name, status)
-    success = bool(success) and error is None  # an episode a robot error cut short counts as failed
+        index = _commit(writer, runner, guard, pacer, error, seed, policy_name)
     run_pacer.period_errors += pacer.period_errors
     run_pacer.work += pacer.work
     run_pacer.missed += pacer.missed
     return {
         "index": index,
         "seed": seed,
-        "steps": steps,
-        "success": success,
+        "steps": runner.steps,
+        # an episode a robot error cut short counts as failed
+        "success": bool(runner.success) and error is None,
         "error": error,
         "interventions": guard.interventions,
         "timing": pacer.summary(),
@@ -369,18 +286,16 @@ def _run_episode(
 
 def _commit(
     writer: Any,
-    steps: int,
-    success: bool,
+    runner: EpisodeRunner,
     guard: SafetyGuard,
     pacer: Pacer,
     error: str | None,
     seed: int,
     policy_name: str,
-    status: Any,
 ) -> int | None:
     """Commit the episode's steps (an episode needs at least one) as failed if ``error``; returns its
     store index, or None when there was nothing to commit."""
-    if steps == 0:
+    if runner.steps == 0:
         writer.discard()
         return None
     extra = {
@@ -388,8 +303,8 @@ def _commit(
         "seed": seed,
         "policy": policy_name,
         "error": error,
-        "success_known": status is not None,
+        "success_known": runner.status is not None,
         "safety": guard.intervention_report(),
         "timing": pacer.summary(),
     }
-    return writer.commit(success=bool(success) and error is None, extra=extra)
+    return writer.commit(success=bool(runner.success) and error is None, extra=extra)

@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from gipo_robot.datasets import EpisodeStore, validate
-from gipo_robot.hardware.sim_robot import SimRobot
+from gipo_robot.loops.actor import PolicyActor, check_policy_fits
+from gipo_robot.loops.record import RecorderConfig, record
+from gipo_robot.loops.record_store import teleop_schema
+from gipo_robot.sim.robot import SimRobot
 from gipo_robot.teleop.devices import DeviceCommand, ScriptedDevice, TeleopDevice
-from gipo_robot.teleop.recorder import PolicyDriver, RecorderConfig, record, teleop_schema
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -79,7 +81,7 @@ def test_estop_drops_the_episode_and_ends_the_session(lift, tmp_path):
     assert EpisodeStore.open(out).n_episodes == 0
 
 
-def constant_policy(spec, gripper: float) -> PolicyDriver:
+def constant_policy(spec, gripper: float) -> PolicyActor:
     """A GaussianPolicy whose mean is (0, ..., 0, gripper) for every observation."""
     from gipo_robot.policies.gaussian import GaussianPolicy, PolicyConfig
 
@@ -88,7 +90,8 @@ def constant_policy(spec, gripper: float) -> PolicyDriver:
     with torch.no_grad():
         policy.mean_head.weight.zero_()
         policy.mean_head.bias.copy_(torch.tensor([0, 0, 0, 0, 0, 0, gripper] * 2))
-    return PolicyDriver(policy, spec)
+    check_policy_fits(policy.config, spec)
+    return PolicyActor(policy)
 
 
 def test_takeover_steps_are_marked_as_interventions(lift, tmp_path):

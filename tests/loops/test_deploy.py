@@ -15,16 +15,12 @@ import pytest
 import torch
 
 from gipo_robot.datasets import DatasetError, EpisodeStore
-from gipo_robot.hardware.deploy import (
-    DeployConfig,
-    check_policy_fits,
-    deploy,
-    open_deploy_store,
-)
 from gipo_robot.hardware.robot import RobotError
 from gipo_robot.hardware.safety import SafetyConfig
-from gipo_robot.hardware.sim_robot import SimRobot
+from gipo_robot.loops.actor import check_policy_fits
+from gipo_robot.loops.deploy import DeployConfig, deploy, open_deploy_store
 from gipo_robot.policies import GaussianPolicy, PolicyConfig, load_policy, save_policy
+from gipo_robot.sim.robot import SimRobot
 from tests.hardware.test_safety import RecordingArm
 
 UP = [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0]  # full +z, gripper open
@@ -186,7 +182,7 @@ def test_cli_deploy_json(tmp_path, lift_checkpoint):
         assert result["timing"][key] is not None
     assert EpisodeStore.open(tmp_path / "d.zarr").n_episodes == 2
     bad = subprocess.run(
-        [exe, "deploy", str(lift_checkpoint), "--robot", "sim:Lift?action_mode=joint_position",
+        [exe, "deploy", str(lift_checkpoint), "--robot", "sim:Lift?action_mode=joint_delta",
          "--out", str(tmp_path / "e.zarr"), "--max-steps", "3", "--json"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip

@@ -114,7 +114,7 @@ def test_replaying_a_stored_episode_reproduces_its_actions(recorded, tmp_path):
         (
             [
                 "--robot",
-                "sim:Lift?action_mode=joint_position",
+                "sim:Lift?action_mode=joint_delta",
                 "--device",
                 "spacemouse",
                 "--max-seconds",

@@ -1,16 +1,37 @@
-"""Evaluation loop: success counting, chunk execution, seeds, Wilson interval, MP4 videos."""
+"""Evaluation loop: success counting, chunk execution, seeds, Wilson interval, MP4 videos; a simulated env
+is driven as an unguarded SimRobot, a Robot as it is."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
+from gipo_robot.hardware.robot import Robot, RobotSpec, TaskStatus
+from gipo_robot.loops.evaluate import evaluate, wilson_interval
 from gipo_robot.policies import GaussianPolicy, PolicyConfig
-from gipo_robot.policies.evaluate import evaluate, wilson_interval
+from tests.hardware.test_safety import RecordingArm
+
+#: Walk1D's contract: one joint x, the action moves it by 0.1 per unit per step.
+WALK_SPEC = RobotSpec(
+    name="walk1d",
+    action_mode="joint_delta",
+    action_names=("dx",),
+    action_low=[-0.1],
+    action_high=[0.1],
+    joint_names=("x",),
+    joint_low=[-10.0],
+    joint_high=[10.0],
+    max_joint_velocity=[2.0],
+    control_hz=20.0,
+    obs_shapes={"x": (1,)},
+    obs_dtypes={"x": "float32"},
+)
 
 
 class Walk1D(gym.Env):
     """x starts at seed-dependent x0 in [0, 1); each action adds 0.1·a; success when x >= 1 (terminates)."""
+
+    robot_spec = WALK_SPEC
 
     def __init__(self, horizon: int = 30):
         self.observation_space = gym.spaces.Dict({"x": gym.spaces.Box(-10, 10, (1,))})
@@ -100,3 +121,53 @@ def test_videos_are_written_as_mp4(tmp_path):
     cap = cv2.VideoCapture(result.videos[0])
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     assert frames == result.episodes[0]["length"] + 1  # the reset frame and one per step
+
+
+class GuardedWalk(Robot):
+    """Walk1D as a Robot, each action halved (a stand-in for a guard): evaluate drives it as it is."""
+
+    def __init__(self, horizon: int = 30):
+        self.env = Walk1D(horizon)
+        self.status = None
+
+    @property
+    def spec(self):
+        return WALK_SPEC
+
+    def _connect(self):
+        pass
+
+    def _disconnect(self):
+        pass
+
+    def reset(self, *, seed=None):
+        self.obs, _ = self.env.reset(seed=seed)
+        return self.obs
+
+    def observe(self):
+        return self.obs
+
+    def act(self, action):
+        sent = 0.5 * np.asarray(action, dtype=np.float64)
+        self.obs, reward, terminated, truncated, info = self.env.step(sent)
+        self.status = TaskStatus(reward, info["success"], terminated, truncated)
+        return sent
+
+    def task_status(self):
+        return self.status
+
+
+def test_a_robot_is_evaluated_as_it_is():
+    robot = GuardedWalk()
+    result = evaluate(constant_policy(1.0), robot, episodes=2, seed=7, progress=False)
+    # Each step moves x by 0.05 (the halved action): from x0 ~ U(0, 1), at most 20 steps to x >= 1.
+    assert set(robot.env.actions) == {0.5} and robot.env.seeds == [7, 8]
+    assert result.success_rate == 1.0 and all(1 <= e["length"] <= 20 for e in result.episodes)
+    assert not robot.is_connected  # connected for the evaluation only
+
+
+def test_a_robot_that_does_not_know_the_task_is_refused():
+    arm = RecordingArm()
+    p = GaussianPolicy(PolicyConfig(low_dim={"joint_pos": [3]}, action_dim=3))
+    with pytest.raises(ValueError, match="recording-arm does not report success"):
+        evaluate(p, arm, episodes=1, progress=False)

@@ -1,0 +1,394 @@
+"""The recording loop: a teleoperation device drives a robot at a fixed rate, every step goes to the store.
+
+Legend: ``A`` action size, ``T`` steps of an episode.
+
+One session, top to bottom (:func:`record`):
+
+1. open the episode store (or create it with :func:`~gipo_robot.loops.record_store.teleop_schema`; an
+   existing store must have the same schema and rate: recording resumes by appending);
+2. connect the robot behind a :class:`~gipo_robot.hardware.safety.SafetyGuard` and start the device;
+3. every control period (``1 / fps`` s, paced against a fixed grid of deadlines): poll the device, act
+   on its events (:meth:`_Session.handle_events`), and while an episode is being recorded run the one
+   guarded step (:func:`~gipo_robot.loops.step.guarded_step`: observe, choose the action — the device's,
+   or a policy's with ``--policy`` unless the operator took over — send it through the guard) and queue
+   its row (observation, camera frames, the command actually sent, task status, timestamp, intervention
+   flag) for the background writer (:meth:`_Session.control_step`);
+4. an episode ends (:meth:`_Session.end_episode`) on ``save_success``/``save_failure`` (committed),
+   ``discard`` (dropped; the next ``start`` records it again), the task ending it (a simulated success or
+   time-out: committed with the task's success), or the per-episode time limit (committed). The session
+   ends when the target number of episodes is saved, or on ``quit``, ``estop``, Ctrl-C or SIGTERM (an
+   unsaved episode is dropped).
+
+Timing. A *dropped frame* is a control period whose deadline was missed: the work of one step (device,
+policy, robot, queueing) overran into the next period, so the loop skips to the next deadline on the
+grid; the count per episode goes to the episode's ``extra["dropped_frames"]``. The slow part of writing
+(image encoding, compression, disk) runs on a writer thread
+(:class:`~gipo_robot.loops.record_store.BackgroundWriter`), so it never delays a control step.
+
+Crash safety comes from the store's commit protocol: a killed recorder loses only the episode in flight;
+the next session appends after the last committed episode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from gipo_robot.hardware.pacing import Pacer
+from gipo_robot.hardware.robot import Robot
+from gipo_robot.hardware.safety import EStopError, SafetyGuard
+from gipo_robot.loops.console import StatusLine, StopSignals
+from gipo_robot.loops.record_store import BackgroundWriter, open_store
+from gipo_robot.loops.step import Actor, guarded_step
+from gipo_robot.teleop.devices import DeviceCommand, TeleopDevice, TeleopError
+
+__all__ = ["RecorderConfig", "SessionResult", "record"]
+
+# ------------------------------------------------------------------------------------------------ config
+
+
+@dataclasses.dataclass
+class RecorderConfig:
+    """One recording session. Saved into the store's attributes (``recorder``)."""
+
+    out: str
+    """Episode store to create, or to append to if it exists."""
+    task: str = ""
+    """Task name or instruction recorded with every episode."""
+    episodes: int = 1
+    """Stop after saving this many episodes in this session."""
+    max_seconds: float | None = None
+    """Per-episode time limit, s (``round(max_seconds * fps)`` steps); the episode is saved when it is
+    reached. None: no limit."""
+    fps: float | None = None
+    """Control and recording rate, Hz; None: the robot's ``spec.control_hz``."""
+    realtime: bool = True
+    """Pace the loop at ``fps``. False runs as fast as the robot steps (simulation only; no drops counted)."""
+    seed: int | None = None
+    """Simulated scenes: attempt ``i`` resets with seed ``seed + i`` (None: the env's own sequence)."""
+    image_codec: str | None = None
+    """Frame codec of camera features in a new store (None: the store's default, lossless QOI)."""
+    flush_steps: int = 32
+    """Steps buffered by the writer before they go to disk."""
+    status: bool = True
+    """Print the live status line on stderr."""
+
+    def __post_init__(self) -> None:
+        self.out = str(self.out)
+        if not self.out:
+            raise ValueError("RecorderConfig.out must name a store path")
+        if not isinstance(self.episodes, int) or self.episodes < 1:
+            raise ValueError(f"RecorderConfig.episodes must be an int >= 1, got {self.episodes!r}")
+        if self.max_seconds is not None and not (math.isfinite(self.max_seconds) and self.max_seconds > 0):
+            raise ValueError(f"RecorderConfig.max_seconds must be > 0, got {self.max_seconds}")
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"RecorderConfig.fps must be > 0 Hz, got {self.fps}")
+        if not isinstance(self.flush_steps, int) or self.flush_steps < 1:
+            raise ValueError(f"RecorderConfig.flush_steps must be an int >= 1, got {self.flush_steps!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# -------------------------------------------------------------------------------------------- results
+
+
+@dataclasses.dataclass
+class SessionResult:
+    """What a session did."""
+
+    saved: list[int] = dataclasses.field(default_factory=list)
+    """Store indices of the episodes saved, in order."""
+    successes: int = 0
+    discarded: int = 0
+    steps: int = 0
+    dropped_frames: int = 0
+    ended: str = "target"
+    """Why the session ended: ``target`` (episode count reached), ``quit``, ``estop`` or ``interrupted``."""
+    store_episodes: int = 0
+    """Episodes in the store afterwards (earlier sessions included)."""
+    episodes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """Per saved episode: index, steps, success, end reason, dropped frames, period stats."""
+    max_writer_backlog: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class _Episode:
+    """Book-keeping of the episode being recorded."""
+
+    attempt: int
+    seed: int | None
+    t0: float
+    steps: int = 0
+    dropped: int = 0
+    takeover: bool = False
+    interventions: int = 0
+    success: bool = False
+    times: list[float] = dataclasses.field(default_factory=list)
+    busy: list[float] = dataclasses.field(default_factory=list)
+
+    def extra(self, period: float, reason: str, device: str, guard: Any) -> dict[str, Any]:
+        """The episode's ``extra`` metadata: timing, how it ended, safety interventions."""
+        dt = np.diff(self.times) if len(self.times) > 1 else np.full(1, period)
+        error = np.abs(dt - period)
+        duration = self.times[-1] - self.times[0] if self.times else 0.0
+        return {
+            "end": reason,
+            "device": device,
+            "attempt": self.attempt,
+            "seed": self.seed,
+            "dropped_frames": self.dropped,
+            "fps": (len(self.times) - 1) / duration if duration > 0 else None,
+            "period_error_p50_ms": float(np.percentile(error, 50) * 1e3),
+            "period_error_p99_ms": float(np.percentile(error, 99) * 1e3),
+            "step_ms_p50": float(np.percentile(self.busy, 50) * 1e3) if self.busy else None,
+            "step_ms_p99": float(np.percentile(self.busy, 99) * 1e3) if self.busy else None,
+            "intervention_steps": self.interventions,
+            "safety": guard.intervention_report(),
+        }
+
+
+class _Interrupted(Exception):
+    """Ctrl-C (SIGINT) or SIGTERM during a session."""
+
+
+# -------------------------------------------------------------------------------------------- the loop
+
+
+def record(
+    robot: Robot,
+    device: TeleopDevice,
+    config: RecorderConfig,
+    *,
+    policy: Actor | None = None,
+    safety: Any = None,
+    status_stream: IO[str] | None = None,
+) -> SessionResult:
+    """Run one recording session; see the module docstring.
+
+    Args:
+        robot: the follower (not yet connected); wrapped in a
+            :class:`~gipo_robot.hardware.safety.SafetyGuard` unless it is one.
+        device: the operator's device (not yet started).
+        config: the session settings.
+        policy: an actor that drives the robot while the operator has not taken over (``takeover``
+            toggles), e.g. a :class:`~gipo_robot.loops.actor.PolicyActor`; None: the device drives.
+        safety: a :class:`~gipo_robot.hardware.safety.SafetyConfig` for the guard (None: defaults).
+        status_stream: where the live status line goes (stderr by default).
+
+    Returns:
+        A :class:`SessionResult`.
+
+    Raises:
+        DatasetError: the store at ``config.out`` does not fit this session.
+        TeleopError: the device failed or gave no action while recording.
+        RobotError: the robot failed (the arm is left holding).
+    """
+    guard = robot if isinstance(robot, SafetyGuard) else SafetyGuard(robot, safety)
+    status_out = status_stream if status_stream is not None else sys.stderr
+    session = _Session(guard, device, config, policy, status_out)
+    attrs = {"recorder": config.to_dict(), "device": device.name, "policy": policy is not None}
+
+    def store() -> Any:
+        return open_store(config.out, guard.spec, session.fps, attrs, image_codec=config.image_codec)
+
+    # An existing store is checked before anything starts; a new one is created once the device and the
+    # robot are up, so a device that fails to start leaves no empty store behind.
+    opened = store() if Path(config.out).exists() else None
+    result = session.result
+    t_session = time.perf_counter()
+    stop = StopSignals()
+    try:
+        with guard, device:
+            if opened is None:
+                opened = store()
+            session.writer = BackgroundWriter(opened, flush_steps=config.flush_steps)
+            session.status.note(device.help())
+            session.run(stop)
+    except (KeyboardInterrupt, _Interrupted):
+        result.ended = "interrupted"
+    except EStopError:
+        result.ended = "estop"
+    finally:
+        stop.restore()
+        session.status.close()
+        if session.writer is not None:
+            session.writer.close()
+            result.max_writer_backlog = session.writer.max_backlog
+    result.store_episodes = opened.n_episodes if opened is not None else 0
+    result.seconds = time.perf_counter() - t_session
+    return result
+
+
+class _Session:
+    """The state of one session's control loop and the steps of one loop iteration (see :func:`record`)."""
+
+    def __init__(
+        self,
+        guard: SafetyGuard,
+        device: TeleopDevice,
+        config: RecorderConfig,
+        policy: Actor | None,
+        status_out: IO[str],
+    ) -> None:
+        self.guard = guard
+        self.device = device
+        self.config = config
+        self.policy = policy
+        self.fps = float(config.fps or guard.spec.control_hz)
+        self.period = 1.0 / self.fps
+        self.max_steps = None if config.max_seconds is None else max(1, round(config.max_seconds * self.fps))
+        self.pacer = Pacer(self.period)
+        self.status = StatusLine(status_out, enabled=config.status)
+        self.result = SessionResult()
+        self.writer: BackgroundWriter | None = None
+        self.episode: _Episode | None = None
+        self.attempt = 0
+
+    def run(self, stop: StopSignals) -> None:
+        """The control loop, one iteration per control period, until the session ends."""
+        while True:
+            if stop.signal is not None:  # checked here, between steps: see StopSignals
+                raise _Interrupted(stop.signal)
+            # --- wait for this period's deadline (idle periods do not count as drops)
+            if self.config.realtime:
+                missed = self.pacer.wait()
+                if self.episode is not None and self.episode.steps:
+                    self.episode.dropped += missed
+                    self.episode.busy.append(self.pacer.busy)
+            command = self.device.poll()
+            end, started, reset_scene = self.handle_events(command.events)
+            if self.episode is not None and end is None and not started:
+                end = self.control_step(command)
+            if self.episode is not None and end is not None:
+                self.end_episode(*end)
+            if reset_scene:
+                self.guard.reset()  # a new scene (sim) or the home pose (real arm), while idle
+            if self.result.ended in ("quit", "estop") or len(self.result.saved) >= self.config.episodes:
+                return
+            self.status.update(self.describe)
+
+    def handle_events(self, events: Sequence[str]) -> tuple[tuple[str, bool] | None, bool, bool]:
+        """Act on the operator's control events, in order, until one ends the episode.
+
+        Returns:
+            ``(end, started, reset_scene)``: ``(reason, success)`` if an event ended the episode (reason
+            ``operator`` or ``discard``), whether an episode started (its first step comes from the next
+            poll, made for it), and whether the scene is to be reset once the episode is over.
+        """
+        end, started, reset_scene = None, False, False
+        for event in events:
+            episode = self.episode
+            if event == "start" and episode is None:
+                self.start_episode()
+                started = True
+            elif event in ("save_success", "save_failure") and episode is not None:
+                end = ("operator", event == "save_success")
+            elif event == "discard" and episode is not None:
+                end = ("discard", False)
+            elif event == "reset":
+                end = ("discard", False) if episode is not None else None
+                reset_scene = True
+            elif event == "takeover" and episode is not None and self.policy is not None:
+                episode.takeover = not episode.takeover
+                self.policy.reset()
+            elif event in ("quit", "estop"):
+                end = end or ("discard", False)
+                self.result.ended = event
+                if event == "estop":
+                    self.guard.estop("operator e-stop (teleop device)")
+            if end is not None:
+                break
+        return end, started, reset_scene
+
+    def start_episode(self) -> None:
+        """Reset the scene (seed ``config.seed + attempt``), the device and the policy; open the episode."""
+        seed = None if self.config.seed is None else self.config.seed + self.attempt
+        obs = self.guard.reset(seed=seed)
+        self.device.begin_episode(obs)
+        if self.policy is not None:
+            self.policy.reset()
+        self.episode = _Episode(attempt=self.attempt, seed=seed, t0=time.perf_counter())
+        self.attempt += 1
+        self.writer.begin(source="teleop", task=self.config.task, start_time=time.time())
+        self.pacer.restart()
+
+    def control_step(self, command: DeviceCommand) -> tuple[str, bool] | None:
+        """One guarded step of the episode being recorded, queued for the writer.
+
+        Returns:
+            ``(reason, success)`` if the step ended the episode (the task said so, or the time limit).
+        """
+        episode = self.episode
+        if episode.steps == 0:
+            episode.t0 = time.perf_counter()
+        step = guarded_step(self.guard, lambda obs: self.choose(obs, command), t0=episode.t0)
+        # the observation's time in the episode: measured when paced, nominal when not
+        t = step.timestamp if self.config.realtime else episode.steps * self.period
+        intervening = episode.takeover and self.policy is not None
+        self.writer.add({**step.row(timestamp=t, copy=True), "intervention": intervening})
+        episode.steps += 1
+        episode.times.append(t)
+        episode.interventions += int(intervening)
+        task = step.status
+        episode.success = episode.success or bool(task is not None and task.success)
+        if task is not None and task.done:
+            return ("task", episode.success)
+        if self.max_steps is not None and episode.steps >= self.max_steps:
+            return ("time_limit", episode.success)
+        return None
+
+    def choose(self, obs: Mapping[str, np.ndarray], command: DeviceCommand) -> np.ndarray:
+        """The policy's action unless the operator took over (or none drives); else the device's."""
+        if self.policy is not None and not self.episode.takeover:
+            return self.policy.act(obs)
+        if command.action is None:
+            raise TeleopError(f"{self.device.name}: no action while recording (step {self.episode.steps})")
+        return command.action
+
+    def end_episode(self, reason: str, success: bool) -> None:
+        """Commit the episode (or drop it: discarded, or no step yet), then hold the arm."""
+        episode, result = self.episode, self.result
+        if reason == "discard" or episode.steps == 0:
+            self.writer.discard()
+            result.discarded += 1
+            self.status.note(f"attempt {episode.attempt} discarded after {episode.steps} steps")
+        else:
+            extra = episode.extra(self.period, reason, self.device.name, self.guard)
+            index = self.writer.commit(success=success, extra=extra)
+            result.saved.append(index)
+            result.successes += int(success)
+            result.steps += episode.steps
+            result.dropped_frames += episode.dropped
+            result.episodes.append({"index": index, "steps": episode.steps, "success": success, **extra})
+            outcome = "success" if success else "failure"
+            self.status.note(
+                f"episode {index} saved ({outcome}, {reason}): {episode.steps} steps, "
+                f"{episode.steps * self.period:.1f} s, dropped {episode.dropped}"
+            )
+        self.device.end_episode()
+        self.guard.hold()
+        self.episode = None
+
+    def describe(self, rate: float) -> str:
+        """The status line's text, ``rate`` the loop's measured rate (Hz)."""
+        result, episode, target = self.result, self.episode, self.config.episodes
+        if episode is None:
+            return f"idle | saved {len(result.saved)}/{target} | discarded {result.discarded}"
+        return (
+            f"REC episode {len(result.saved) + 1}/{target} | {episode.steps / self.fps:5.1f} s | "
+            f"{rate:4.1f} Hz | dropped {episode.dropped}"
+            + (" | TAKEOVER" if episode.takeover else "")
+            + f" | saved {len(result.saved)} discarded {result.discarded}"
+        )
