@@ -486,12 +486,4 @@ def robot_config_for(config: VirtualArmConfig, port: str, /, **overrides: Any) -
     return cfg
 
 
-__all__ = [
-    "JOINT_NAMES",
-    "JOINT_RANGES",
-    "FaultConfig",
-    "VirtualArmConfig",
-    "VirtualServoBus",
-    "robot_config_for",
-    "serve",
-]
+__all__ = ["FaultConfig", "VirtualArmConfig", "VirtualServoBus", "robot_config_for", "serve"]
