@@ -254,7 +254,7 @@ def train_bc(
     as_json: JsonFlag = False,
 ) -> None:
     """Behaviour cloning: fit a Gaussian chunk policy to a store's episodes; writes checkpoint + loss PNG."""
-    from gipo_robot.datasets import DatasetError, EpisodeStore
+    from gipo_robot.datasets import DatasetError, open_dataset
     from gipo_robot.policies.bc import BCConfig
     from gipo_robot.policies.bc import train_bc as run_bc
 
@@ -269,7 +269,7 @@ def train_bc(
             seed=seed,
         )
         with _stdout_to_stderr(as_json):
-            result = run_bc(EpisodeStore.open(store), config, out=out)
+            result = run_bc(open_dataset(store), config, out=out)
     except (DatasetError, ValueError) as err:
         raise _error_exit(err, as_json) from None
     final = result.history[-1] if result.history else {}
@@ -466,10 +466,10 @@ def info(
     as_json: JsonFlag = False,
 ) -> None:
     """Summarise an episode store: episodes, steps, success rate, sources, features, size on disk."""
-    from gipo_robot.datasets import DatasetError, EpisodeStore
+    from gipo_robot.datasets import DatasetError, open_dataset
 
     try:
-        opened = EpisodeStore.open(store, "r")
+        opened = open_dataset(store)
         result = opened.info()
         if thumbnail is not None:
             result["thumbnail"] = _write_thumbnail(opened, thumbnail)
@@ -511,40 +511,35 @@ def convert(
     """Convert robomimic HDF5, a Diffusion Policy replay buffer or a LeRobot dataset to the Zarr episode
     store, or a store to robomimic HDF5 (or to LeRobot with --to lerobot); the direction comes from the
     suffixes and the source's layout."""
-    from gipo_robot.datasets import DatasetError, EpisodeStore
-    from gipo_robot.datasets.from_diffusion_policy import ReplayBufferStore, replay_buffer_to_store
-    from gipo_robot.datasets.from_lerobot import is_lerobot_dataset, lerobot_to_store, store_to_lerobot
-    from gipo_robot.datasets.from_robomimic import robomimic_to_store, store_to_robomimic
+    from gipo_robot.datasets import DatasetError, detect_format, import_dataset, open_dataset
+    from gipo_robot.datasets.from_lerobot import store_to_lerobot
+    from gipo_robot.datasets.from_robomimic import store_to_robomimic
+    from gipo_robot.datasets.importers import EPISODE_STORE, reads_in_place
 
     hdf5 = (".hdf5", ".h5")
     start = time.perf_counter()
     try:
         if to not in (None, "lerobot"):
             raise DatasetError(f"--to {to!r} is not a known target; known: lerobot", path=dst)
-        if is_lerobot_dataset(src):
-            store = lerobot_to_store(src, dst, overwrite=overwrite)
-            direction = "lerobot->zarr"
+        fmt = detect_format(src)
+        export = to == "lerobot" or (dst.suffix in hdf5 and reads_in_place(fmt))
+        if fmt != EPISODE_STORE and not export:
+            store = import_dataset(src, dst, fmt=fmt, overwrite=overwrite)
+            direction = f"{fmt}->zarr"
         elif to == "lerobot":
-            store = EpisodeStore.open(src, "r")
+            store = open_dataset(src)
             store_to_lerobot(store, dst, video=video, overwrite=overwrite)
             direction = "zarr->lerobot"
-        elif src.suffix in hdf5:
-            store = robomimic_to_store(src, dst, overwrite=overwrite)
-            direction = "robomimic->zarr"
         elif dst.suffix in hdf5:
-            store = EpisodeStore.open(src, "r")
+            store = open_dataset(src)
             store_to_robomimic(store, dst, overwrite=overwrite)
             direction = "zarr->robomimic"
         else:
-            source = EpisodeStore.open(src, "r")
-            if not isinstance(source, ReplayBufferStore):
-                raise DatasetError(
-                    "cannot tell the direction: the source is already an episode store, so DST must be a "
-                    "robomimic .hdf5/.h5 file, or pass --to lerobot",
-                    path=src,
-                )
-            store = replay_buffer_to_store(source, dst, overwrite=overwrite)
-            direction = "diffusion_policy->zarr"
+            raise DatasetError(
+                "cannot tell the direction: the source is already an episode store, so DST must be a "
+                "robomimic .hdf5/.h5 file, or pass --to lerobot",
+                path=src,
+            )
     except DatasetError as err:
         raise _error_exit(err, as_json) from err
     size = (

@@ -8,9 +8,10 @@ Diffusion Policy's ``ReplayBuffer`` (and UMI, which reuses it) writes a Zarr v2 
                                                 chunk with ``imagecodecs_jpegxl``)
       meta/episode_ends     (E,) int64          cumulative step counts
 
-:meth:`EpisodeStore.open` recognises that layout and returns a :class:`ReplayBufferStore`, so the
-sampler, :func:`~gipo_robot.datasets.validate`, ``gipo-robot info`` and ``gipo-robot convert`` work on
-it unchanged; :func:`replay_buffer_to_store` copies one into a new episode store. Feature names: ``action``
+:func:`open_replay_buffer` opens one as a read-only :class:`ReplayBufferStore` (registered as the
+``diffusion_policy`` importer, so :func:`~gipo_robot.datasets.importers.open_dataset` returns one and the
+sampler, :func:`~gipo_robot.datasets.validate`, ``gipo-robot info`` and ``gipo-robot convert`` work on it
+unchanged); :func:`replay_buffer_to_store` copies one into a new episode store. Feature names: ``action``
 stays ``action``, every other ``data/<key>`` becomes the observation ``obs.<key>`` (keys already named
 ``obs.*`` are kept). Kinds: uint8 ``(H, W, C)`` with ``C`` in 1/3/4 is an image, ``()`` a scalar, the
 rest low-dim.
@@ -32,8 +33,10 @@ from typing import Any
 import numpy as np
 import zarr
 
+from gipo_robot.datasets.layout import FORMAT_NAME as STORE_FORMAT_NAME
+from gipo_robot.datasets.layout import check_episode_ends, guard
 from gipo_robot.datasets.schema import DatasetError, Feature, Schema
-from gipo_robot.datasets.store import EpisodeStore, _guard, check_episode_ends
+from gipo_robot.datasets.store import EpisodeStore
 
 FORMAT_NAME = "diffusion_policy/replay_buffer"
 DEFAULT_FPS = 10.0
@@ -49,7 +52,7 @@ def register_image_codecs() -> None:
     register_codecs(verbose=False)
 
 
-def is_replay_buffer(group: zarr.Group) -> bool:
+def _has_replay_buffer_layout(group: zarr.Group) -> bool:
     """Whether ``group`` is a Zarr v2 group with the replay-buffer layout (``data/`` and
     ``meta/episode_ends``). Episode stores are Zarr v3, so a damaged one is never mistaken for a buffer."""
     if group.metadata.zarr_format != 2:
@@ -57,6 +60,45 @@ def is_replay_buffer(group: zarr.Group) -> bool:
     with contextlib.suppress(Exception):
         return isinstance(group["data"], zarr.Group) and isinstance(group["meta/episode_ends"], zarr.Array)
     return False
+
+
+def is_replay_buffer(path: str | Path) -> bool:
+    """Whether ``path`` (a local folder or a Zarr store URL) holds a replay buffer; never raises."""
+    if "://" not in str(path) and not (Path(path) / ".zgroup").is_file():
+        return False  # a local Zarr v2 group has a .zgroup file
+    with contextlib.suppress(Exception):
+        register_image_codecs()
+        return _has_replay_buffer_layout(zarr.open_group(str(path), mode="r"))
+    return False
+
+
+def open_replay_buffer(path: str | Path, mode: str = "r") -> ReplayBufferStore:
+    """Open a replay buffer as a read-only episode store.
+
+    Args:
+        path: local folder or any Zarr store URL.
+        mode: ``"r"``; ``"a"`` raises (a replay buffer cannot be appended to: convert it first).
+
+    Raises:
+        DatasetError: ``mode`` is not ``"r"``, or the path is missing, unreadable or not a replay buffer.
+    """
+    if mode == "a":
+        raise DatasetError(
+            "a Diffusion Policy replay buffer opens read-only (convert it to append)", path=path
+        )
+    if mode != "r":
+        raise DatasetError(f"mode must be 'r' or 'a', got {mode!r}", path=path)
+    if "://" not in str(path) and not Path(path).exists():
+        raise DatasetError("no such store", path=path)
+    register_image_codecs()
+    with guard(path):
+        group = zarr.open_group(str(path), mode="r")
+    if not _has_replay_buffer_layout(group):
+        ours = group.attrs.get("format") == STORE_FORMAT_NAME
+        raise DatasetError(
+            "not a Diffusion Policy replay buffer" + (" (it is an episode store)" if ours else ""), path=path
+        )
+    return ReplayBufferStore(path, group)
 
 
 def feature_name(key: str) -> str:
@@ -78,7 +120,7 @@ def _feature_for(name: str, arr: zarr.Array, path: object) -> Feature:
 class ReplayBufferStore(EpisodeStore):
     """A Diffusion Policy / UMI replay buffer seen as a read-only episode store (see the module docstring).
 
-    Open it with :meth:`EpisodeStore.open`; every reading method of :class:`EpisodeStore` works, every
+    Open it with :func:`open_replay_buffer`; every reading method of :class:`EpisodeStore` works, every
     writing one raises a :class:`DatasetError`.
     """
 
@@ -87,7 +129,7 @@ class ReplayBufferStore(EpisodeStore):
 
     def _load(self) -> None:
         path = self.path
-        with _guard(path):
+        with guard(path):
             attrs = dict(self._group.attrs)
             arrays = dict(self._group["data"].arrays())
         fps = attrs.get("fps", DEFAULT_FPS)
@@ -112,7 +154,7 @@ class ReplayBufferStore(EpisodeStore):
         self._readers = {name: None for name in names}
         self._meta = {}
         self._ends_array = self._group["meta/episode_ends"]
-        with _guard(path, feature="episode_ends"):
+        with guard(path, feature="episode_ends"):
             ends = np.asarray(self._ends_array[:])
         if ends.ndim != 1 or ends.dtype.kind not in "iu":
             raise DatasetError(
@@ -164,10 +206,7 @@ def replay_buffer_to_store(
         DatasetError: ``src`` is not a replay buffer, or is damaged (naming the feature/episode).
     """
     if not isinstance(src, ReplayBufferStore):
-        opened = EpisodeStore.open(src, "r")
-        if not isinstance(opened, ReplayBufferStore):
-            raise DatasetError("not a Diffusion Policy replay buffer (it is an episode store)", path=src)
-        src = opened
+        src = open_replay_buffer(src)
     attrs = {"converted_from": {"format": FORMAT_NAME, "path": str(src.path)}}
     out = EpisodeStore.create(dst, src.schema, fps=src.fps, attrs=attrs, overwrite=overwrite)
     for i in range(src.n_episodes):

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from gipo_robot.datasets.importers import open_dataset
 from gipo_robot.datasets.schema import DatasetError, Feature, Schema
 from gipo_robot.datasets.store import EpisodeStore
 
@@ -210,7 +211,7 @@ def store_to_lerobot(
             not installed, or LeRobot rejects a frame (naming the store, feature and episode).
     """
     dataset_cls = _lerobot_dataset_class()
-    store = src if isinstance(src, EpisodeStore) else EpisodeStore.open(src, "r")
+    store = src if isinstance(src, EpisodeStore) else open_dataset(src)
     dst = Path(dst)
     if dst.exists():
         if not overwrite:
@@ -221,18 +222,7 @@ def store_to_lerobot(
             f"fps {store.fps} is not a whole number; LeRobot datasets need one", path=store.path
         )
     origin = store.attrs.get("lerobot", {})
-    if origin.get("plan"):  # imported from LeRobot: write its features back as they were
-        plan = {k: dict(v) for k, v in origin["plan"].items()}
-        if video:
-            for entry in plan.values():
-                if entry["spec"]["dtype"] == "image":
-                    entry["spec"] = {**entry["spec"], "dtype": "video"}
-        # LeRobot writes its own frame_index / fps clock as "timestamp" (add_frame refuses one); a store
-        # timestamp that is not that clock travels as "recorded_timestamp".
-        if "timestamp" in plan and not _is_frame_clock(store, plan["timestamp"]["parts"][0]):
-            plan["recorded_timestamp"] = plan.pop("timestamp")
-    else:
-        plan = _plan_from_schema(store.schema, tuple(env_state), video)
+    plan = _export_plan(store, origin, tuple(env_state), video)
     written = {k: v for k, v in plan.items() if k != "timestamp"}  # "timestamp": read from LeRobot's clock
     features = {k: {**v["spec"], "shape": tuple(v["spec"]["shape"])} for k, v in written.items()}
     robot_type = origin.get("robot_type")
@@ -253,26 +243,62 @@ def store_to_lerobot(
     table = store.meta_table()
     try:
         for i in range(store.n_episodes):
-            steps = store.episode(i)
-            length = int(table["length"][i])
-            frame_tasks = table["extra"][i].get("lerobot_frame_tasks")
-            for t in range(length):
-                frame = _frame(written, steps, t)
-                frame["task"] = frame_tasks[t] if frame_tasks else str(table["task"][i])
-                try:
-                    dataset.add_frame(frame)
-                except (ValueError, TypeError) as err:
-                    raise DatasetError(
-                        f"LeRobot rejected frame {t}: {err}", path=store.path, episode=i
-                    ) from err
-            try:
-                dataset.save_episode()
-            except (ValueError, TypeError, RuntimeError) as err:
-                raise DatasetError(f"LeRobot could not save the episode: {err}", path=dst, episode=i) from err
+            _write_episode(dataset, store, written, table, i, dst)
         dataset.finalize()
     finally:
         dataset.stop_image_writer()
-    sidecar = {
+    (dst / SIDECAR).write_text(json.dumps(_sidecar(store, plan, table), allow_nan=False))
+    return dst
+
+
+def _export_plan(
+    store: EpisodeStore, origin: dict[str, Any], env_state: Sequence[str], video: bool
+) -> dict[str, dict[str, Any]]:
+    """The LeRobot features to write: those of the dataset the store came from (its ``lerobot``
+    attribute ``origin``), else the mapping of the module docstring."""
+    if not origin.get("plan"):
+        return _plan_from_schema(store.schema, env_state, video)
+    # imported from LeRobot: write its features back as they were
+    plan = {k: dict(v) for k, v in origin["plan"].items()}
+    if video:
+        for entry in plan.values():
+            if entry["spec"]["dtype"] == "image":
+                entry["spec"] = {**entry["spec"], "dtype": "video"}
+    # LeRobot writes its own frame_index / fps clock as "timestamp" (add_frame refuses one); a store
+    # timestamp that is not that clock travels as "recorded_timestamp".
+    if "timestamp" in plan and not _is_frame_clock(store, plan["timestamp"]["parts"][0]):
+        plan["recorded_timestamp"] = plan.pop("timestamp")
+    return plan
+
+
+def _write_episode(
+    dataset: Any,
+    store: EpisodeStore,
+    plan: dict[str, dict[str, Any]],
+    table: dict[str, Any],
+    i: int,
+    dst: Path,
+) -> None:
+    """Add every frame of episode ``i`` to the LeRobot ``dataset`` and save the episode."""
+    steps = store.episode(i)
+    length = int(table["length"][i])
+    frame_tasks = table["extra"][i].get("lerobot_frame_tasks")
+    for t in range(length):
+        frame = _frame(plan, steps, t)
+        frame["task"] = frame_tasks[t] if frame_tasks else str(table["task"][i])
+        try:
+            dataset.add_frame(frame)
+        except (ValueError, TypeError) as err:
+            raise DatasetError(f"LeRobot rejected frame {t}: {err}", path=store.path, episode=i) from err
+    try:
+        dataset.save_episode()
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise DatasetError(f"LeRobot could not save the episode: {err}", path=dst, episode=i) from err
+
+
+def _sidecar(store: EpisodeStore, plan: dict[str, dict[str, Any]], table: dict[str, Any]) -> dict[str, Any]:
+    """The ``meta/gipo_robot.json`` contents: what LeRobot cannot hold (see the module docstring)."""
+    return {
         "format": SIDECAR_FORMAT,
         "format_version": SIDECAR_VERSION,
         "episodes_total": store.n_episodes,
@@ -296,8 +322,6 @@ def store_to_lerobot(
             for i in range(store.n_episodes)
         ],
     }
-    (dst / SIDECAR).write_text(json.dumps(sidecar, allow_nan=False))
-    return dst
 
 
 def _frame(plan: dict[str, dict[str, Any]], steps: dict[str, np.ndarray], t: int) -> dict[str, Any]:
@@ -427,6 +451,47 @@ def lerobot_to_store(
         raise DatasetError(f"LeRobot cannot open it: {type(err).__name__}: {err}", path=src) from err
     meta = dataset.meta
     sidecar = _read_sidecar(src, meta.total_episodes)
+    schema, plan, fps, robot, attrs = _import_plan(dataset, sidecar, src, image_codec)
+    store = EpisodeStore.create(dst, schema, fps=fps, robot=robot, attrs=attrs, overwrite=overwrite)
+    reader = _EpisodeReader(dataset, plan, schema, _video_backend(video_backend), src)
+    for i in range(meta.total_episodes):
+        steps, frame_tasks = reader.read(i)
+        try:
+            store.append_episode(steps, **_episode_meta(sidecar, i, steps, frame_tasks))
+        except DatasetError as err:
+            raise DatasetError(f"{src}: {err}", path=dst, feature=err.feature, episode=i) from err
+    return store
+
+
+def _episode_meta(
+    sidecar: dict[str, Any] | None, i: int, steps: dict[str, np.ndarray], frame_tasks: list[str]
+) -> dict[str, Any]:
+    """The metadata of imported episode ``i`` (``append_episode`` keywords): as the sidecar recorded it,
+    else a demo, successful where ``success`` is set at any step, with the first frame's task."""
+    if sidecar is not None:
+        info = sidecar["episodes"][i]
+        keys = ("source", "success", "task", "start_time", "policy_version", "extra", "episode_data")
+        return {k: info[k] for k in keys}
+    extra: dict[str, Any] = {"lerobot_episode_index": i}
+    if len(set(frame_tasks)) > 1:
+        extra["lerobot_frame_tasks"] = frame_tasks
+    return {
+        "source": "demo",
+        "success": bool(steps["success"].any()) if "success" in steps else False,
+        "task": frame_tasks[0] if frame_tasks else "",
+        "start_time": 0.0,
+        "policy_version": -1,
+        "extra": extra,
+        "episode_data": None,
+    }
+
+
+def _import_plan(
+    dataset: Any, sidecar: dict[str, Any] | None, src: Path, image_codec: str | None
+) -> tuple[Schema, dict[str, dict[str, Any]], float, Any, dict[str, Any]]:
+    """``(schema, plan, fps, robot, attrs)`` of the store to create from a LeRobot dataset: as the sidecar
+    recorded them, else one store feature per LeRobot feature (see the module docstring)."""
+    meta = dataset.meta
     lerobot_features = {k: v for k, v in meta.features.items() if k not in LEROBOT_DERIVED}
     if sidecar is not None:
         schema = Schema.from_json(sidecar["store"]["schema"])
@@ -453,69 +518,62 @@ def lerobot_to_store(
     missing = sorted(set(plan) - set(lerobot_features) - {"timestamp"})
     if missing:
         raise DatasetError(f"features {missing} of {SIDECAR} are not in meta/info.json", path=src)
-    store = EpisodeStore.create(dst, schema, fps=fps, robot=robot, attrs=attrs, overwrite=overwrite)
-    by_name = {f.name: f for f in schema.features}
-    backend = _video_backend(video_backend)
-    hf = dataset.hf_dataset
-    table = hf.with_format("arrow")[:]
-    episode_column = np.asarray(table.column("episode_index").to_numpy())
-    frame_column = np.asarray(table.column("frame_index").to_numpy())
-    tasks = list(meta.tasks.index)
-    task_column = np.asarray(table.column("task_index").to_numpy())
-    for i in range(meta.total_episodes):
-        rows = np.flatnonzero(episode_column == i)
-        length = int(meta.episodes[i]["length"])
+    return schema, plan, fps, robot, attrs
+
+
+class _EpisodeReader:
+    """Reads the episodes of an open ``LeRobotDataset`` as store steps, following an import ``plan`` (LeRobot
+    key -> ``{"spec", "parts"}``: the store features it splits into), with video ``backend``."""
+
+    def __init__(
+        self, dataset: Any, plan: dict[str, dict[str, Any]], schema: Schema, backend: str, src: Path
+    ):
+        self.dataset, self.plan, self.backend, self.src = dataset, plan, backend, src
+        self.by_name = {f.name: f for f in schema.features}
+        self.hf = dataset.hf_dataset
+        self.table = self.hf.with_format("arrow")[:]
+        self.episode_column = np.asarray(self.table.column("episode_index").to_numpy())
+        self.frame_column = np.asarray(self.table.column("frame_index").to_numpy())
+        self.task_column = np.asarray(self.table.column("task_index").to_numpy())
+        self.tasks = list(dataset.meta.tasks.index)
+
+    def read(self, i: int) -> tuple[dict[str, np.ndarray], list[str]]:
+        """Episode ``i``: ``({store feature: (T, *shape)}, the task of each frame)``."""
+        rows = np.flatnonzero(self.episode_column == i)
+        length = int(self.dataset.meta.episodes[i]["length"])
         if rows.size != length or (
-            rows.size and (np.any(np.diff(rows) != 1) or np.any(frame_column[rows] != np.arange(length)))
+            rows.size and (np.any(np.diff(rows) != 1) or np.any(self.frame_column[rows] != np.arange(length)))
         ):
             raise DatasetError(
                 f"rows of the episode are not contiguous frames 0..{length - 1} ({rows.size} rows found)",
-                path=src,
+                path=self.src,
                 episode=i,
             )
         steps: dict[str, np.ndarray] = {}
-        for key, entry in plan.items():
+        for key, entry in self.plan.items():
             spec, parts = entry["spec"], entry["parts"]
-            if spec["dtype"] == "image":
-                frames = np.stack(
-                    hf.with_format("numpy", columns=[key])[int(rows[0]) : int(rows[-1]) + 1][key]
-                )
-                steps[parts[0]] = _as_hwc(frames, by_name[parts[0]], src, key, i)
-                continue
-            if spec["dtype"] == "video":
-                stamps = _column(table, "timestamp", rows, (), "float64")
+            if spec["dtype"] in ("image", "video"):
                 steps[parts[0]] = _as_hwc(
-                    _decode_frames(dataset, key, i, stamps, backend), by_name[parts[0]], src, key, i
+                    self._frames(key, spec["dtype"], rows, i), self.by_name[parts[0]], self.src, key, i
                 )
                 continue
-            values = _column(table, key, rows, spec["shape"], spec["dtype"]).reshape(length, -1)
+            values = _column(self.table, key, rows, spec["shape"], spec["dtype"]).reshape(length, -1)
             offset = 0
             for name in parts:
-                f = by_name[name]
+                f = self.by_name[name]
                 size = _size(f)
                 steps[name] = values[:, offset : offset + size].reshape(length, *f.shape).astype(f.dtype)
                 offset += size
-        frame_tasks = [tasks[int(t)] for t in task_column[rows]]
-        if sidecar is not None:
-            info = sidecar["episodes"][i]
-            episode_meta = {k: info[k] for k in ("source", "success", "task", "start_time", "policy_version")}
-            extra, episode_data = info["extra"], info["episode_data"]
-        else:
-            success = bool(steps["success"].any()) if "success" in steps else False
-            episode_meta = {
-                "source": "demo",
-                "success": success,
-                "task": frame_tasks[0] if frame_tasks else "",
-            }
-            episode_meta |= {"start_time": 0.0, "policy_version": -1}
-            extra, episode_data = {"lerobot_episode_index": i}, None
-            if len(set(frame_tasks)) > 1:
-                extra["lerobot_frame_tasks"] = frame_tasks
-        try:
-            store.append_episode(steps, **episode_meta, extra=extra, episode_data=episode_data)
-        except DatasetError as err:
-            raise DatasetError(f"{src}: {err}", path=dst, feature=err.feature, episode=i) from err
-    return store
+        return steps, [self.tasks[int(t)] for t in self.task_column[rows]]
+
+    def _frames(self, key: str, dtype: str, rows: np.ndarray, i: int) -> np.ndarray:
+        """The frames of camera ``key`` at ``rows`` (PNG in the parquet files, or decoded from video)."""
+        if dtype == "image":
+            return np.stack(
+                self.hf.with_format("numpy", columns=[key])[int(rows[0]) : int(rows[-1]) + 1][key]
+            )
+        stamps = _column(self.table, "timestamp", rows, (), "float64")
+        return _decode_frames(self.dataset, key, i, stamps, self.backend)
 
 
 def _as_hwc(frames: np.ndarray, feature: Feature, path: Path, key: str, episode: int) -> np.ndarray:
@@ -523,15 +581,11 @@ def _as_hwc(frames: np.ndarray, feature: Feature, path: Path, key: str, episode:
     frames = np.asarray(frames)
     if frames.ndim == 3 and feature.shape[2] == 1:
         frames = frames[..., None]
+    height, width, channels = feature.shape
     if (
-        frames.shape[1:] != feature.shape
-        and frames.ndim == 4
-        and frames.shape[1:]
-        == (
-            feature.shape[2],
-            feature.shape[0],
-            feature.shape[1],
-        )
+        frames.ndim == 4
+        and frames.shape[1:] != feature.shape
+        and frames.shape[1:] == (channels, height, width)
     ):
         frames = frames.transpose(0, 2, 3, 1)
     if frames.shape[1:] != feature.shape:

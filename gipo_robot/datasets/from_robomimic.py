@@ -34,9 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from gipo_robot.datasets.importers import open_dataset
 from gipo_robot.datasets.schema import DatasetError, Feature, Schema
 from gipo_robot.datasets.store import EpisodeStore
 
+SUFFIXES = (".hdf5", ".h5")
+"""File suffixes of robomimic files (how :func:`is_robomimic_file` recognises one)."""
 NAME_TO_FEATURE = {"actions": "action", "rewards": "reward", "dones": "done", "states": "state"}
 FEATURE_TO_NAME = {v: k for k, v in NAME_TO_FEATURE.items()}
 DEFAULT_FPS = 20.0
@@ -46,6 +49,12 @@ def _h5py():
     import h5py
 
     return h5py
+
+
+def is_robomimic_file(path: str | Path) -> bool:
+    """Whether ``path`` names a robomimic file: an ``.hdf5``/``.h5`` suffix (the content is checked when
+    it is converted)."""
+    return Path(path).suffix in SUFFIXES
 
 
 def _demo_names(data: Any, path: Path) -> list[str]:
@@ -121,32 +130,7 @@ def robomimic_to_store(src: str | Path, dst: str | Path, *, overwrite: bool = Fa
             env_args = json.loads(env_args_text)
         except (TypeError, json.JSONDecodeError) as err:
             raise DatasetError(f"data attribute env_args is not JSON: {err}", path=src) from err
-        first = _datasets(data[demos[0]])
-        if "actions" not in first:
-            raise DatasetError("no actions dataset", path=src, feature=f"data/{demos[0]}/actions")
-        features = {}
-        for key, ds in first.items():
-            if not key.startswith("next_obs/"):
-                features[key] = _feature_for(_feature_name(key), ds, src, demos[0])
-        # next_obs: keep only each demo's last row where it is obs shifted by one step everywhere.
-        next_keys = [k for k in first if k.startswith("next_obs/")]
-        shifted = {k: True for k in next_keys}
-        for demo in demos:
-            group = data[demo]
-            for k in next_keys:
-                obs_key = "obs/" + k.removeprefix("next_obs/")
-                if shifted[k] and (obs_key not in group or k not in group):
-                    shifted[k] = False
-                elif shifted[k]:
-                    shifted[k] = bool(np.array_equal(group[k][:-1], group[obs_key][1:]))
-        episode_features = []
-        for k in next_keys:
-            feat = _feature_for(k.replace("/", "."), first[k], src, demos[0])
-            if shifted[k]:
-                episode_features.append(feat)
-            else:
-                features[k] = feat
-        schema = Schema(tuple(features.values()), tuple(episode_features))
+        features, finals = _features(data, demos, src)
         masks = {}
         if "mask" in f:
             for name, ds in f["mask"].items():
@@ -155,44 +139,95 @@ def robomimic_to_store(src: str | Path, dst: str | Path, *, overwrite: bool = Fa
         fps = float(env_args.get("env_kwargs", {}).get("control_freq", DEFAULT_FPS) or DEFAULT_FPS)
         store = EpisodeStore.create(
             dst,
-            schema,
+            Schema(tuple(features.values()), tuple(finals.values())),
             fps=fps,
             robot={"robots": env_args.get("env_kwargs", {}).get("robots")},
             attrs={"robomimic": {"env_args": env_args_text, "mask": masks, "data_attrs": other_attrs}},
             overwrite=overwrite,
         )
         task = str(env_args.get("env_name", ""))
-        for index, demo in enumerate(demos):
-            group = data[demo]
-            present = _datasets(group)
-            want = set(features) | set(next_keys)
-            if set(present) != want:
-                missing, extra = sorted(want - set(present)), sorted(set(present) - want)
-                raise DatasetError(
-                    f"datasets differ from {demos[0]}'s: missing {missing}, extra {extra}",
-                    path=src,
-                    feature=f"data/{demo}",
-                    episode=index,
-                )
-            steps = {features[k].name: present[k][:] for k in features}
-            final = {k.replace("/", "."): present[k][-1] for k in next_keys if shifted[k]}
-            attrs = {k: _attr_json(v) for k, v in group.attrs.items()}
-            done = steps.get("done")
-            try:
-                store.append_episode(
-                    steps,
-                    source="demo",
-                    success=bool(done[-1]) if done is not None and len(done) else False,
-                    task=task,
-                    start_time=0.0,
-                    extra={"robomimic_demo": demo, "attrs": attrs},
-                    episode_data=final,
-                )
-            except DatasetError as err:
-                raise DatasetError(
-                    f"{src}, data/{demo}: {err}", path=dst, feature=err.feature, episode=index
-                ) from err
+        for index in range(len(demos)):
+            _append_demo(store, data, demos, index, features, finals, task=task, src=src)
     return store
+
+
+def _features(data: Any, demos: list[str], path: Path) -> tuple[dict[str, Feature], dict[str, Feature]]:
+    """The store features of a robomimic file, from its first demo.
+
+    Returns:
+        ``(per_step, finals)``: dataset path -> per-step feature (every dataset, and the ``next_obs/<key>``
+        that are not ``obs/<key>`` shifted by one step), and ``next_obs/<key>`` -> per-episode feature
+        holding only each demo's last row (where ``next_obs[t] == obs[t+1]`` in every demo).
+    """
+    first = _datasets(data[demos[0]])
+    if "actions" not in first:
+        raise DatasetError("no actions dataset", path=path, feature=f"data/{demos[0]}/actions")
+    features = {}
+    for key, ds in first.items():
+        if not key.startswith("next_obs/"):
+            features[key] = _feature_for(_feature_name(key), ds, path, demos[0])
+    next_keys = [k for k in first if k.startswith("next_obs/")]
+    shifted = {k: True for k in next_keys}
+    for demo in demos:
+        group = data[demo]
+        for k in next_keys:
+            obs_key = "obs/" + k.removeprefix("next_obs/")
+            if shifted[k] and (obs_key not in group or k not in group):
+                shifted[k] = False
+            elif shifted[k]:
+                shifted[k] = bool(np.array_equal(group[k][:-1], group[obs_key][1:]))
+    finals = {}
+    for k in next_keys:
+        feat = _feature_for(k.replace("/", "."), first[k], path, demos[0])
+        if shifted[k]:
+            finals[k] = feat
+        else:
+            features[k] = feat
+    return features, finals
+
+
+def _append_demo(
+    store: EpisodeStore,
+    data: Any,
+    demos: list[str],
+    index: int,
+    features: dict[str, Feature],
+    finals: dict[str, Feature],
+    *,
+    task: str,
+    src: Path,
+) -> None:
+    """Append demo ``demos[index]`` as one episode (``features``/``finals`` as :func:`_features` gives)."""
+    demo = demos[index]
+    group = data[demo]
+    present = _datasets(group)
+    want = set(features) | set(finals)
+    if set(present) != want:
+        missing, extra = sorted(want - set(present)), sorted(set(present) - want)
+        raise DatasetError(
+            f"datasets differ from {demos[0]}'s: missing {missing}, extra {extra}",
+            path=src,
+            feature=f"data/{demo}",
+            episode=index,
+        )
+    steps = {features[k].name: present[k][:] for k in features}
+    final = {finals[k].name: present[k][-1] for k in finals}
+    attrs = {k: _attr_json(v) for k, v in group.attrs.items()}
+    done = steps.get("done")
+    try:
+        store.append_episode(
+            steps,
+            source="demo",
+            success=bool(done[-1]) if done is not None and len(done) else False,
+            task=task,
+            start_time=0.0,
+            extra={"robomimic_demo": demo, "attrs": attrs},
+            episode_data=final,
+        )
+    except DatasetError as err:
+        raise DatasetError(
+            f"{src}, data/{demo}: {err}", path=store.path, feature=err.feature, episode=index
+        ) from err
 
 
 def store_to_robomimic(src: EpisodeStore | str | Path, dst: str | Path, *, overwrite: bool = False) -> Path:
@@ -206,7 +241,7 @@ def store_to_robomimic(src: EpisodeStore | str | Path, dst: str | Path, *, overw
         DatasetError: ``dst`` exists (without ``overwrite``) or the store cannot be read.
     """
     h5py = _h5py()
-    store = src if isinstance(src, EpisodeStore) else EpisodeStore.open(src, "r")
+    store = src if isinstance(src, EpisodeStore) else open_dataset(src)
     dst = Path(dst)
     if dst.exists() and not overwrite:
         raise DatasetError("already exists (pass overwrite=True to replace it)", path=dst)

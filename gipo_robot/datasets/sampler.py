@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from gipo_robot.datasets.importers import open_dataset
 from gipo_robot.datasets.schema import DatasetError
 from gipo_robot.datasets.store import EpisodeStore
 
@@ -180,7 +181,7 @@ class ChunkDataset(torch.utils.data.Dataset):
 
     def _get(self) -> EpisodeSampler:
         if self._sampler is None or self._pid != os.getpid():
-            store = EpisodeStore.open(self.path, "r")
+            store = open_dataset(self.path)
             self._sampler = EpisodeSampler(store, self.config, self.episodes)
             self._pid = os.getpid()
         return self._sampler

@@ -9,11 +9,14 @@ increasing; a store that cannot be opened is reported as that one problem.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from gipo_robot.datasets.importers import open_dataset
+from gipo_robot.datasets.layout import FORMAT_NAME
 from gipo_robot.datasets.schema import SOURCES, DatasetError
-from gipo_robot.datasets.store import FORMAT_NAME, EpisodeStore
+from gipo_robot.datasets.store import EpisodeStore
 
 BLOCK_BYTES = 32 * 1024 * 1024
 """Rows are read in blocks of about this many bytes (decoded), so validation needs bounded memory."""
@@ -36,14 +39,15 @@ def validate(store: EpisodeStore | str | Path, *, deep: bool = True) -> EpisodeS
                 episode=first.episode,
             ) from first
         raise first
-    return store if isinstance(store, EpisodeStore) else EpisodeStore.open(store, "r")
+    return store if isinstance(store, EpisodeStore) else open_dataset(store)
 
 
 def find_problems(store: EpisodeStore | str | Path, *, deep: bool = True) -> list[DatasetError]:
     """Every problem of a store.
 
     Args:
-        store: an open store or a path to open read-only.
+        store: an open store or a path to open read-only (an episode store, or a dataset that
+            :func:`~gipo_robot.datasets.importers.open_dataset` opens in place).
         deep: also read every committed value (decoding every chunk, checking checksums and that
             float features are finite); without it only metadata is read.
 
@@ -52,75 +56,92 @@ def find_problems(store: EpisodeStore | str | Path, *, deep: bool = True) -> lis
     """
     if not isinstance(store, EpisodeStore):
         try:
-            store = EpisodeStore.open(store, "r")
+            store = open_dataset(store)
         except DatasetError as err:
             return [err]
-    problems: list[DatasetError] = []
-    path = store.path
+    problems = _layout_problems(store)
+    try:
+        table = store.meta_table()
+    except DatasetError as err:
+        return [*problems, err]
+    problems += _metadata_problems(store, table)
+    if deep:
+        problems += _value_problems(store)
+    return problems
 
-    def problem(message: str, feature: str | None = None, episode: int | None = None) -> None:
-        problems.append(DatasetError(message, path=path, feature=feature, episode=episode))
 
-    # Layout: the groups are readable, and data/ holds exactly the schema's features.
+def _layout_problems(store: EpisodeStore) -> list[DatasetError]:
+    """The groups are readable, and ``data/`` holds exactly the schema's features."""
+    problems = []
     native = store.store_format == FORMAT_NAME
     for name in ("meta", "meta/episodes") if native else ("meta",):
         try:
             store._group[name]
         except Exception as err:
-            problem(f"group {name}/ is unreadable: {type(err).__name__}: {err}")
+            problems.append(
+                DatasetError(f"group {name}/ is unreadable: {type(err).__name__}: {err}", path=store.path)
+            )
     try:
         present = set(store._group["data"].array_keys())
     except Exception as err:
-        problem(f"cannot list data/: {type(err).__name__}: {err}")
+        problems.append(DatasetError(f"cannot list data/: {type(err).__name__}: {err}", path=store.path))
         present = set(store._data_keys.values())
     for name in sorted(present - set(store._data_keys.values())):
-        problem("array data/ not declared in the schema", feature=name)
+        problems.append(DatasetError("array data/ not declared in the schema", path=store.path, feature=name))
+    return problems
 
-    # Episode ends and per-episode metadata.
-    ends = store.episode_ends
-    lengths = np.diff(ends, prepend=0)
-    try:
-        table = store.meta_table()
-    except DatasetError as err:
-        problems.append(err)
-        return problems
-    mismatch = np.flatnonzero(table["length"] != lengths)
-    for i in mismatch[:10]:
+
+def _metadata_problems(store: EpisodeStore, table: dict[str, Any]) -> list[DatasetError]:
+    """Per-episode metadata agrees with the episode ends and holds valid values."""
+    problems = []
+
+    def problem(message: str, feature: str, episode: int) -> None:
+        problems.append(DatasetError(message, path=store.path, feature=feature, episode=episode))
+
+    lengths = np.diff(store.episode_ends, prepend=0)
+    for i in np.flatnonzero(table["length"] != lengths)[:10]:
         problem(
             f"meta/episodes/length says {int(table['length'][i])}, episode_ends give {int(lengths[i])}",
-            feature="length",
-            episode=int(i),
+            "length",
+            int(i),
         )
     for i in np.flatnonzero(~np.isin(table["source"], SOURCES))[:10]:
-        problem(f"source {table['source'][i]!r} is not one of {SOURCES}", feature="source", episode=int(i))
+        problem(f"source {table['source'][i]!r} is not one of {SOURCES}", "source", int(i))
     for i in np.flatnonzero(~np.isfinite(table["start_time"]))[:10]:
-        problem("start_time is not finite", feature="start_time", episode=int(i))
+        problem("start_time is not finite", "start_time", int(i))
     for i, extra in enumerate(table["extra"]):
         if not isinstance(extra, dict):
-            problem("meta/episodes/extra is not a JSON object", feature="extra", episode=i)
-    if not deep:
-        return problems
+            problem("meta/episodes/extra is not a JSON object", "extra", i)
+    return problems
 
-    # Every committed value: decodes (checksums hold) and float features are finite.
+
+def _value_problems(store: EpisodeStore) -> list[DatasetError]:
+    """Every committed value decodes (checksums hold) and float features are finite."""
+    problems = []
+    ends = store.episode_ends
     for feature in store.schema.features:
         row_bytes = feature.np_dtype.itemsize * max(1, int(np.prod(feature.shape)))
         block = max(1, BLOCK_BYTES // row_bytes)
-        start = 0
-        while start < store.n_steps:
+        for start in range(0, store.n_steps, block):
             stop = min(store.n_steps, start + block)
             try:
                 values = store.read_steps(start, stop, [feature.name])[feature.name]
             except DatasetError:
                 problems.extend(_locate_read_failure(store, feature.name, start, stop))
-                start = stop
                 continue
             if feature.is_float:
                 finite = np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
                 for row in np.flatnonzero(~finite)[:1]:
                     episode = int(np.searchsorted(ends, start + row, side="right"))
                     step = start + int(row) - (int(ends[episode - 1]) if episode else 0)
-                    problem(f"non-finite value at step {step}", feature=feature.name, episode=episode)
-            start = stop
+                    problems.append(
+                        DatasetError(
+                            f"non-finite value at step {step}",
+                            path=store.path,
+                            feature=feature.name,
+                            episode=episode,
+                        )
+                    )
     for feature in store.schema.episode_features:
         for i in range(store.n_episodes):
             try:
@@ -129,7 +150,9 @@ def find_problems(store: EpisodeStore | str | Path, *, deep: bool = True) -> lis
                 problems.append(err)
                 continue
             if feature.is_float and not np.isfinite(value).all():
-                problem("non-finite value", feature=feature.name, episode=i)
+                problems.append(
+                    DatasetError("non-finite value", path=store.path, feature=feature.name, episode=i)
+                )
     return problems
 
 

@@ -7,20 +7,33 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
+import numcodecs
 import numpy as np
+import zarr
 
-from gipo_robot.datasets import EpisodeStore, Schema, default_schema
+from gipo_robot.datasets import EpisodeStore, Schema, step_schema
+from gipo_robot.datasets.from_diffusion_policy import register_image_codecs
 
 STATE_DIM, ACTION_DIM, IMAGE = 5, 3, (8, 8, 3)
 
 
+@dataclass(frozen=True)
+class SmallSpec:
+    """The part of a robot spec that ``step_schema`` reads: a 5-D state, one 8x8 RGB camera, 3-D actions."""
+
+    obs_shapes: dict = field(default_factory=lambda: {"state": (STATE_DIM,), "cam": IMAGE})
+    obs_dtypes: dict = field(default_factory=lambda: {"state": "float32", "cam": "uint8"})
+    action_dim: int = ACTION_DIM
+
+
 def small_schema(image_codec: str | None = None) -> Schema:
-    """obs.state (5,), obs.cam (8, 8, 3) uint8, action (3,), reward, terminated, truncated, timestamp,
-    logp, policy_version."""
-    return default_schema(STATE_DIM, ACTION_DIM, cameras={"cam": IMAGE}, image_codec=image_codec)
+    """The step schema of :class:`SmallSpec`: obs.state (5,), obs.cam (8, 8, 3) uint8, action (3,), reward,
+    terminated, truncated, success, timestamp, logp, policy_version."""
+    return step_schema(SmallSpec(), image_codec=image_codec)
 
 
 def make_episode(seed: int, length: int | None = None) -> dict[str, np.ndarray]:
@@ -34,6 +47,7 @@ def make_episode(seed: int, length: int | None = None) -> dict[str, np.ndarray]:
         "reward": rng.normal(size=t).astype(np.float32),
         "terminated": np.arange(t) == t - 1,
         "truncated": np.zeros(t, dtype=bool),
+        "success": np.zeros(t, dtype=bool),  # the step schema's success flag, never set here
         "timestamp": np.arange(t) / 20.0,
         "logp": rng.normal(size=t).astype(np.float32),
         "policy_version": np.full(t, seed % 3, dtype=np.int64),
@@ -110,3 +124,48 @@ def one_json_object(out: subprocess.CompletedProcess) -> dict:
     """The single JSON object a ``--json`` command printed (exactly one line on stdout)."""
     assert out.stdout.strip().count("\n") == 0, out.stdout
     return json.loads(out.stdout)
+
+
+REPLAY_BUFFER_LENGTHS = (5, 3, 7)  # episode ends 5, 8, 15
+
+
+def _umi_values() -> dict[str, np.ndarray]:
+    """UMI-like arrays for the episodes of :data:`REPLAY_BUFFER_LENGTHS`: a camera, low-dim state, actions."""
+    rng = np.random.default_rng(0)
+    t = sum(REPLAY_BUFFER_LENGTHS)
+    return {
+        "camera0_rgb": rng.integers(0, 256, size=(t, 12, 10, 3), dtype=np.uint8),
+        "robot0_eef_pos": rng.normal(size=(t, 3)).astype(np.float32),
+        "robot0_gripper_width": rng.uniform(0, 0.08, size=(t, 1)).astype(np.float32),
+        "action": rng.normal(size=(t, 7)).astype(np.float32),
+        "n_contacts": rng.integers(0, 3, size=t).astype(np.int64),
+    }
+
+
+def write_replay_buffer(
+    path, values: dict[str, np.ndarray] | None = None, *, extra_rows: int = 0, attrs=None
+):
+    """A UMI-style ``replay_buffer.zarr``; ``extra_rows`` appends rows past the last episode end."""
+    from imagecodecs.numcodecs import Jpegxl
+
+    register_image_codecs()
+    values = _umi_values() if values is None else values
+    root = zarr.open_group(str(path), mode="w", zarr_format=2, attributes=attrs or {})
+    data, meta = root.create_group("data"), root.create_group("meta")
+    for key, v in values.items():
+        v = np.concatenate([v, v[:extra_rows]]) if extra_rows else v
+        if key == "camera0_rgb":
+            arr = data.create_array(
+                key, shape=v.shape, chunks=(1, *v.shape[1:]), dtype=v.dtype, compressors=Jpegxl(lossless=True)
+            )
+        else:  # Diffusion Policy's default low-dim compressor
+            blosc = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.NOSHUFFLE)
+            arr = data.create_array(
+                key, shape=v.shape, chunks=(4, *v.shape[1:]), dtype=v.dtype, compressors=blosc
+            )
+        arr[:] = v
+    ends = meta.create_array(
+        "episode_ends", shape=(len(REPLAY_BUFFER_LENGTHS),), dtype="int64", compressors=None
+    )
+    ends[:] = np.cumsum(REPLAY_BUFFER_LENGTHS)
+    return values

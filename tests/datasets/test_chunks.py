@@ -13,7 +13,7 @@ import pytest
 import zarr
 from zarr.codecs import BytesCodec, GzipCodec
 
-import gipo_robot.datasets.store as store_module
+import gipo_robot.datasets.layout as layout_module
 from gipo_robot.datasets import DatasetError, EpisodeStore, Feature, Schema
 from gipo_robot.datasets.chunks import PARALLEL_CHUNKS, ChunkReader
 from tests.datasets.helpers import make_episode, make_store, small_schema
@@ -154,7 +154,7 @@ def test_damaged_chunk_is_a_dataset_error_naming_the_feature(tmp_path, name, chu
 
 def test_stores_with_nested_chunk_folders_take_the_direct_path(tmp_path, monkeypatch):
     # stores written before chunk files were named c.<i>.0.0.0 use zarr's default c/<i>/0/0/0
-    monkeypatch.setattr(store_module, "CHUNK_KEY_ENCODING", {"name": "default"})
+    monkeypatch.setattr(layout_module, "CHUNK_KEY_ENCODING", {"name": "default"})
     store = make_store(tmp_path / "s.zarr", n=3)
     assert (tmp_path / "s.zarr" / "data" / "obs.cam" / "c" / "0" / "0" / "0" / "0").is_file()
     assert store._readers["obs.cam"] is not None

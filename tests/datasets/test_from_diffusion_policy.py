@@ -1,77 +1,38 @@
-"""Diffusion Policy / UMI replay buffers (Zarr v2) open read-only through EpisodeStore, sample, validate,
-convert to an episode store and show in ``gipo-robot info``/``convert``.
+"""Diffusion Policy / UMI replay buffers (Zarr v2) open read-only through the importer registry
+(``open_dataset``), sample, validate, convert to an episode store and show in ``gipo-robot info``/``convert``.
 
-The buffers are written here with zarr's own v2 format, laid out as Diffusion Policy's ``ReplayBuffer``
-and UMI write them: ``data/<key>`` time-first arrays (UMI's camera one frame per chunk with the
-``imagecodecs_jpegxl`` numcodecs codec, lossless here so values compare exactly) and ``meta/episode_ends``.
+The buffers are written by ``helpers.write_replay_buffer`` with zarr's own v2 format, laid out as
+Diffusion Policy's ``ReplayBuffer`` and UMI write them: ``data/<key>`` time-first arrays (UMI's camera one
+frame per chunk with the ``imagecodecs_jpegxl`` numcodecs codec, lossless here so values compare exactly)
+and ``meta/episode_ends``.
 """
 
 from __future__ import annotations
 
 import json
 
-import numcodecs
 import numpy as np
 import pytest
 import zarr
 
-from gipo_robot.datasets import DatasetError, EpisodeStore, validate
+from gipo_robot.datasets import DatasetError, EpisodeStore, detect_format, open_dataset, validate
 from gipo_robot.datasets.from_diffusion_policy import (
     DEFAULT_FPS,
     ReplayBufferStore,
-    register_image_codecs,
     replay_buffer_to_store,
 )
 from gipo_robot.datasets.sampler import EpisodeSampler, SamplerConfig
-from tests.datasets.helpers import one_json_object, run
-
-LENGTHS = (5, 3, 7)  # episode ends 5, 8, 15
-
-
-def _umi_values() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    t = sum(LENGTHS)
-    return {
-        "camera0_rgb": rng.integers(0, 256, size=(t, 12, 10, 3), dtype=np.uint8),
-        "robot0_eef_pos": rng.normal(size=(t, 3)).astype(np.float32),
-        "robot0_gripper_width": rng.uniform(0, 0.08, size=(t, 1)).astype(np.float32),
-        "action": rng.normal(size=(t, 7)).astype(np.float32),
-        "n_contacts": rng.integers(0, 3, size=t).astype(np.int64),
-    }
-
-
-def write_replay_buffer(
-    path, values: dict[str, np.ndarray] | None = None, *, extra_rows: int = 0, attrs=None
-):
-    """A UMI-style ``replay_buffer.zarr``; ``extra_rows`` appends rows past the last episode end."""
-    from imagecodecs.numcodecs import Jpegxl
-
-    register_image_codecs()
-    values = _umi_values() if values is None else values
-    root = zarr.open_group(str(path), mode="w", zarr_format=2, attributes=attrs or {})
-    data, meta = root.create_group("data"), root.create_group("meta")
-    for key, v in values.items():
-        v = np.concatenate([v, v[:extra_rows]]) if extra_rows else v
-        if key == "camera0_rgb":
-            arr = data.create_array(
-                key, shape=v.shape, chunks=(1, *v.shape[1:]), dtype=v.dtype, compressors=Jpegxl(lossless=True)
-            )
-        else:  # Diffusion Policy's default low-dim compressor
-            blosc = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.NOSHUFFLE)
-            arr = data.create_array(
-                key, shape=v.shape, chunks=(4, *v.shape[1:]), dtype=v.dtype, compressors=blosc
-            )
-        arr[:] = v
-    ends = meta.create_array("episode_ends", shape=(len(LENGTHS),), dtype="int64", compressors=None)
-    ends[:] = np.cumsum(LENGTHS)
-    return values
+from tests.datasets.helpers import one_json_object, run, write_replay_buffer
 
 
 def test_opens_read_only_with_mapped_features_and_demo_metadata(tmp_path):
     path = tmp_path / "replay_buffer.zarr"
     values = write_replay_buffer(path, extra_rows=2)
-    store = EpisodeStore.open(path)
+    assert detect_format(path) == "diffusion_policy"
+    store = open_dataset(path)
     assert isinstance(store, ReplayBufferStore)
+    with pytest.raises(DatasetError, match="not a gipo-robot episode store"):
+        EpisodeStore.open(path)  # the store itself knows no foreign format
     assert store.schema.names == [
         "action",
         "obs.camera0_rgb",
@@ -103,13 +64,13 @@ def test_opens_read_only_with_mapped_features_and_demo_metadata(tmp_path):
     with pytest.raises(DatasetError, match="read-only"):
         store.append_episode({"action": np.zeros((2, 7))})
     with pytest.raises(DatasetError, match="read-only"):
-        EpisodeStore.open(path, "a")
+        open_dataset(path, "a")
 
 
 def test_sampler_draws_action_chunks_padded_at_episode_ends(tmp_path):
     path = tmp_path / "replay_buffer.zarr"
     values = write_replay_buffer(path, attrs={"fps": 20})
-    store = EpisodeStore.open(path)
+    store = open_dataset(path)
     assert store.fps == 20.0
     sampler = EpisodeSampler(store, SamplerConfig(horizon=4, obs_history=2))
     # anchor 6 is step 1 of episode 1 (rows 5..7): obs rows 5, 6; actions rows 6, 7, then 7 repeated twice
@@ -141,15 +102,15 @@ def test_malformed_replay_buffers_raise_dataset_errors(tmp_path):
     ends = zarr.open_array(str(path / "meta" / "episode_ends"), mode="r+")
     ends[:] = [5, 5, 15]
     with pytest.raises(DatasetError, match=r"episode_ends.*not strictly increasing"):
-        EpisodeStore.open(path)
+        open_dataset(path)
     ends[:] = [5, 8, 16]
     with pytest.raises(DatasetError, match=r"feature 'action'.*15 rows but the episodes end at 16"):
-        EpisodeStore.open(path)
+        open_dataset(path)
     ends[:] = [5, 8, 15]
     chunk = path / "data" / "camera0_rgb" / "3.0.0.0"
     chunk.write_bytes(chunk.read_bytes()[:10])
     with pytest.raises(DatasetError, match=r"feature 'obs\.camera0_rgb'"):
-        EpisodeStore.open(path).read_rows(np.array([3]))
+        open_dataset(path).read_rows(np.array([3]))
 
 
 def test_cli_info_and_convert(tmp_path):
