@@ -3,21 +3,29 @@
 A checkpoint is a directory::
 
     policy/
-      config.json          {"format": "gipo-robot-policy", "format_version": 1, "policy": PolicyConfig,
-                            "weights_sha256": ..., "provenance": {...}}
-      model.safetensors    the GaussianPolicy's parameters and buffers (normalisation included)
+      config.json          {"format": "gipo-robot-policy", "format_version": 1, "policy_type": "gaussian",
+                            "policy": PolicyConfig, "weights_sha256": ..., "provenance": {...}}
+      model.safetensors    the policy's parameters and buffers (normalisation included)
       critic.safetensors   optional: a Critic with the same PolicyConfig
 
 ``weights_sha256`` makes a modified or truncated weights file a clear error instead of a silently different
 policy. ``provenance`` is free-form JSON: what the policy was trained on, with which settings and commit.
+
+Policy types: ``policy_type`` names the class that wrote the checkpoint and :data:`POLICY_TYPES` maps it to
+the function that loads it back, as a ``"module:function"`` string imported only when used, so an adapter
+(and its optional extra, e.g. ``lerobot``) is imported only for its own checkpoints. A new policy type is
+one registration line there plus a ``policy_type`` class attribute on its class.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -26,14 +34,34 @@ from torch import nn
 
 from gipo_robot.policies.critic import Critic
 from gipo_robot.policies.gaussian import GaussianPolicy, PolicyConfig
+from gipo_robot.policies.head import GaussianHead
 
-__all__ = ["CheckpointError", "check_spec", "load_critic", "load_policy", "read_config", "save_policy"]
+__all__ = [
+    "POLICY_TYPES",
+    "CheckpointError",
+    "check_spec",
+    "load_critic",
+    "load_gaussian_policy",
+    "load_policy",
+    "load_weights",
+    "policy_type",
+    "read_config",
+    "save_policy",
+]
 
 FORMAT = "gipo-robot-policy"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CRITIC_FILE = "critic.safetensors"
+
+POLICY_TYPES: dict[str, str] = {
+    "gaussian": ".checkpoint:load_gaussian_policy",
+    "lerobot": ".from_lerobot:load_finetuned",
+}
+"""Policy type (a checkpoint's ``policy_type``) -> ``"module:function"`` that loads it (a module path starting
+with ``.`` is relative to ``gipo_robot.policies``). Every loader is ``(path, *, low_dim=None, images=None,
+action_dim=None) -> policy``, checks the policy against that spec and raises :class:`CheckpointError`."""
 
 
 class CheckpointError(Exception):
@@ -54,12 +82,14 @@ def _state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_policy(
     path: str | Path,
-    policy: GaussianPolicy,
+    policy: GaussianHead,
     *,
     critic: Critic | None = None,
     provenance: dict | None = None,
 ) -> Path:
     """Write ``policy`` (and optionally ``critic``) as a checkpoint directory; returns its path.
+
+    The config records the policy's ``policy_type`` (its class attribute, a key of :data:`POLICY_TYPES`).
 
     Files are written under temporary names and renamed into place, config last, so a crash mid-save never
     leaves a config that points at half-written weights.
@@ -78,6 +108,7 @@ def save_policy(
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "policy_type": policy.policy_type,
         "policy": asdict(policy.config),
         "weights_sha256": digests,
         "provenance": provenance or {},
@@ -106,7 +137,40 @@ def read_config(path: str | Path) -> dict:
     return config
 
 
-def _load_into(module: nn.Module, path: Path, file_name: str, config: dict) -> None:
+def policy_type(config: dict, *, where: str = "checkpoint") -> str:
+    """The policy type of a checkpoint's config (see :func:`read_config`), a key of :data:`POLICY_TYPES`.
+
+    Checkpoints written before ``policy_type`` was recorded are ``"gaussian"``, or ``"lerobot"`` when their
+    policy section has a ``lerobot_type``.
+
+    Raises:
+        CheckpointError: the type is not registered (naming the known ones).
+    """
+    kind = config.get("policy_type")
+    if kind is None:
+        kind = "lerobot" if "lerobot_type" in config.get("policy", {}) else "gaussian"
+    if kind not in POLICY_TYPES:
+        raise CheckpointError(
+            f"{where}: unknown policy_type {kind!r}; known: {', '.join(sorted(POLICY_TYPES))}"
+        )
+    return kind
+
+
+def _resolve(spec: str) -> Callable[..., Any]:
+    """The function a ``"module:function"`` string names, importing its module now."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module, __package__), name)
+
+
+def load_weights(module: nn.Module, path: str | Path, file_name: str, config: dict) -> None:
+    """Load ``path / file_name`` into ``module`` after checking its sha256 against ``config`` (the
+    checkpoint's :func:`read_config`) and its tensor names and shapes against the module's.
+
+    Raises:
+        CheckpointError: a missing, modified, truncated or unreadable file, or weights for another
+            architecture (naming the tensors).
+    """
+    path = Path(path)
     file = path / file_name
     if not file.is_file():
         raise CheckpointError(f"{file} is missing")
@@ -173,19 +237,32 @@ def load_policy(
     low_dim: dict[str, list[int]] | None = None,
     images: dict[str, list[int]] | None = None,
     action_dim: int | None = None,
-) -> GaussianPolicy:
-    """Load a :class:`GaussianPolicy`; optionally check it against an observation/action spec.
+) -> GaussianHead:
+    """Load a policy checkpoint of any registered type (:data:`POLICY_TYPES`); optionally check it against an
+    observation/action spec.
 
     Raises:
-        CheckpointError: missing or corrupt files, a weights file that does not match its recorded hash,
-            weights that do not fit the recorded architecture, or a spec mismatch (naming the feature).
+        CheckpointError: missing or corrupt files, an unknown policy type, a weights file that does not match
+            its recorded hash, weights that do not fit the recorded architecture, or a spec mismatch (naming
+            the feature).
+        ImportError: the policy type needs an optional extra that is not installed (naming the extra).
     """
     path = Path(path)
-    config = read_config(path)
-    if "lerobot_type" in config.get("policy", {}):  # a LeRobot policy (e.g. ACT) wrapped as a Gaussian
-        from gipo_robot.policies.from_lerobot import load_finetuned
+    kind = policy_type(read_config(path), where=str(path / CONFIG_FILE))
+    loader = _resolve(POLICY_TYPES[kind])
+    return loader(path, low_dim=low_dim, images=images, action_dim=action_dim)
 
-        return load_finetuned(path, low_dim=low_dim, images=images, action_dim=action_dim)
+
+def load_gaussian_policy(
+    path: str | Path,
+    *,
+    low_dim: dict[str, list[int]] | None = None,
+    images: dict[str, list[int]] | None = None,
+    action_dim: int | None = None,
+) -> GaussianPolicy:
+    """Load a :class:`GaussianPolicy` checkpoint (policy type ``"gaussian"``); see :func:`load_policy`."""
+    path = Path(path)
+    config = read_config(path)
     try:
         policy_config = PolicyConfig(**config["policy"])
     except (TypeError, ValueError, KeyError) as e:
@@ -194,21 +271,28 @@ def load_policy(
         policy_config, low_dim=low_dim, images=images, action_dim=action_dim, where=f"policy at {path}"
     )
     policy = GaussianPolicy(policy_config)
-    _load_into(policy, path, WEIGHTS_FILE, config)
+    load_weights(policy, path, WEIGHTS_FILE, config)
     return policy
 
 
 def load_critic(path: str | Path) -> Critic | None:
-    """Load the checkpoint's critic, or None if it was saved without one."""
+    """Load the checkpoint's critic, or None if it was saved without one.
+
+    The critic is built from the :class:`PolicyConfig` fields of the policy section (observation layout and
+    trunk); fields a policy type adds to its config are its own and the critic ignores them.
+
+    Raises:
+        CheckpointError: as :func:`load_policy`, for ``critic.safetensors``.
+    """
     path = Path(path)
     config = read_config(path)
     if CRITIC_FILE not in config.get("weights_sha256", {}):
         return None
-    config_class = PolicyConfig
-    if "lerobot_type" in config["policy"]:
-        from gipo_robot.policies.from_lerobot import LeRobotPolicyConfig  # imports lerobot only lazily
-
-        config_class = LeRobotPolicyConfig
-    critic = Critic(config_class(**config["policy"]))
-    _load_into(critic, path, CRITIC_FILE, config)
+    known = {f.name for f in fields(PolicyConfig)}
+    section = {k: v for k, v in config.get("policy", {}).items() if k in known}
+    try:
+        critic = Critic(PolicyConfig(**section))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path / CONFIG_FILE}: invalid 'policy' section: {e}") from None
+    load_weights(critic, path, CRITIC_FILE, config)
     return critic

@@ -21,10 +21,10 @@ Actions are not squashed: the robot gets ``clip(a, low, high)``, the log-prob is
 ACT runs in eval mode always (dropout off, VAE latent zero), so ``f(o)`` is deterministic and the behaviour
 and learner log-probs of the same weights agree exactly.
 
-What the fine-tuning loop uses (the :class:`GaussianPolicy` interface): ``config`` (a
-:class:`~gipo_robot.policies.gaussian.PolicyConfig`, so ``Critic(policy.config)`` builds a critic),
-``sample``, ``log_prob``, ``log_prob_per_dim``, ``log_prob_from_params``, ``distribution_params``, ``mode``,
-``clip``, ``entropy``, ``raw_log_std``, ``action_scale``/``action_offset``/``action_low``/``action_high`` and
+The distribution math is the shared :class:`~gipo_robot.policies.head.GaussianHead` (the head of
+:class:`GaussianPolicy` too), evaluated in environment units around ``f(o)``; this module supplies the
+mean. What the fine-tuning loop uses beyond the head: ``config`` (a
+:class:`~gipo_robot.policies.gaussian.PolicyConfig`, so ``Critic(policy.config)`` builds a critic) and
 ``encoder`` (an observation encoder carrying the checkpoint's state normalisation, for the critic to copy).
 
 Checkpoints: :func:`gipo_robot.policies.checkpoint.save_policy` saves a :class:`LeRobotGaussianPolicy` as it
@@ -49,8 +49,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gipo_robot.policies.checkpoint import CheckpointError, _load_into, check_spec, read_config
-from gipo_robot.policies.gaussian import ObsEncoder, PolicyConfig, _soft_bound, _soft_bound_inverse
+from gipo_robot.policies.checkpoint import CheckpointError, check_spec, load_weights, read_config
+from gipo_robot.policies.gaussian import ObsEncoder, PolicyConfig
+from gipo_robot.policies.head import GaussianHead
 
 __all__ = [
     "INSTALL_HINT",
@@ -141,7 +142,7 @@ def _split_stats(flat: dict[str, Tensor]) -> dict[str, dict[str, Tensor]]:
     return out
 
 
-class LeRobotGaussianPolicy(nn.Module):
+class LeRobotGaussianPolicy(GaussianHead):
     """Gaussian over a LeRobot policy's action chunk; see the module docstring for the exact density.
 
     Build one with :func:`load_lerobot_policy` (from a LeRobot checkpoint folder) or :func:`load_finetuned`.
@@ -152,24 +153,21 @@ class LeRobotGaussianPolicy(nn.Module):
         stats: normalisation statistics, LeRobot layout ``{key: {stat: tensor}}``.
     """
 
+    policy_type = "lerobot"  # its name in checkpoint.POLICY_TYPES
+    density_units = "env"  # centred on exactly LeRobot's post-processed chunk (see GaussianHead)
+
     def __init__(
         self, config: LeRobotPolicyConfig, lerobot_policy: nn.Module, stats: dict[str, dict[str, Tensor]]
     ) -> None:
         super().__init__()
         self.config = config
         self.lerobot = lerobot_policy
-        h, a = config.chunk, config.action_dim
-        raw = _soft_bound_inverse(config.log_std_init, config.log_std_min, config.log_std_max)
-        self.raw_log_std = nn.Parameter(torch.full((h, a), raw))
+        self._init_head()  # raw_log_std (H, A) and the action buffers; scale/offset measured below
         # Statistics as buffers (saved with the weights): one per entry of config.stats, in its order.
         self.norm_stats = nn.Module()
         for i, name in enumerate(config.stats):
             key, stat = name.rsplit(".", 1)
             self.norm_stats.register_buffer(f"s{i}", torch.as_tensor(stats[key][stat]).clone())
-        self.register_buffer("action_scale", torch.ones(a))
-        self.register_buffer("action_offset", torch.zeros(a))
-        self.register_buffer("action_low", -torch.ones(a))
-        self.register_buffer("action_high", torch.ones(a))
         self.refresh_processors()
 
     # --- LeRobot pipelines ---------------------------------------------------------------------------------
@@ -202,14 +200,6 @@ class LeRobotGaussianPolicy(nn.Module):
         super().train(mode)
         self.lerobot.eval()
         return self
-
-    def set_action_bounds(self, low: Tensor, high: Tensor) -> None:
-        """Clip actions sent to the robot to ``[low, high]`` per dimension (the density is unchanged)."""
-        low, high = torch.as_tensor(low).float(), torch.as_tensor(high).float()
-        if low.shape != (self.config.action_dim,) or high.shape != low.shape or not (high > low).all():
-            raise ValueError(f"action bounds must be two ({self.config.action_dim},) tensors with high > low")
-        self.action_low.copy_(low)
-        self.action_high.copy_(high)
 
     @property
     def encoder(self) -> ObsEncoder:
@@ -270,64 +260,7 @@ class LeRobotGaussianPolicy(nn.Module):
     def distribution_params(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Mean (ACT's normalised chunk) and log-std in normalised action units, each ``(B, H, A)``."""
         mean = self.normalized_chunk(obs)
-        log_std = _soft_bound(self.raw_log_std, self.config.log_std_min, self.config.log_std_max)
-        return mean, log_std.expand_as(mean)
-
-    def distribution(self, obs: dict[str, Tensor]) -> torch.distributions.Normal:
-        """The policy's Normal distribution in environment action units, batch shape ``(B, H, A)``."""
-        mean, log_std = self.distribution_params(obs)
-        return torch.distributions.Normal(self.env_mean(mean), log_std.exp() * self.action_scale)
-
-    def log_prob_from_params(self, mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
-        """Exact log-density of raw actions per chunk step and dimension from :meth:`distribution_params`,
-        ``(B, H, A)``: ``log N(a; post(mean), exp(log_std) · action_scale)``."""
-        self._check_actions(actions, mean.shape[0])
-        log_sigma = log_std + torch.log(self.action_scale)
-        return (
-            -0.5 * ((actions - self.env_mean(mean)) / log_sigma.exp()) ** 2
-            - log_sigma
-            - 0.5 * math.log(2 * math.pi)
-        )
-
-    def log_prob_per_dim(self, obs: dict[str, Tensor], actions: Tensor) -> Tensor:
-        """Exact log-density of raw actions per chunk step and dimension, ``(B, H, A)``."""
-        return self.log_prob_from_params(*self.distribution_params(obs), actions)
-
-    def log_prob(self, obs: dict[str, Tensor], actions: Tensor) -> Tensor:
-        """Exact log-density of raw action chunks, summed over steps and dimensions: ``(B,)``."""
-        return self.log_prob_per_dim(obs, actions).sum(dim=(1, 2))
-
-    def entropy(self, obs: dict[str, Tensor]) -> Tensor:
-        """Differential entropy of the chunk distribution (environment units), ``(B,)``."""
-        _, log_std = self.distribution_params(obs)
-        per_dim = 0.5 + 0.5 * math.log(2 * math.pi) + log_std + torch.log(self.action_scale)
-        return per_dim.sum(dim=(1, 2))
-
-    @torch.no_grad()
-    def sample(
-        self, obs: dict[str, Tensor], generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Draw raw action chunks and their exact log-probs: ``((B, H, A), (B,))``."""
-        mean, log_std = self.distribution_params(obs)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        log_sigma = log_std + torch.log(self.action_scale)
-        actions = self.env_mean(mean) + log_sigma.exp() * noise
-        logp = (-0.5 * noise**2 - log_sigma - 0.5 * math.log(2 * math.pi)).sum(dim=(1, 2))
-        return actions, logp
-
-    @torch.no_grad()
-    def mode(self, obs: dict[str, Tensor]) -> Tensor:
-        """Deterministic action chunk for deployment: ACT's chunk, clipped to the bounds. ``(B, H, A)``."""
-        return self.clip(self.env_mean(self.normalized_chunk(obs)))
-
-    def clip(self, actions: Tensor) -> Tensor:
-        """What the robot receives for a raw action: clipped to the action bounds."""
-        return torch.maximum(torch.minimum(actions, self.action_high), self.action_low)
-
-    def _check_actions(self, actions: Tensor, batch: int) -> None:
-        expected = (batch, self.config.chunk, self.config.action_dim)
-        if tuple(actions.shape) != expected:
-            raise ValueError(f"actions must have shape (B, H, A) = {expected}, got {tuple(actions.shape)}")
+        return mean, self.bounded_log_std(None, mean.shape[0])
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -556,7 +489,7 @@ def load_finetuned(
     lerobot_policy = lr["get_policy_class"](cfg.type)(cfg)
     stats = _split_stats({name: torch.ones(shape) for name, shape in config.stats.items()})  # loaded below
     policy = LeRobotGaussianPolicy(config, lerobot_policy, stats)
-    _load_into(policy, path, "model.safetensors", saved)
+    load_weights(policy, path, "model.safetensors", saved)
     policy.refresh_processors()
     return policy.train(False)
 

@@ -13,6 +13,9 @@ but every log-prob is that of the raw, unclipped sample, which is what a rollout
 the density ignores the clipping (mass beyond the bounds is not folded onto them). A tanh squash would fold
 it, but its Jacobian diverges at the ±1 gripper commands that scripted and teleoperated demos are full of.
 
+The distribution math (log-std, log-probs, sampling, entropy, mode, clipping) is the shared
+:class:`~gipo_robot.policies.head.GaussianHead`; this module supplies the trunk and the mean.
+
 Normalisation: observations are standardised with per-feature mean/std and actions are modelled in a
 normalised space ``(a - offset) / scale`` (scale and offset from the dataset's min/max); both statistics are
 buffers inside the policy, so a checkpoint is self-contained. The log-prob includes the ``-Σ log scale`` term
@@ -26,6 +29,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+
+from gipo_robot.policies.head import GaussianHead
 
 __all__ = ["GaussianPolicy", "ObsEncoder", "PolicyConfig"]
 
@@ -174,21 +179,15 @@ class ObsEncoder(nn.Module):
         return self.trunk(torch.cat(feats, dim=-1))
 
 
-def _soft_bound(raw: Tensor, low: float, high: float) -> Tensor:
-    """Map any real to (low, high) smoothly (tanh), so the bound never kills the gradient."""
-    return low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)
-
-
-def _soft_bound_inverse(value: float, low: float, high: float) -> float:
-    return math.atanh(2.0 * (value - low) / (high - low) - 1.0)
-
-
-class GaussianPolicy(nn.Module):
-    """Diagonal Gaussian over an action chunk; see the module docstring for the exact density.
+class GaussianPolicy(GaussianHead):
+    """Diagonal Gaussian over an action chunk from an MLP/CNN trunk; see the module docstring for the exact
+    density and :class:`~gipo_robot.policies.head.GaussianHead` for the distribution methods.
 
     Args:
         config: the architecture.
     """
+
+    policy_type = "gaussian"  # its name in checkpoint.POLICY_TYPES
 
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
@@ -198,107 +197,18 @@ class GaussianPolicy(nn.Module):
         self.mean_head = nn.Linear(self.encoder.out_dim, h * a)
         nn.init.zeros_(self.mean_head.bias)
         nn.init.normal_(self.mean_head.weight, std=1e-2)
-        raw_init = _soft_bound_inverse(config.log_std_init, config.log_std_min, config.log_std_max)
-        if config.state_dependent_std:
-            self.log_std_head = nn.Linear(self.encoder.out_dim, h * a)
-            nn.init.zeros_(self.log_std_head.weight)
-            nn.init.constant_(self.log_std_head.bias, raw_init)
-        else:
-            self.raw_log_std = nn.Parameter(torch.full((h, a), raw_init))
-        # Affine map between normalised and environment action units: a_env = a_norm * scale + offset.
-        self.register_buffer("action_scale", torch.ones(a))
-        self.register_buffer("action_offset", torch.zeros(a))
-        self.register_buffer("action_low", -torch.ones(a))
-        self.register_buffer("action_high", torch.ones(a))
-
-    # --- normalisation -------------------------------------------------------------------------------------
+        self._init_head(self.encoder.out_dim)
 
     def set_action_bounds(self, low: Tensor, high: Tensor) -> None:
         """Model actions in ``[low, high]`` (per dimension) as ``[-1, 1]`` internally; clip to the bounds."""
+        super().set_action_bounds(low, high)
         low, high = torch.as_tensor(low).float(), torch.as_tensor(high).float()
-        if low.shape != (self.config.action_dim,) or high.shape != low.shape or not (high > low).all():
-            raise ValueError(f"action bounds must be two ({self.config.action_dim},) tensors with high > low")
-        self.action_low.copy_(low)
-        self.action_high.copy_(high)
         self.action_scale.copy_((high - low) / 2)
         self.action_offset.copy_((high + low) / 2)
-
-    # --- distribution --------------------------------------------------------------------------------------
 
     def distribution_params(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Mean and log-std in *normalised* action units, each ``(B, H, A)``."""
         z = self.encoder(obs)
         b, h, a = z.shape[0], self.config.chunk, self.config.action_dim
         mean = self.mean_head(z).view(b, h, a)
-        raw = self.log_std_head(z).view(b, h, a) if self.config.state_dependent_std else self.raw_log_std
-        log_std = _soft_bound(raw, self.config.log_std_min, self.config.log_std_max).expand(b, h, a)
-        return mean, log_std
-
-    def distribution(self, obs: dict[str, Tensor]) -> torch.distributions.Normal:
-        """The policy's Normal distribution in environment action units, batch shape ``(B, H, A)``."""
-        mean, log_std = self.distribution_params(obs)
-        return torch.distributions.Normal(
-            mean * self.action_scale + self.action_offset, log_std.exp() * self.action_scale
-        )
-
-    def log_prob_per_dim(self, obs: dict[str, Tensor], actions: Tensor) -> Tensor:
-        """Exact log-density of raw actions per chunk step and dimension, ``(B, H, A)``.
-
-        Computed in normalised units plus the ``-log scale`` Jacobian term, which equals
-        ``Normal(μ_env, σ_env).log_prob(actions)`` but avoids building the distribution.
-        """
-        return self.log_prob_from_params(*self.distribution_params(obs), actions)
-
-    def log_prob_from_params(self, mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
-        """:meth:`log_prob_per_dim` from already computed :meth:`distribution_params` (one encoder pass
-        when a loss also needs the mean). ``(B, H, A)``."""
-        self._check_actions(actions, mean.shape[0])
-        z = (actions - self.action_offset) / self.action_scale
-        return (
-            -0.5 * ((z - mean) / log_std.exp()) ** 2
-            - log_std
-            - 0.5 * math.log(2 * math.pi)
-            - torch.log(self.action_scale)
-        )
-
-    def log_prob(self, obs: dict[str, Tensor], actions: Tensor) -> Tensor:
-        """Exact log-density of raw action chunks, summed over steps and dimensions: ``(B,)``."""
-        return self.log_prob_per_dim(obs, actions).sum(dim=(1, 2))
-
-    def entropy(self, obs: dict[str, Tensor]) -> Tensor:
-        """Differential entropy of the chunk distribution (environment units), ``(B,)``."""
-        _, log_std = self.distribution_params(obs)
-        per_dim = 0.5 + 0.5 * math.log(2 * math.pi) + log_std + torch.log(self.action_scale)
-        return per_dim.sum(dim=(1, 2))
-
-    @torch.no_grad()
-    def sample(
-        self, obs: dict[str, Tensor], generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Draw raw action chunks and their exact log-probs: ``((B, H, A), (B,))``.
-
-        Store the raw sample (it is what ``log_prob`` scores); send :meth:`clip` of it to the robot.
-        """
-        mean, log_std = self.distribution_params(obs)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        z = mean + log_std.exp() * noise
-        actions = z * self.action_scale + self.action_offset
-        logp = (-0.5 * noise**2 - log_std - 0.5 * math.log(2 * math.pi) - torch.log(self.action_scale)).sum(
-            dim=(1, 2)
-        )
-        return actions, logp
-
-    @torch.no_grad()
-    def mode(self, obs: dict[str, Tensor]) -> Tensor:
-        """Deterministic action chunk for deployment: the mean, clipped to the bounds. ``(B, H, A)``."""
-        mean, _ = self.distribution_params(obs)
-        return self.clip(mean * self.action_scale + self.action_offset)
-
-    def clip(self, actions: Tensor) -> Tensor:
-        """What the robot receives for a raw action: clipped to the action bounds."""
-        return torch.maximum(torch.minimum(actions, self.action_high), self.action_low)
-
-    def _check_actions(self, actions: Tensor, batch: int) -> None:
-        expected = (batch, self.config.chunk, self.config.action_dim)
-        if tuple(actions.shape) != expected:
-            raise ValueError(f"actions must have shape (B, H, A) = {expected}, got {tuple(actions.shape)}")
+        return mean, self.bounded_log_std(z, b)

@@ -18,9 +18,10 @@ from lerobot.policies.act.modeling_act import ACTPolicy
 from lerobot.policies.factory import make_pre_post_processors
 
 from gipo_robot.objectives import at_level, gipo
-from gipo_robot.policies.checkpoint import CheckpointError, save_policy
+from gipo_robot.policies.checkpoint import CheckpointError, load_critic, load_policy, save_policy
 from gipo_robot.policies.critic import Critic
 from gipo_robot.policies.from_lerobot import export_lerobot, load_finetuned, load_lerobot_policy
+from gipo_robot.policies.head import GaussianHead
 
 INPUTS = {"observation.state": STATE_LAYOUT, "observation.environment_state": ENV_LAYOUT}
 B = 8
@@ -198,3 +199,37 @@ def test_camera_input(tmp_path):
     torch.testing.assert_close(policy.env_mean(policy.normalized_chunk(obs)), reference, rtol=0, atol=0)
     critic = Critic(policy.config)
     assert critic(obs).shape == (B,)
+
+
+def test_shares_the_gaussian_head_and_sets_its_log_std(tiny_act):
+    policy = load_lerobot_policy(tiny_act, inputs=INPUTS)
+    assert isinstance(policy, GaussianHead) and policy.policy_type == "lerobot"
+    policy.set_log_std(-2.0)
+    # entropy per chunk step: Σ_a (½ + ½ log 2π + log_std + log scale_a) with action std (0.5, 2.0, 0.05):
+    # 3·(0.5 + 0.9189385 - 2) + ln(0.5·2·0.05) = -1.7431845 - 2.9957323 = -4.7389168; H = 6 steps: -28.433501
+    torch.testing.assert_close(
+        policy.entropy(observations()), torch.full((B,), -28.433501), rtol=1e-6, atol=0
+    )
+    policy.floor_log_std(-1.5)  # every log-std -2 < -1.5 is raised: the entropy grows by 0.5 · 18 = 9
+    torch.testing.assert_close(
+        policy.entropy(observations()), torch.full((B,), -19.433501), rtol=1e-6, atol=0
+    )
+    with pytest.raises(ValueError, match=r"log_std_min=-5\.0 and log_std_max=1\.0"):
+        policy.set_log_std(1.0)
+
+
+def test_load_policy_and_load_critic_dispatch_through_the_registry(tiny_act, tmp_path):
+    policy = load_lerobot_policy(tiny_act, inputs=INPUTS)
+    critic = Critic(policy.config)
+    save_policy(tmp_path / "ft", policy, critic=critic)
+    config_file = tmp_path / "ft" / "config.json"
+    config = json.loads(config_file.read_text())
+    assert config["policy_type"] == "lerobot"
+    loaded = load_policy(tmp_path / "ft", action_dim=ACTION_DIM)
+    assert type(loaded) is type(policy) and loaded.config == policy.config
+    loaded_critic = load_critic(tmp_path / "ft")
+    assert all(torch.equal(v, loaded_critic.state_dict()[k]) for k, v in critic.state_dict().items())
+    # a checkpoint written before policy_type was recorded is recognised by its lerobot_type
+    del config["policy_type"]
+    config_file.write_text(json.dumps(config))
+    assert type(load_policy(tmp_path / "ft")) is type(policy)

@@ -1,6 +1,9 @@
 """Checkpoints: bit-exact round trip, no pickle, clear errors for tampered or mismatched files."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +16,7 @@ from gipo_robot.policies import (
     load_policy,
     save_policy,
 )
-from gipo_robot.policies.checkpoint import load_critic
+from gipo_robot.policies.checkpoint import POLICY_TYPES, load_critic, policy_type
 
 LOW_DIM = {"eef_pos": [3], "object": [10]}
 
@@ -99,3 +102,37 @@ def test_wrong_spec_names_the_feature(tmp_path, policy):
         load_policy(tmp_path / "ckpt", action_dim=6)
     # Extra features the policy does not read are fine.
     load_policy(tmp_path / "ckpt", low_dim={"eef_pos": [3], "object": [10], "joint_pos": [7]}, action_dim=7)
+
+
+def test_checkpoint_records_its_policy_type_and_loads_through_the_registry(tmp_path, policy):
+    save_policy(tmp_path / "ckpt", policy)
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["policy_type"] == "gaussian" and policy_type(config) == "gaussian"
+    assert all(isinstance(v, str) and ":" in v for v in POLICY_TYPES.values())  # lazy "module:function"
+    assert {"gaussian", "lerobot"} <= set(POLICY_TYPES)
+    # A checkpoint written before policy_type was recorded is a Gaussian one (the weights' sha256 is over
+    # model.safetensors only, so editing config.json keeps it valid).
+    del config["policy_type"]
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    assert torch.equal(load_policy(tmp_path / "ckpt").raw_log_std, policy.raw_log_std)
+
+
+def test_unknown_policy_type_lists_the_known_ones(tmp_path, policy):
+    save_policy(tmp_path / "ckpt", policy)
+    config_file = tmp_path / "ckpt" / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "policy_type": "diffusion"}))
+    known = ", ".join(sorted(POLICY_TYPES))
+    with pytest.raises(
+        CheckpointError, match=rf"config\.json: unknown policy_type 'diffusion'; known: {known}$"
+    ):
+        load_policy(tmp_path / "ckpt")
+
+
+def test_loading_a_gaussian_checkpoint_imports_no_adapter(tmp_path, policy):
+    save_policy(tmp_path / "ckpt", policy, critic=Critic(policy.config))
+    code = (
+        "import sys; from gipo_robot.policies.checkpoint import load_critic, load_policy; "
+        f"load_policy({str(tmp_path / 'ckpt')!r}); load_critic({str(tmp_path / 'ckpt')!r}); "
+        "assert 'gipo_robot.policies.from_lerobot' not in sys.modules, 'from_lerobot was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
