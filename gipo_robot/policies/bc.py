@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -234,19 +235,42 @@ def train_bc(
     Raises:
         DatasetError: the store has nothing to train on.
     """
-    from tqdm import tqdm
-
     torch.manual_seed(config.seed)
     data, episodes = load_bc_data(store, config)
     train_eps, val_eps = split_episodes(episodes, config.val_fraction, config.seed)
     in_val = torch.isin(data.episode, torch.tensor(val_eps, dtype=data.episode.dtype))
     train, val = data.subset(torch.nonzero(~in_val).squeeze(1)), data.subset(torch.nonzero(in_val).squeeze(1))
+    policy = _new_policy(store, data, config)
+    writer = None
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        writer = _tensorboard(out / "tb")
+    start = time.perf_counter()
+    history, best_step, stopped_early = _fit(policy, train, val, config, writer, progress, on_eval)
+    result = BCResult(
+        policy=policy,
+        history=history,
+        best_step=best_step,
+        train_episodes=train_eps,
+        val_episodes=val_eps,
+        stopped_early=stopped_early,
+        wall_s=time.perf_counter() - start,
+    )
+    if writer is not None:
+        writer.close()
+    if out is not None:
+        _save_run(out, store, config, result)
+    return result
 
-    action_dim = data.actions.shape[-1]
+
+def _new_policy(store: EpisodeStore, data: BCData, config: BCConfig) -> GaussianPolicy:
+    """A fresh policy for ``data``'s features, normalised with the store's statistics and the data's
+    action bounds."""
     policy = GaussianPolicy(
         PolicyConfig(
             low_dim={k: list(v.shape[1:]) for k, v in data.obs.items()},
-            action_dim=action_dim,
+            action_dim=data.actions.shape[-1],
             chunk=config.chunk,
             hidden=list(config.hidden),
             state_dependent_std=config.state_dependent_std,
@@ -259,37 +283,50 @@ def train_bc(
         {k: torch.tensor(stats[OBS_PREFIX + k]["std"]) for k in data.obs},
     )
     policy.set_action_bounds(*action_bounds(data.actions))
+    return policy
+
+
+def _tensorboard(path: Path) -> Any:
+    """A TensorBoard ``SummaryWriter`` at ``path``, or None where tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a runtime dependency; tolerate its absence in odd installs
+        return None
+    return SummaryWriter(str(path))
+
+
+def _lr_at(step: int, config: BCConfig) -> float:
+    """The learning rate at gradient ``step``: linear warm-up, then cosine decay to 0 at ``config.steps``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress_frac = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_frac)))
+
+
+def _fit(
+    policy: GaussianPolicy,
+    train: BCData,
+    val: BCData,
+    config: BCConfig,
+    writer: Any,
+    progress: bool,
+    on_eval: Callable[[dict[str, float]], None] | None,
+) -> tuple[list[dict[str, float]], int, bool]:
+    """The gradient steps, a validation pass every ``eval_every``, early stopping; leaves the best weights in
+    ``policy``. Returns ``(history, best_step, stopped_early)``."""
+    from tqdm import tqdm
 
     optim = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-    def lr_at(step: int) -> float:
-        if step < config.warmup_steps:
-            return config.lr * (step + 1) / config.warmup_steps
-        progress_frac = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-        return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_frac)))
-
-    writer = None
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(out / "tb"))
-        except ImportError:  # tensorboard is a runtime dependency; tolerate its absence in odd installs
-            writer = None
-
     gen = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     best = (math.inf, 0, {k: v.clone() for k, v in policy.state_dict().items()})
     evals_without_improvement = 0
     stopped_early = False
-    start = time.perf_counter()
     bar = tqdm(range(config.steps), desc="bc", disable=not progress, leave=False)
     running = []
     for step in bar:
         for group in optim.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = _lr_at(step, config)
         rows = torch.randint(0, len(train), (config.batch_size,), generator=gen)
         loss, parts = bc_loss(policy, train.subset(rows), config.mse_weight)
         optim.zero_grad(set_to_none=True)
@@ -300,61 +337,63 @@ def train_bc(
         if writer is not None:
             writer.add_scalar("train/nll", parts["nll"].item(), step)
             writer.add_scalar("train/grad_norm", grad_norm.item(), step)
-        last = step == config.steps - 1
-        if (step + 1) % config.eval_every == 0 or last:
-            record = {"step": step + 1, "train_nll": float(np.mean(running)), "lr": lr_at(step)}
-            running = []
-            if len(val):
-                with torch.no_grad():
-                    _, vparts = bc_loss(policy, val, config.mse_weight)
-                record["val_nll"], record["val_mse"] = vparts["nll"].item(), vparts["mse"].item()
-            criterion = record.get("val_nll", record["train_nll"])
-            if criterion < best[0]:
-                best = (criterion, step + 1, {k: v.clone() for k, v in policy.state_dict().items()})
-                evals_without_improvement = 0
-            else:
-                evals_without_improvement += 1
-            history.append(record)
-            bar.set_postfix(
-                train_nll=f"{record['train_nll']:.3f}", val_nll=f"{record.get('val_nll', math.nan):.3f}"
-            )
-            if writer is not None:
-                for k, v in record.items():
-                    if k != "step":
-                        writer.add_scalar(f"eval/{k}", v, step + 1)
-            if on_eval is not None:
-                on_eval(record)
-            if config.patience and evals_without_improvement >= config.patience:
-                stopped_early = True
-                break
+        if (step + 1) % config.eval_every != 0 and step != config.steps - 1:
+            continue
+        record = _validate(policy, val, config, step, running)
+        running = []
+        criterion = record.get("val_nll", record["train_nll"])
+        if criterion < best[0]:
+            best = (criterion, step + 1, {k: v.clone() for k, v in policy.state_dict().items()})
+            evals_without_improvement = 0
+        else:
+            evals_without_improvement += 1
+        history.append(record)
+        bar.set_postfix(
+            train_nll=f"{record['train_nll']:.3f}", val_nll=f"{record.get('val_nll', math.nan):.3f}"
+        )
+        if writer is not None:
+            for k, v in record.items():
+                if k != "step":
+                    writer.add_scalar(f"eval/{k}", v, step + 1)
+        if on_eval is not None:
+            on_eval(record)
+        if config.patience and evals_without_improvement >= config.patience:
+            stopped_early = True
+            break
     bar.close()
     policy.load_state_dict(best[2])
-    result = BCResult(
-        policy=policy,
-        history=history,
-        best_step=best[1],
-        train_episodes=train_eps,
-        val_episodes=val_eps,
-        stopped_early=stopped_early,
-        wall_s=time.perf_counter() - start,
-    )
-    if writer is not None:
-        writer.close()
-    if out is not None:
-        provenance = {
-            "trainer": "bc",
-            "store": str(store.path),
-            "bc_config": asdict(config),
-            "train_episodes": train_eps,
-            "val_episodes": val_eps,
-            "best_step": result.best_step,
-            "final": history[-1] if history else {},
-            "stopped_early": stopped_early,
-        }
-        save_policy(out, policy, provenance=provenance)
-        _write_history(out / "metrics.csv", history)
-        plot_losses(history, out / "loss_curve.png")
-    return result
+    return history, best[1], stopped_early
+
+
+def _validate(
+    policy: GaussianPolicy, val: BCData, config: BCConfig, step: int, running: list[float]
+) -> dict[str, float]:
+    """The validation record after gradient ``step``: mean train NLL since the last one, lr, validation
+    NLL and MSE (when there is a validation set)."""
+    record = {"step": step + 1, "train_nll": float(np.mean(running)), "lr": _lr_at(step, config)}
+    if len(val):
+        with torch.no_grad():
+            _, vparts = bc_loss(policy, val, config.mse_weight)
+        record["val_nll"], record["val_mse"] = vparts["nll"].item(), vparts["mse"].item()
+    return record
+
+
+def _save_run(out: Path, store: EpisodeStore, config: BCConfig, result: BCResult) -> None:
+    """The checkpoint (with the run's provenance), ``metrics.csv`` and ``loss_curve.png`` in ``out``."""
+    history = result.history
+    provenance = {
+        "trainer": "bc",
+        "store": str(store.path),
+        "bc_config": asdict(config),
+        "train_episodes": result.train_episodes,
+        "val_episodes": result.val_episodes,
+        "best_step": result.best_step,
+        "final": history[-1] if history else {},
+        "stopped_early": result.stopped_early,
+    }
+    save_policy(out, result.policy, provenance=provenance)
+    _write_history(out / "metrics.csv", history)
+    plot_losses(history, out / "loss_curve.png")
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:
