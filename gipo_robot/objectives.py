@@ -31,9 +31,13 @@ References:
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
-from collections.abc import Callable
-from typing import Literal
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -41,12 +45,14 @@ from torch import Tensor
 __all__ = [
     "OBJECTIVES",
     "at_level",
+    "check_objective_params",
     "cispo",
     "get_objective",
     "gipo",
     "gipo_peak_weight",
     "gipo_trust_weight",
     "no_clip",
+    "objective_params",
     "ppo_clip",
     "sapo",
 ]
@@ -420,3 +426,105 @@ def get_objective(name: str) -> Objective:
         return OBJECTIVES[name]
     except KeyError:
         raise KeyError(f"unknown objective {name!r}; known: {', '.join(sorted(OBJECTIVES))}") from None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Parameters, checked before anything runs
+# ----------------------------------------------------------------------------------------------------------
+
+_TRUE, _FALSE, _NONE = ("true", "yes", "on", "1"), ("false", "no", "off", "0"), ("none", "null")
+
+
+def objective_params(name: str) -> dict[str, Any]:
+    """An objective's keyword parameters and their defaults, read from its signature, in signature order.
+
+    Raises:
+        KeyError: naming the known objectives when ``name`` is unknown.
+    """
+    fn = get_objective(name)
+    kw_only = inspect.Parameter.KEYWORD_ONLY
+    return {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.kind is kw_only}
+
+
+def check_objective_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate keyword parameters for objective ``name`` before anything runs.
+
+    Each value is converted to its parameter's type (the signature's annotation): strings such as ``"0.5"``,
+    ``"true"``/``"false"`` and ``"none"`` (for a parameter that may be None) become a float, int, bool or
+    None, and a ``Literal`` parameter takes one of its choices. The converted parameters are then tried on a
+    one-sample batch, so a value the objective itself rejects (``sigma=0``) fails here too.
+
+    Args:
+        name: a key of :data:`OBJECTIVES`.
+        params: parameter name -> value (or its string form, as a CLI flag gives it).
+
+    Returns:
+        The given parameters, converted (parameters not given keep their defaults and are not added).
+
+    Raises:
+        KeyError: ``name`` is not a known objective (naming the known ones).
+        ValueError: a parameter the objective does not take, or a value of the wrong type or out of range,
+            naming the objective, the parameter and (for an unknown one) the parameters it has.
+    """
+    fn = get_objective(name)
+    known = objective_params(name)
+    hints = typing.get_type_hints(fn)
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in known:
+            raise ValueError(
+                f"objective {name!r} has no parameter {key!r}; its parameters: {', '.join(known)}"
+            )
+        expected = hints.get(key, type(known[key]))
+        try:
+            out[key] = _convert(value, expected)
+        except ValueError as err:
+            raise ValueError(f"objective {name!r} parameter {key}={value!r}: {err}") from None
+    one = torch.zeros(1)
+    try:
+        fn(one, one, one, None, **out)
+    except ValueError as err:
+        raise ValueError(f"objective {name!r}: {err}") from None
+    return out
+
+
+def _convert(value: Any, expected: Any) -> Any:
+    """``value`` as the type ``expected`` (float, int, bool, a Literal, or any of these ``| None``)."""
+    args = typing.get_args(expected)
+    if typing.get_origin(expected) in (typing.Union, types.UnionType):
+        choices = [a for a in args if a is not type(None)]
+        if len(choices) != len(args) and (value is None or str(value).strip().lower() in _NONE):
+            return None
+        if len(choices) != 1:
+            raise ValueError(f"cannot check a parameter of type {expected}")
+        expected, args = choices[0], typing.get_args(choices[0])
+    text = value.strip() if isinstance(value, str) else None
+    if typing.get_origin(expected) is Literal:
+        for choice in args:
+            if value == choice or (text is not None and text == str(choice)):
+                return choice
+        raise ValueError(f"expected one of {', '.join(repr(c) for c in args)}")
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        if text is not None and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError("expected a bool (true or false)")
+    if expected in (int, float):
+        return _number(value, text, expected)
+    raise ValueError(f"cannot check a parameter of type {expected}")
+
+
+def _number(value: Any, text: str | None, kind: type) -> int | float:
+    """``value`` (a number, or ``text``: its string form) as an int or a (non-NaN) float."""
+    number = None
+    if isinstance(value, bool):
+        pass  # a bool is an int to Python, never a number here
+    elif isinstance(value, int) or (kind is float and isinstance(value, float)):
+        number = kind(value)
+    elif text is not None:
+        with contextlib.suppress(ValueError):
+            number = kind(text)
+    if number is None or (kind is float and math.isnan(number)):
+        raise ValueError(f"expected {'an int' if kind is int else 'a float'}")
+    return number

@@ -12,6 +12,7 @@ Conventions used throughout:
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import pytest
 import torch
@@ -20,12 +21,14 @@ from torch.testing import assert_close
 from gipo_robot.objectives import (
     OBJECTIVES,
     at_level,
+    check_objective_params,
     cispo,
     get_objective,
     gipo,
     gipo_peak_weight,
     gipo_trust_weight,
     no_clip,
+    objective_params,
     ppo_clip,
     sapo,
 )
@@ -685,3 +688,115 @@ def test_float64_objectives_use_float64_hyper_parameters(fn, kwargs, expected_gr
         expected_grad = 4.0 * s * (1.0 - s) * math.e
     _, grad, _ = run(fn, [1.0], [-1.0], **kwargs)
     assert_close(grad, torch.tensor([expected_grad], dtype=F64), rtol=1e-12, atol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Parameters, checked before anything runs
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_objective_params_are_the_keyword_defaults_of_each_signature():
+    # Read off the signatures in objectives.py (keyword-only parameters, in order; ``mask`` is positional).
+    assert objective_params("gipo") == {"sigma": 1.0, "sigma_neg": None, "kl_coef": 0.0, "one_sided": False}
+    assert list(objective_params("gipo")) == ["sigma", "sigma_neg", "kl_coef", "one_sided"]
+    assert objective_params("ppo_clip") == {"eps": 0.2, "eps_high": None}
+    assert objective_params("sapo") == {"tau_pos": 1.0, "tau_neg": 2.0}
+    assert objective_params("no_clip") == {"truncate": None}
+    assert objective_params("cispo") == {"eps_low": None, "eps_high": 0.2}
+    with pytest.raises(KeyError, match=r"unknown objective 'nope'; known: cispo, gipo"):
+        objective_params("nope")
+
+
+def test_check_objective_params_converts_cli_strings_to_the_parameters_types():
+    params = check_objective_params(
+        "gipo", {"sigma": "0.5", "sigma_neg": "none", "kl_coef": "1e-1", "one_sided": "true"}
+    )
+    assert params == {"sigma": 0.5, "sigma_neg": None, "kl_coef": 0.1, "one_sided": True}
+    assert type(params["sigma"]) is float and params["one_sided"] is True
+    # Typed values pass through; an int where a float is expected becomes that float; nothing given -> {}.
+    assert check_objective_params("ppo_clip", {"eps": 0.1, "eps_high": 1}) == {"eps": 0.1, "eps_high": 1.0}
+    assert type(check_objective_params("ppo_clip", {"eps_high": 1})["eps_high"]) is float
+    assert check_objective_params("gipo", {"one_sided": "False", "sigma_neg": " 0.25 "}) == {
+        "one_sided": False,
+        "sigma_neg": 0.25,
+    }
+    assert check_objective_params("sapo", {}) == {}
+
+
+def test_checked_params_reach_the_objective():
+    # GIPO at r = ln 2, A = 1, N = 1 with sigma="0.5" from a CLI flag: weight ρω = exp(r - r²/(2σ²))
+    # = exp(0.6931472 - 0.4804530/0.5) = exp(-0.2677588) = 0.7650923, so ∂loss/∂logp = -0.7650923.
+    params = check_objective_params("gipo", {"sigma": "0.5"})
+    _, grad, _ = run(gipo, [LN2], [1.0], **params)
+    assert_close(grad, torch.tensor([-0.7650923], dtype=F64), rtol=1e-6, atol=0)
+
+
+def test_unknown_parameter_names_the_objective_and_its_parameters():
+    with pytest.raises(ValueError) as err:
+        check_objective_params("ppo_clip", {"sigma": "0.5"})
+    assert str(err.value) == "objective 'ppo_clip' has no parameter 'sigma'; its parameters: eps, eps_high"
+    with pytest.raises(KeyError, match=r"unknown objective 'gipo2'; known: cispo, gipo, no_clip"):
+        check_objective_params("gipo2", {"sigma": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("gipo", {"sigma": "abc"}, "objective 'gipo' parameter sigma='abc': expected a float"),
+        ("gipo", {"sigma": None}, "objective 'gipo' parameter sigma=None: expected a float"),  # not None-able
+        ("gipo", {"sigma": True}, "objective 'gipo' parameter sigma=True: expected a float"),  # a bool
+        ("gipo", {"sigma": "nan"}, "objective 'gipo' parameter sigma='nan': expected a float"),
+        ("gipo", {"one_sided": "maybe"}, "objective 'gipo' parameter one_sided='maybe': expected a bool"),
+        ("gipo", {"one_sided": 1.0}, "objective 'gipo' parameter one_sided=1.0: expected a bool"),
+        ("cispo", {"eps_low": "low"}, "objective 'cispo' parameter eps_low='low': expected a float"),
+    ],
+)
+def test_bad_values_name_the_objective_the_parameter_and_the_type(name, params, message):
+    with pytest.raises(ValueError) as err:
+        check_objective_params(name, params)
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "match"),
+    [
+        ("gipo", {"sigma": "0"}, r"objective 'gipo': sigma and sigma_neg must be positive"),
+        ("ppo_clip", {"eps": "-0.2"}, r"objective 'ppo_clip': eps and eps_high must be positive"),
+        ("no_clip", {"truncate": "-1"}, r"objective 'no_clip': truncate must be positive"),
+        ("cispo", {"eps_low": "1.5"}, r"objective 'cispo': need eps_high > 0 and 0 < eps_low <= 1"),
+    ],
+)
+def test_values_the_objective_rejects_fail_at_check_time(name, params, match):
+    with pytest.raises(ValueError, match=match):
+        check_objective_params(name, params)
+
+
+def toy(
+    logp: torch.Tensor,
+    logp_behavior: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    reduce: Literal["mean", "sum"] = "mean",
+    k: int = 1,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """An objective with a Literal, an int and a None-able float parameter (none of the real ones has the
+    first two)."""
+    return (logp - logp_behavior).sum() * advantages.sum(), {}
+
+
+def test_literal_int_and_none_able_parameters(monkeypatch):
+    monkeypatch.setitem(OBJECTIVES, "toy", toy)
+    assert objective_params("toy") == {"reduce": "mean", "k": 1, "scale": None}
+    params = check_objective_params("toy", {"reduce": "sum", "k": "3", "scale": "NONE"})
+    assert params == {"reduce": "sum", "k": 3, "scale": None} and type(params["k"]) is int
+    assert check_objective_params("toy", {"scale": "2"}) == {"scale": 2.0}
+    with pytest.raises(
+        ValueError, match=r"^objective 'toy' parameter reduce='max': expected one of 'mean', 'sum'$"
+    ):
+        check_objective_params("toy", {"reduce": "max"})
+    with pytest.raises(ValueError, match=r"^objective 'toy' parameter k='2\.5': expected an int$"):
+        check_objective_params("toy", {"k": "2.5"})
+    with pytest.raises(ValueError, match=r"^objective 'toy' parameter k=2\.0: expected an int$"):
+        check_objective_params("toy", {"k": 2.0})
