@@ -34,10 +34,11 @@ import numpy as np
 import torch
 
 from gipo_robot.policies.gaussian import GaussianPolicy, PolicyConfig
+from gipo_robot.sim.config import EnvConfig
 from gipo_robot.sim.ray_backend import connect, ray  # ray via the backend: its ImportError names the extra
-from gipo_robot.sim.robosuite_env import EnvConfig, SimError
+from gipo_robot.sim.robosuite_env import SimError
 from gipo_robot.sim.vector import SyncVectorEnv
-from gipo_robot.train.finetune import Collected, collect
+from gipo_robot.train.collect import Collected, collect
 from gipo_robot.train.replay import RolloutBatch
 
 __all__ = ["Arrival", "AsyncCollector", "RolloutWorker", "policy_state", "weights_checksum"]
@@ -76,8 +77,8 @@ class RolloutWorker:
         self.checksum = ""
 
     def spec(self) -> Any:
-        """The task's :class:`~gipo_robot.sim.robosuite_env.SimSpec`."""
-        return self.venv.sim_spec
+        """The env's :class:`~gipo_robot.hardware.robot.RobotSpec`."""
+        return self.venv.robot_spec
 
     def pid(self) -> int:
         """The worker's process id."""

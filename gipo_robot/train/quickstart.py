@@ -82,9 +82,9 @@ class QuickstartConfig:
 
 def run_quickstart(config: QuickstartConfig, out: str | Path, *, log=print) -> dict[str, Any]:
     """Run the whole pipeline; returns the summary (also written to ``out/summary.json``)."""
+    from gipo_robot.loops.evaluate import evaluate
     from gipo_robot.policies import load_policy
     from gipo_robot.policies.bc import BCConfig, train_bc
-    from gipo_robot.policies.evaluate import evaluate
     from gipo_robot.sim import make_env
     from gipo_robot.sim.experts import record_demos
     from gipo_robot.train.finetune import finetune

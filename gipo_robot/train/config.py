@@ -1,0 +1,181 @@
+"""The settings of one fine-tuning run: one dataclass, saved as ``config.json`` beside the run.
+
+The dataclass is the single source of defaults: the CLI's flags read theirs from it, and
+``gipo-robot finetune --config RUN/config.json`` starts a run from a saved one
+(:func:`gipo_robot.configs.load_config`). Importing this module imports neither torch nor the simulator,
+so the CLI reads its defaults cheaply.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FinetuneConfig"]
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of one fine-tuning run, saved as ``config.json`` next to it.
+
+    Attributes:
+        task: simulated task (Lift, Can, Square, Stack).
+        objective: name in :data:`gipo_robot.objectives.OBJECTIVES` (gipo, ppo_clip, sapo, no_clip, cispo).
+        objective_params: keyword parameters of the objective (e.g. ``{"sigma": 0.5}``); {} = its defaults.
+        ratio_level: importance ratio per ``chunk``, chunk ``step`` or action ``dim`` (see ``at_level``).
+        replay_size: K, rollout batches (policy versions) kept in the replay buffer; 1 = near on-policy.
+        env_steps: total environment steps to collect.
+        num_envs: N parallel environments.
+        steps_per_env: T, decision steps per env per iteration (an iteration collects N·T env steps).
+        backend: vector env backend, a name in :data:`gipo_robot.sim.vector.BACKENDS` (``subprocess``,
+            ``sync`` or ``ray``).
+        workers: W, Ray rollout workers (``backend="ray"`` only), each owning ``num_envs / W`` envs.
+        ray_address: Ray cluster to join (``"auto"``, ``"ray://host:10001"``); None starts Ray on this
+            machine. ``backend="ray"`` only.
+        async_collection: workers keep collecting with the last weights they have while the learner
+            updates (``backend="ray"``; ``num_envs`` must be a multiple of ``workers``). An iteration
+            consumes one worker's batch.
+        max_lag: asynchronous collection drops a batch collected more than this many policy versions
+            before the learner's current one (batches are typically ``workers - 1`` versions old: keep it
+            at least that).
+        max_worker_restarts: Ray workers that may die (and be replaced) over the run before it stops.
+        horizon: episode length limit in env steps; None = the task's default.
+        epochs: passes worth of fresh data per iteration (sets the update-to-data ratio).
+        minibatch_size: samples per gradient step.
+        policy_lr: policy learning rate (Adam).
+        critic_lr: critic learning rate (Adam).
+        gamma: discount per decision step.
+        gae_lambda: GAE λ.
+        advantage: ``gae`` (current critic, no correction for staleness) or ``vtrace``.
+        critic_warmup_iters: iterations that update only the critic before the policy moves.
+        bc_coef: weight of a BC NLL term toward the demonstrations in ``demo_store`` (0 = off).
+        demo_store: path of the episode store of demonstrations the BC term uses (needed when ``bc_coef >
+            0``); a path, so that ``config.json`` alone reproduces the run.
+        log_std_floor: lower bound on the policy's log-std (normalised units) after every update; None = off.
+        init_log_std: reset the (state-independent) log-std to this value before fine-tuning: the exploration
+            noise of the rollouts (BC's own is too wide: its stochastic rollouts fail far more often than
+            its mean); None keeps the pretrained one.
+        grad_clip: maximum gradient norm (policy and critic).
+        target_kl: stop an iteration's policy updates once approx-KL exceeds this; None = off.
+        max_bad_updates: consecutive non-finite updates tolerated before the run stops with an error.
+        eval_every: evaluate every this many iterations (and after the last).
+        eval_episodes: episodes per evaluation.
+        seed: seeds envs, sampling and minibatch order.
+    """
+
+    task: str = "Lift"
+    objective: str = "gipo"
+    objective_params: dict[str, Any] = field(default_factory=dict)
+    ratio_level: str = "step"
+    replay_size: int = 4
+    env_steps: int = 20_000
+    num_envs: int = 2
+    steps_per_env: int = 1000
+    backend: str = "subprocess"
+    workers: int = 1
+    ray_address: str | None = None
+    async_collection: bool = False
+    max_lag: int = 8
+    max_worker_restarts: int = 3
+    horizon: int | None = None
+    epochs: int = 2
+    minibatch_size: int = 256
+    policy_lr: float = 3e-5
+    critic_lr: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    advantage: str = "gae"
+    critic_warmup_iters: int = 1
+    bc_coef: float = 0.0
+    demo_store: str | None = None
+    log_std_floor: float | None = -3.0
+    init_log_std: float | None = -2.5
+    grad_clip: float = 1.0
+    target_kl: float | None = None
+    max_bad_updates: int = 10
+    eval_every: int = 2
+    eval_episodes: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from gipo_robot.objectives import check_objective_params  # torch: imported when a config is made
+
+        # KeyError naming the known objectives; ValueError naming a parameter the objective does not take
+        self.objective_params = check_objective_params(self.objective, self.objective_params)
+        if self.ratio_level not in ("chunk", "step", "dim"):
+            raise ValueError(
+                f"FinetuneConfig.ratio_level must be chunk, step or dim, got {self.ratio_level!r}"
+            )
+        if self.advantage not in ("gae", "vtrace"):
+            raise ValueError(f"FinetuneConfig.advantage must be gae or vtrace, got {self.advantage!r}")
+        for name in ("replay_size", "env_steps", "num_envs", "steps_per_env", "epochs", "minibatch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FinetuneConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "eval_episodes", "max_bad_updates"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FinetuneConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.policy_lr <= 0 or self.critic_lr <= 0 or self.grad_clip <= 0:
+            raise ValueError("FinetuneConfig.policy_lr, critic_lr and grad_clip must be positive")
+        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
+            raise ValueError("FinetuneConfig needs 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
+        if self.bc_coef < 0 or self.critic_warmup_iters < 0:
+            raise ValueError("FinetuneConfig.bc_coef and critic_warmup_iters must be >= 0")
+        if self.demo_store is not None:
+            self.demo_store = str(self.demo_store)
+        if self.bc_coef > 0 and not self.demo_store:
+            raise ValueError(
+                "FinetuneConfig.bc_coef > 0 needs demo_store (the demonstrations to regularise toward)"
+            )
+        self._check_backend()
+
+    def _check_backend(self) -> None:
+        from gipo_robot.sim.vector import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise ValueError(
+                f"FinetuneConfig.backend must be one of {', '.join(sorted(BACKENDS))}, got {self.backend!r}"
+            )
+        for name in ("max_lag", "max_worker_restarts"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"FinetuneConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 1 <= self.workers <= self.num_envs:
+            raise ValueError(
+                f"FinetuneConfig.workers must be between 1 and num_envs ({self.num_envs}), got {self.workers}"
+            )
+        if self.backend != "ray":
+            for name, default in (("workers", 1), ("ray_address", None), ("async_collection", False)):
+                if getattr(self, name) != default:
+                    raise ValueError(
+                        f"FinetuneConfig.{name} needs backend='ray' (got backend={self.backend!r})"
+                    )
+        if self.async_collection and self.num_envs % self.workers:
+            raise ValueError(
+                f"FinetuneConfig.num_envs ({self.num_envs}) must be a multiple of workers ({self.workers}) "
+                "with async_collection (every worker's batch has the same shape)"
+            )
+
+    @property
+    def batch_envs(self) -> int:
+        """Envs in one iteration's batch: all N, or one worker's ``N / workers`` with async collection."""
+        return self.num_envs // self.workers if self.async_collection else self.num_envs
+
+    @property
+    def iterations(self) -> int:
+        """Iterations needed to collect ``env_steps``."""
+        return math.ceil(self.env_steps / self.steps_per_iter)
+
+    @property
+    def steps_per_iter(self) -> int:
+        """Env steps one iteration collects (``batch_envs × steps_per_env``)."""
+        return self.batch_envs * self.steps_per_env
+
+    @property
+    def total_env_steps(self) -> int:
+        """Env steps the run collects: ``env_steps`` rounded up to whole iterations."""
+        return self.iterations * self.steps_per_iter
+
+    @property
+    def updates_per_iter(self) -> int:
+        """Gradient steps per iteration (policy and critic each)."""
+        return max(1, round(self.epochs * self.batch_envs * self.steps_per_env / self.minibatch_size))
