@@ -315,7 +315,7 @@ def eval_policy(
         pol = load_policy(policy)  # a bad checkpoint fails before robosuite starts
         with _stdout_to_stderr(as_json):
             env = make_env(task, horizon=horizon, render_mode="rgb_array" if videos else None)
-            spec = env.sim_spec
+            spec = env.robot_spec
             try:
                 low_dim = {k: list(v) for k, v in spec.obs_shapes.items()}
                 check_spec(
@@ -677,9 +677,9 @@ def collect_demos_command(
     successes, lengths = [], []
     with _stdout_to_stderr(True):
         env = make_env(task, cameras=tuple(camera or ()), image_size=image_size)
-        spec = env.sim_spec
+        task = env.config.task  # robosuite aliases resolved
         try:
-            with tqdm(total=episodes, desc=f"collect {spec.task}", file=sys.stderr) as bar:
+            with tqdm(total=episodes, desc=f"collect {task}", file=sys.stderr) as bar:
 
                 def count(ep: dict) -> None:
                     successes.append(ep["episode_success"])
@@ -688,12 +688,12 @@ def collect_demos_command(
                     bar.set_postfix(success=f"{np.mean(successes):.0%}")
 
                 record_demos(
-                    out, spec.task, episodes, noise, seed, env=env, overwrite=overwrite, on_episode=count
+                    out, task, episodes, noise, seed, env=env, overwrite=overwrite, on_episode=count
                 )
         finally:
             env.close()
     result = {
-        "task": spec.task,
+        "task": task,
         "episodes": episodes,
         "noise": noise,
         "success_rate": float(np.mean(successes)),
@@ -704,7 +704,7 @@ def collect_demos_command(
         "seconds": time.perf_counter() - start,
     }
     human = (
-        f"{spec.task}: {result['successes']}/{episodes} successful demos "
+        f"{task}: {result['successes']}/{episodes} successful demos "
         f"({result['success_rate']:.0%}, noise {noise}), {result['steps']} steps -> {out}"
     )
     _emit(result, as_json, human)

@@ -4,7 +4,7 @@ The deploy loop's body, minus the policy and the store: every tick of a
 :class:`~gipo_robot.hardware.pacing.Pacer` observe the robot and send one action through the
 :class:`~gipo_robot.hardware.safety.SafetyGuard`, at 50 Hz and 100 Hz, for ``--seconds`` each, on
 
-- ``sim``: :class:`~gipo_robot.hardware.sim_robot.SimRobot` (Lift, Panda, OSC; a slow sine in x and y);
+- ``sim``: :class:`~gipo_robot.sim.robot.SimRobot` (Lift, Panda, OSC; a slow sine in x and y);
 - ``virtual_serial``: :class:`~gipo_robot.hardware.serial_bus.SerialArm` over a real pty to the emulated
   Feetech bus (:class:`~gipo_robot.hardware.emulators.virtual_bus.VirtualServoBus`, its own process, wire time
   at 1 Mbaud), a slow sine around the start pose in every joint. Real servos are their own silicon and
@@ -92,7 +92,7 @@ def _paced(guard: SafetyGuard, hz: float, seconds: float, action_at) -> dict:
 
 
 def bench_sim(rates: list[float], seconds: float, fifo: bool) -> dict:
-    from gipo_robot.hardware.sim_robot import SimRobot
+    from gipo_robot.sim.robot import SimRobot
 
     robot = SimRobot("Lift", horizon=1_000_000, end_on_success=False)
     guard = SafetyGuard(robot, SafetyConfig(soft_start_steps=0))

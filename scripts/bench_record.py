@@ -45,7 +45,7 @@ def main() -> None:
 
     from gipo_robot.datasets import EpisodeStore, validate
     from gipo_robot.hardware.pacing import realtime_priority
-    from gipo_robot.hardware.sim_robot import SimRobot
+    from gipo_robot.sim.robot import SimRobot
     from gipo_robot.teleop.devices import DeviceCommand, TeleopDevice
     from gipo_robot.teleop.recorder import RecorderConfig, record
 

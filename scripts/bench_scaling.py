@@ -48,7 +48,7 @@ def policy_step_s(batch: int, repeats: int = 200) -> float:
     from gipo_robot.sim.robosuite_env import make_env
 
     env = make_env("Lift")
-    shapes = {k: list(v) for k, v in env.sim_spec.obs_shapes.items()}
+    shapes = {k: list(v) for k, v in env.robot_spec.obs_shapes.items()}
     env.close()
     policy = GaussianPolicy(PolicyConfig(low_dim=shapes, action_dim=7, chunk=4, hidden=[256, 256]))
     obs = {k: torch.randn(batch, *v) for k, v in shapes.items()}

@@ -59,7 +59,7 @@ def ceiling(steps: int) -> dict:
     env.reset(seed=0)
     sim = env.robosuite_env.sim
     model, data = sim.model._model, sim.data._data
-    substeps = env.sim_spec.substeps
+    substeps = env.substeps
     for _ in range(100):
         mujoco.mj_step(model, data)
     start = time.perf_counter()

@@ -1,4 +1,6 @@
-"""Simulation: robosuite tasks as gymnasium envs, scripted experts, parallel rollouts, domain randomization.
+"""Simulation: robosuite tasks as gymnasium envs, scripted experts, parallel rollouts, domain randomization,
+and the simulator as a robot backend (:class:`SimRobot`). Every env speaks the robot contract: its
+``robot_spec`` is a :class:`~gipo_robot.hardware.robot.RobotSpec`.
 
 Imports are lazy (robosuite and MuJoCo load on first use of an env), so ``import gipo_robot.sim`` is cheap.
 """
@@ -10,14 +12,15 @@ from typing import Any
 
 _EXPORTS = {
     "make_env": "robosuite_env",
-    "EnvConfig": "robosuite_env",
+    "EnvConfig": "config",
     "RobosuiteEnv": "robosuite_env",
-    "SimSpec": "robosuite_env",
     "SimError": "robosuite_env",
     "RendererUnavailableError": "robosuite_env",
-    "TASKS": "robosuite_env",
-    "ROBOTS": "robosuite_env",
-    "ACTION_MODES": "robosuite_env",
+    "TASKS": "tasks",
+    "TaskInfo": "tasks",
+    "ROBOTS": "config",
+    "ACTION_MODES": "config",
+    "SimRobot": "robot",
     "ScriptedExpert": "experts",
     "collect_demos": "experts",
     "PLANS": "experts",

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from gipo_robot.sim.robosuite_env import OBJECT_FEATURE, RobosuiteEnv, make_env, resolve_task
+from gipo_robot.sim.robosuite_env import OBJECT_FEATURE, RobosuiteEnv, make_env
+from gipo_robot.sim.tasks import resolve_task
 
 OSC_STEP_M = 0.05
 """Metres per control step that an action of +-1 asks robosuite's default OSC controller for."""
@@ -356,8 +357,8 @@ def record_demos(
 ) -> Any:
     """Collect scripted demonstrations straight into a new episode store at ``path``; returns the store.
 
-    The store gets :func:`~gipo_robot.datasets.schema.step_schema`, the env's spec as its robot, the env
-    config and expert settings as attributes, and per episode ``source="demo"``, success, task and
+    The store gets :func:`~gipo_robot.datasets.schema.step_schema`, the env's ``robot_spec`` as its robot,
+    the env config and expert settings as attributes, and per episode ``source="demo"``, success, task and
     ``extra={"seed", "noise", "expert"}``.
 
     Args:
@@ -371,7 +372,7 @@ def record_demos(
     own = env is None
     env = env if env is not None else make_env(task, **env_kwargs)
     try:
-        spec = env.sim_spec
+        spec, task = env.robot_spec, env.config.task
         store = EpisodeStore.create(
             path,
             step_schema(spec),
@@ -380,13 +381,11 @@ def record_demos(
             attrs={"env": env.config.to_dict(), "expert": {"kind": "scripted", "noise": noise, "seed": seed}},
             overwrite=overwrite,
         )
-        for ep in collect_demos(spec.task, episodes, noise, seed, env=env):
+        for ep in collect_demos(task, episodes, noise, seed, env=env):
             steps = {k: v for k, v in ep.items() if isinstance(v, np.ndarray)}
             steps["timestamp"] = np.arange(len(ep["action"])) / spec.control_hz
             extra = {"seed": ep["seed"], "noise": noise, "expert": "scripted"}
-            store.append_episode(
-                steps, source="demo", success=ep["episode_success"], task=spec.task, extra=extra
-            )
+            store.append_episode(steps, source="demo", success=ep["episode_success"], task=task, extra=extra)
             if on_episode is not None:
                 on_episode(ep)
     finally:

@@ -63,6 +63,19 @@ class Randomization:
         """JSON-ready dict."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Randomization:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: unknown keys (listing the known ones) or a bad range.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown randomization keys {unknown}; known: {sorted(names)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
 
 class Randomizer:
     """Applies a :class:`Randomization` to one robosuite env (built by :class:`RobosuiteEnv`).

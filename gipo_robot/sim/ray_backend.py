@@ -10,7 +10,7 @@ of ``0..N-1`` into W blocks) and steps them one after another in its own process
 any node of a Ray cluster. Env ``i`` is seeded exactly as in the other backends, so for the same seeds
 and actions a run equals the subprocess backend bit for bit (tests/sim/test_ray_backend.py).
 
-Only the plain :class:`~gipo_robot.sim.robosuite_env.EnvConfig` crosses to a worker, and only arrays,
+Only the plain :class:`~gipo_robot.sim.config.EnvConfig` crosses to a worker, and only arrays,
 floats and small dicts come back. Fault tolerance: a worker that dies (process killed, node lost) is
 replaced by a fresh actor built from the same config, and the call raises
 :class:`~gipo_robot.sim.vector.WorkerLostError`; the caller drops what it had collected since the last
@@ -37,7 +37,8 @@ try:
 except ImportError as err:  # the optional extra
     raise ImportError("the Ray backend needs Ray: pip install gipo-robot[ray]") from err
 
-from gipo_robot.sim.robosuite_env import EnvConfig, SimError
+from gipo_robot.sim.config import EnvConfig
+from gipo_robot.sim.robosuite_env import SimError
 from gipo_robot.sim.vector import SyncVectorEnv, VectorEnv, WorkerLostError
 
 __all__ = ["EnvWorker", "RayVectorEnv", "connect"]
@@ -82,8 +83,8 @@ class EnvWorker:
         self.venv = SyncVectorEnv(config, num_envs)
 
     def spec(self) -> tuple:
-        """``(sim_spec, single_observation_space, single_action_space)``."""
-        return self.venv.sim_spec, self.venv.single_observation_space, self.venv.single_action_space
+        """``(robot_spec, single_observation_space, single_action_space)``."""
+        return self.venv.robot_spec, self.venv.single_observation_space, self.venv.single_action_space
 
     def pid(self) -> int:
         """The worker's process id (tests kill it to check fault tolerance)."""
@@ -158,7 +159,7 @@ class RayVectorEnv(VectorEnv):
         except SimError:
             self.close()
             raise
-        self.sim_spec = spec
+        self.robot_spec = spec
         self.single_observation_space = obs_space
         self.single_action_space = act_space
 

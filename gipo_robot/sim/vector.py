@@ -3,8 +3,10 @@
 Legend: ``N`` environments, ``A`` action size, ``...`` a feature's own shape.
 
 The interface (:class:`VectorEnv`) is what a rollout loop needs and nothing more: ``reset(seed)``,
-``step(actions)``, ``close()``, ``num_envs``, ``sim_spec`` and the single-env spaces. Observations come
-batched as a dict of ``(N, ...)`` arrays; the policy runs once per step in the parent on the batch.
+``step(actions)``, ``close()``, ``num_envs``, ``config``, ``robot_spec`` (a
+:class:`~gipo_robot.hardware.robot.RobotSpec`, as every env and robot has) and the single-env spaces.
+Observations come batched as a dict of ``(N, ...)`` arrays; the policy runs once per step in the parent
+on the batch.
 A backend is an entry in :data:`BACKENDS`; callers do not change with it. ``ray``
 (:mod:`gipo_robot.sim.ray_backend`, the ``gipo-robot[ray]`` extra, imported only when asked for) spreads
 the envs over Ray actors, possibly on other machines.
@@ -18,7 +20,7 @@ sequence, exactly as a single :class:`~gipo_robot.sim.robosuite_env.RobosuiteEnv
 (tests/sim/test_vector.py).
 
 Workers are spawned processes connected by pipes; each builds its env from the plain
-:class:`~gipo_robot.sim.robosuite_env.EnvConfig` (nothing unpicklable crosses the pipe). A worker that
+:class:`~gipo_robot.sim.config.EnvConfig` (nothing unpicklable crosses the pipe). A worker that
 dies or hangs raises :class:`~gipo_robot.sim.robosuite_env.SimError` in the parent after ``timeout_s``.
 A backend that can replace a dead worker (``ray``) raises :class:`WorkerLostError` instead: the worker is
 already replaced, the step's results are lost, and the caller resets and collects again.
@@ -37,7 +39,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from gipo_robot.sim.robosuite_env import EnvConfig, RobosuiteEnv, SimError, SimSpec
+from gipo_robot.hardware.robot import RobotSpec
+from gipo_robot.sim.config import EnvConfig
+from gipo_robot.sim.robosuite_env import RobosuiteEnv, SimError
 
 
 class WorkerLostError(SimError):
@@ -70,7 +74,10 @@ class VectorEnv(abc.ABC):
     """N copies of one task stepped in lockstep; see the module docstring for the contract."""
 
     num_envs: int
-    sim_spec: SimSpec
+    config: EnvConfig
+    """The config every env is built from (task, horizon, cameras, ...)."""
+    robot_spec: RobotSpec
+    """What one env's observations and actions mean."""
     single_observation_space: gym.spaces.Dict
     single_action_space: gym.spaces.Box
     restarts: int = 0
@@ -143,8 +150,9 @@ class SyncVectorEnv(VectorEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.envs = [RobosuiteEnv(dataclasses.replace(config)) for _ in range(num_envs)]
+        self.config = config
         self.num_envs = num_envs
-        self.sim_spec = self.envs[0].sim_spec
+        self.robot_spec = self.envs[0].robot_spec
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self.envs[0].action_space
 
@@ -170,7 +178,7 @@ def _worker(conn: Connection, config: EnvConfig) -> None:
     """Worker loop: build the env, then serve ("reset", seed) / ("step", action) / ("close", None)."""
     try:
         env = RobosuiteEnv(config)
-        conn.send(("ok", (env.sim_spec, env.observation_space, env.action_space)))
+        conn.send(("ok", (env.robot_spec, env.observation_space, env.action_space)))
     except Exception as err:  # report any construction failure to the parent, then exit
         conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
         return
@@ -211,6 +219,7 @@ class SubprocVectorEnv(VectorEnv):
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.config = config
         self.num_envs = num_envs
         self.timeout_s = timeout_s
         ctx = mp.get_context(start_method)
@@ -228,7 +237,7 @@ class SubprocVectorEnv(VectorEnv):
         except SimError:
             self.close()
             raise
-        self.sim_spec = spec
+        self.robot_spec = spec
         self.single_observation_space = obs_space
         self.single_action_space = act_space
 

@@ -189,7 +189,7 @@ class ScriptedDevice(TeleopDevice):
         """Drive a simulated robot with :class:`gipo_robot.sim.experts.ScriptedExpert`.
 
         Args:
-            robot: a :class:`~gipo_robot.hardware.sim_robot.SimRobot` (the expert reads its privileged
+            robot: a :class:`~gipo_robot.sim.robot.SimRobot` (the expert reads its privileged
                 sim state through ``robot.env``), or a guard wrapping one (``robot.robot``).
             noise: the expert's suboptimality in [0, 1].
             seed: the expert's noise in attempt ``i`` comes from ``seed + i``.
@@ -201,7 +201,7 @@ class ScriptedDevice(TeleopDevice):
         from gipo_robot.sim.experts import ScriptedExpert
 
         sim = _find_sim_robot(robot)
-        task = sim.env.sim_spec.task
+        task = sim.env.config.task
         try:
             ScriptedExpert(task, noise)  # fail here, before the session starts, for an unknown task
         except ValueError as err:

@@ -8,11 +8,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before robosuite/mujoco load (camer
 import pytest
 
 from gipo_robot.hardware.config import ROBOT_TYPES, SIM_OPTIONS, RobotConfigError, load_robot
-from gipo_robot.hardware.sim_robot import SimRobot
+from gipo_robot.sim.robot import SimRobot
 
 
 def test_sim_spec_string_with_options():
-    robot = load_robot("sim:Lift?action_mode=joint_position&cameras=agentview&image_size=32&horizon=50")
+    robot = load_robot("sim:Lift?action_mode=joint_delta&cameras=agentview&image_size=32&horizon=50")
     try:
         assert isinstance(robot, SimRobot)
         assert robot.spec.name == "sim:Lift"

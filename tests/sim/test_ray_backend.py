@@ -65,6 +65,7 @@ def test_ray_equals_in_process_envs_bit_for_bit(local_ray, reference):
     with make_vector_env("Lift", N, backend="ray", backend_options={"workers": W}, horizon=HORIZON) as venv:
         assert venv.slices == [(0, 2), (2, 3)]  # array_split of 3 envs over 2 workers
         assert venv.num_envs == N and venv.single_action_space.shape == (7,)
+        assert venv.robot_spec.name == "sim:Lift" and venv.robot_spec.action_dim == 7
         got = _run(venv, actions, seed=20)
     # Every env ends an episode at steps 6 and 12 (horizon 6, 14 steps): 2 x 3 = 6 auto-resets.
     assert len(ref["final"]) == 6

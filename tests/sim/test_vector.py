@@ -38,6 +38,9 @@ def test_vector_equals_single_env(backend):
     refs = _single_env_reference(actions, seed=20)
     with make_vector_env("Lift", N, backend=backend, horizon=HORIZON) as venv:
         assert venv.num_envs == N and venv.single_action_space.shape == (7,)
+        # the same contract as one env and a real arm: a RobotSpec, sim-only facts in the config
+        assert venv.robot_spec.name == "sim:Lift" and venv.robot_spec.action_mode == "ee_delta"
+        assert venv.robot_spec.action_dim == 7 and venv.config.max_steps == HORIZON
         obs, infos = venv.reset(seed=20)
         assert obs["object"].shape == (N, 10)
         got = [

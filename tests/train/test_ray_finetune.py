@@ -16,8 +16,8 @@ ray = pytest.importorskip("ray")
 
 from gipo_robot.datasets import EpisodeStore  # noqa: E402
 from gipo_robot.policies import load_policy  # noqa: E402
+from gipo_robot.sim.config import EnvConfig  # noqa: E402
 from gipo_robot.sim.ray_backend import RayVectorEnv  # noqa: E402
-from gipo_robot.sim.robosuite_env import EnvConfig  # noqa: E402
 from gipo_robot.train.async_collect import AsyncCollector, policy_state, weights_checksum  # noqa: E402
 from gipo_robot.train.finetune import FinetuneConfig, finetune  # noqa: E402
 
