@@ -305,9 +305,9 @@ def eval_policy(
     as_json: JsonFlag = False,
 ) -> None:
     """Success rate (with a 95% interval), mean return and length of a policy on a simulated task."""
+    from gipo_robot.loops.evaluate import evaluate
     from gipo_robot.policies import CheckpointError, load_policy
     from gipo_robot.policies.checkpoint import check_spec
-    from gipo_robot.policies.evaluate import evaluate
     from gipo_robot.sim import make_env
 
     out = out or policy / f"eval_{task}"
@@ -377,10 +377,11 @@ def deploy_command(
     """Run a policy on a robot behind the safety guard, recording every step; reports loop jitter."""
     from gipo_robot.datasets import DatasetError
     from gipo_robot.hardware.config import load_robot
-    from gipo_robot.hardware.deploy import DeployConfig, check_policy_fits, open_deploy_store
-    from gipo_robot.hardware.deploy import deploy as run_deploy
     from gipo_robot.hardware.robot import RobotError
     from gipo_robot.hardware.safety import SafetyConfig
+    from gipo_robot.loops.actor import check_policy_fits
+    from gipo_robot.loops.deploy import DeployConfig, open_deploy_store
+    from gipo_robot.loops.deploy import deploy as run_deploy
     from gipo_robot.policies import CheckpointError, load_policy
 
     arm = None
@@ -590,10 +591,11 @@ def record(
     from gipo_robot.datasets import DatasetError
     from gipo_robot.hardware.config import load_robot
     from gipo_robot.hardware.pacing import realtime_priority
+    from gipo_robot.loops.actor import PolicyActor
+    from gipo_robot.loops.record import RecorderConfig
+    from gipo_robot.loops.record import record as run_record
     from gipo_robot.policies import CheckpointError
     from gipo_robot.teleop.devices import DEVICES, TeleopError, make_device
-    from gipo_robot.teleop.recorder import PolicyDriver, RecorderConfig
-    from gipo_robot.teleop.recorder import record as run_record
 
     try:
         if device not in DEVICES:
@@ -631,7 +633,9 @@ def record(
                 config.task = follower.spec.name[4:]
             try:
                 operator = make_device(device, follower, **options)
-                driver = PolicyDriver.load(policy, follower.spec) if policy is not None else None
+                driver = None
+                if policy is not None:
+                    driver = PolicyActor.load(policy, follower.spec, where="--policy")
                 with realtime_priority(rt_priority):
                     result = run_record(follower, operator, config, policy=driver)
             finally:

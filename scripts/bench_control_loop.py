@@ -16,7 +16,7 @@ Each loop runs twice: under default scheduling (keys ``virtual_serial``, ``sim``
 under ``SCHED_FIFO`` priority 50 (keys ``*_sched_fifo``; ``gipo-robot deploy --rt-priority 50``).
 
 Reported per robot and rate (ms): p50/p99/max period error ``|(t_k - t_{k-1}) - T|``, missed deadlines
-(steps whose work overran the next tick; see :mod:`gipo_robot.hardware.deploy`), p50/p99 work per step
+(steps whose work overran the next tick; see :mod:`gipo_robot.loops.deploy`), p50/p99 work per step
 and the achieved rate. The floor this project holds itself to: p99 period error <= 2 ms at 50 Hz.
 A robot that cannot step at a rate (robosuite manages ~60-170 steps/s here) shows it as missed deadlines
 and an achieved rate below the target: that is the result, not a failure of the script.

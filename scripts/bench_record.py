@@ -1,7 +1,7 @@
 """Benchmark the teleop recorder: a paced sim session with one camera, dropped frames and period error.
 
 One episode of ``--seconds`` (default 120 s) is recorded at ``--fps`` (20 Hz) on simulated Lift with one
-``--image-size`` (128) square camera, through the real recording loop (:func:`gipo_robot.teleop.record`:
+``--image-size`` (128) square camera, through the real recording loop (:func:`gipo_robot.loops.record.record`:
 safety guard, background writer, QOI frames into a Zarr store). A scripted operator moves the arm in a slow
 circle so every step does real work. Reported: dropped frames (control deadlines missed, as the recorder
 counts them: a step that overruns by 1.2 periods misses one; target 0), frames lost (grid slots in which
@@ -45,9 +45,9 @@ def main() -> None:
 
     from gipo_robot.datasets import EpisodeStore, validate
     from gipo_robot.hardware.pacing import realtime_priority
+    from gipo_robot.loops.record import RecorderConfig, record
     from gipo_robot.sim.robot import SimRobot
     from gipo_robot.teleop.devices import DeviceCommand, TeleopDevice
-    from gipo_robot.teleop.recorder import RecorderConfig, record
 
     steps = round(args.seconds * args.fps)
     robot = SimRobot(

@@ -110,8 +110,8 @@ def offpolicy(history: list[dict]) -> dict:
 
 def final_evaluation(run_dir: Path, task: str, episodes: int) -> float:
     """Success of the run's final policy on ``episodes`` held-out seeds (the runs' evaluation seeds)."""
+    from gipo_robot.loops.evaluate import EVAL_SEED, evaluate
     from gipo_robot.policies.checkpoint import load_policy
-    from gipo_robot.policies.evaluate import EVAL_SEED, evaluate
     from gipo_robot.sim import make_env
 
     env = make_env(task)

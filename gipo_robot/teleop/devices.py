@@ -5,7 +5,7 @@ Legend: ``A`` action size, ``J`` number of joints.
 A device turns an operator (a terminal keyboard, a SpaceMouse, a leader arm, or a script) into
 :class:`DeviceCommand`\\ s, one per control period: an action in the follower robot's *normalised* action
 space (a (A,) float64 vector in [-1, 1], meaning what ``spec.action_mode`` says) and the control events
-the operator raised since the last poll (:data:`EVENTS`). The recorder (:mod:`gipo_robot.teleop.recorder`)
+the operator raised since the last poll (:data:`EVENTS`). The recorder (:mod:`gipo_robot.loops.record`)
 polls the device once per period and acts on both.
 
 Lifecycle: ``start()`` -> (``begin_episode(obs)``, ``poll()``\\ *, ``end_episode()``)* -> ``close()``; a
@@ -230,10 +230,11 @@ class ScriptedDevice(TeleopDevice):
             TeleopError: the store is empty, an episode index is out of range, or the store has no
                 ``action`` feature.
         """
+        from gipo_robot.datasets.importers import open_dataset
         from gipo_robot.datasets.store import EpisodeStore
 
         if not isinstance(store, EpisodeStore):
-            store = EpisodeStore.open(store)
+            store = open_dataset(store)
         if "action" not in store.schema:
             raise TeleopError(f"{store.path}: no 'action' feature to replay; it has {store.schema.names}")
         chosen = list(range(store.n_episodes)) if episodes is None else [int(e) for e in episodes]

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
+from gipo_robot.loops.actor import policy_input
 from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.train.config import FinetuneConfig
 from gipo_robot.train.replay import RolloutBatch
@@ -25,10 +25,6 @@ from gipo_robot.train.replay import RolloutBatch
 __all__ = ["Collected", "backend_options", "collect", "collect_iteration", "store_episodes"]
 
 LOGGER = logging.getLogger(__name__)
-
-
-def _to_torch(obs: dict[str, np.ndarray], keys: list[str]) -> dict[str, Tensor]:
-    return {k: torch.as_tensor(np.asarray(obs[k]), dtype=torch.float32) for k in keys}
 
 
 @dataclass
@@ -119,7 +115,7 @@ def collect(
     }
     tracker = _EpisodeTracker(n)
     for t in range(steps):
-        obs = _to_torch(obs_np, keys)
+        obs = policy_input(obs_np, keys, batched=True)
         actions, _ = policy.sample(obs, generator)
         logp = policy.log_prob_per_dim(obs, actions)
         executed = policy.clip(actions[:, 0]).numpy()
@@ -143,7 +139,7 @@ def collect(
             )
             tracker.add(i, step, reward[i], ended=bool(terminated[i] or truncated[i]), cut=bool(cut[i]))
         rows["obs"].append(obs)
-        rows["next_obs"].append(_to_torch(real_next, keys))
+        rows["next_obs"].append(policy_input(real_next, keys, batched=True))
         rows["actions"].append(actions)
         rows["logp"].append(logp)
         rows["rewards"].append(torch.as_tensor(reward, dtype=torch.float32))
