@@ -342,3 +342,59 @@ def make_device(name: str, robot: Any, **options: Any) -> TeleopDevice:
     if name not in DEVICES:
         raise ValueError(f"unknown device {name!r}; known: {', '.join(DEVICES)}")
     return DEVICES[name](robot, options)
+
+
+def device_options(
+    name: str,
+    *,
+    seed: int | None = None,
+    noise: float = 0.0,
+    replay: Any = None,
+    script: str | None = None,
+    leader: str | None = None,
+    leader_map: Any = None,
+    max_seconds: float | None = None,
+    interactive: bool = False,
+) -> dict[str, Any]:
+    """The :func:`make_device` options of device ``name`` from the ``record`` command's settings.
+
+    Args:
+        name: a key of :data:`DEVICES`.
+        seed, noise, replay, script: the scripted operator's seed, expert noise, store to replay and
+            operator events (JSON ``{"attempt": {"step": ["discard"]}}``).
+        leader, leader_map: the leader arm's robot config and joint mapping (``leader``).
+        max_seconds: the per-episode time limit; a SpaceMouse or leader arm without a terminal for the
+            event keys needs one, since nothing else can end an episode.
+        interactive: a terminal is attached: SpaceMouse and leader sessions then take their event keys
+            from the keyboard (``options["events"]`` is None until the follower's spec is known; see
+            :func:`make_device`'s caller).
+
+    Raises:
+        ValueError: an unknown device, bad ``script`` JSON, a leader without its config, or no way to
+            end an episode.
+    """
+    import json
+
+    if name not in DEVICES:
+        raise ValueError(f"unknown --device {name!r}; known: {', '.join(DEVICES)}")
+    options: dict[str, Any] = {}
+    if name == "scripted":
+        options = {"noise": noise, "seed": seed or 0, "replay": replay}
+        if script is not None:
+            try:
+                options["events"] = json.loads(script)
+            except ValueError as err:
+                raise ValueError(f"--script is not valid JSON: {err}") from None
+    elif name == "leader":
+        if leader is None:
+            raise ValueError("--device leader needs --leader CONFIG (the leader arm's robot config)")
+        options = {"leader": leader, "mapping": leader_map}
+    if name in ("spacemouse", "leader"):
+        if not interactive and max_seconds is None:
+            raise ValueError(
+                f"--device {name} without a terminal for the event keys needs --max-seconds "
+                "(episodes then end at the time limit)"
+            )
+        if interactive:
+            options["events"] = None  # the keyboard's event keys, once the follower's spec is known
+    return options

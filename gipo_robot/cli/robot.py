@@ -1,0 +1,239 @@
+"""``gipo-robot`` commands that drive arms: record, deploy, and the emulators virtual-arm and
+virtual-rosbridge."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gipo_robot.cli.common import JsonFlag, app, emit, error_exit, stdout_to_stderr
+
+
+@app.command("deploy")
+def deploy_command(
+    policy: Annotated[Path, typer.Argument(help="Policy checkpoint directory.")],
+    robot: Annotated[
+        str, typer.Option(help="sim:<Task>[?option=value&...] or a .json/.toml robot config file.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Episode store to record into (appended to if it exists).")
+    ] = Path("deploy.zarr"),
+    episodes: Annotated[int, typer.Option(min=1)] = 1,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Steps per episode at most; needed by real arms.")
+    ] = None,
+    execute_steps: Annotated[
+        int | None, typer.Option(min=1, help="Actions of each chunk executed before re-planning.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Episode i resets with seed + i (sim).")] = 1_000_000,
+    task: Annotated[str, typer.Option(help="Task name recorded with each episode.")] = "",
+    safety: Annotated[Path | None, typer.Option(help="JSON file of SafetyConfig fields.")] = None,
+    realtime: Annotated[
+        bool, typer.Option(help="Pace at the robot's control rate; --no-realtime: sim only, flat out.")
+    ] = True,
+    rt_priority: Annotated[
+        int | None, typer.Option(min=1, max=99, help="Run the loop SCHED_FIFO at this priority (Linux).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a policy on a robot behind the safety guard, recording every step; reports loop jitter."""
+    from gipo_robot.datasets import DatasetError
+    from gipo_robot.hardware.config import load_robot
+    from gipo_robot.hardware.robot import RobotError
+    from gipo_robot.hardware.safety import SafetyConfig
+    from gipo_robot.loops.actor import check_policy_fits
+    from gipo_robot.loops.deploy import DeployConfig, open_deploy_store
+    from gipo_robot.loops.deploy import deploy as run_deploy
+    from gipo_robot.policies import CheckpointError, load_policy
+
+    arm = None
+    try:
+        pol = load_policy(policy)  # a bad checkpoint fails before any robot starts
+        safety_config = SafetyConfig()
+        if safety is not None:
+            try:
+                data = json.loads(safety.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise ValueError(f"safety config {safety}: {err}") from err
+            safety_config = SafetyConfig.from_dict(data, source=str(safety))
+        config = DeployConfig(
+            episodes=episodes,
+            max_steps=max_steps,
+            execute_steps=execute_steps,
+            seed=seed,
+            task=task,
+            realtime=realtime,
+            rt_priority=rt_priority,
+            safety=safety_config,
+        )
+        with stdout_to_stderr(as_json):
+            arm = load_robot(robot)
+            check_policy_fits(pol.config, arm.spec, where=f"policy at {policy}")
+            store = open_deploy_store(out, arm.spec)
+            result = run_deploy(
+                pol, arm, store, config, policy_name=str(policy), log=lambda m: typer.echo(m, err=True)
+            )
+    except (CheckpointError, ValueError, DatasetError, RobotError) as err:
+        raise error_exit(err, as_json) from None
+    finally:
+        close = getattr(arm, "close", None)
+        if callable(close):
+            close()
+    summary = {"policy": str(policy), "robot": robot, "out": str(out), **result.to_dict()}
+    t = summary["timing"]
+    human = (
+        f"{summary['episodes_run']} episodes, {summary['successes']} successful, {summary['steps']} steps "
+        f"-> {out}\nloop at {1e3 / t['period_ms']:.0f} Hz: period error p50 {t['p50_period_error_ms']} ms, "
+        f"p99 {t['p99_period_error_ms']} ms, {t['missed']} missed deadlines; "
+        f"guard interventions {summary['interventions']}"
+        + (f"\nstopped by: {summary['error']}" if summary["error"] else "")
+    )
+    emit(summary, as_json, human)
+
+
+@app.command()
+def record(
+    robot: Annotated[str, typer.Option(help="sim:TASK[?cameras=...&image_size=...] or a robot config file.")],
+    out: Annotated[Path, typer.Option(help="Episode store to create, or to append to if it exists.")],
+    device: Annotated[str, typer.Option(help="keyboard, spacemouse, leader or scripted.")] = "keyboard",
+    task: Annotated[str, typer.Option(help="Task name or instruction stored with each episode.")] = "",
+    episodes: Annotated[int, typer.Option(min=1, help="Stop after saving this many episodes.")] = 1,
+    max_seconds: Annotated[float | None, typer.Option(help="Per-episode time limit, s (then saved).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Control rate, Hz; default: the robot's.")] = None,
+    realtime: Annotated[bool, typer.Option(help="Pace at --fps (off: as fast as the sim steps).")] = True,
+    policy: Annotated[Path | None, typer.Option(help="Policy checkpoint that drives (takeover: t).")] = None,
+    leader: Annotated[str | None, typer.Option(help="--device leader: leader arm robot config.")] = None,
+    leader_map: Annotated[Path | None, typer.Option(help="--device leader: joint mapping JSON/TOML.")] = None,
+    noise: Annotated[float, typer.Option(min=0.0, max=1.0, help="--device scripted: expert noise.")] = 0.0,
+    replay: Annotated[Path | None, typer.Option(help="--device scripted: replay a store's actions.")] = None,
+    script: Annotated[
+        str | None,
+        typer.Option(help='--device scripted: operator events, JSON {"attempt": {"step": ["discard"]}}.'),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Sim: attempt i resets with seed + i.")] = None,
+    rt_priority: Annotated[
+        int | None,
+        typer.Option(min=1, max=99, help="Run the recording loop as a SCHED_FIFO thread at this priority."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record demonstrations by teleoperation (keyboard, SpaceMouse, leader arm) or a scripted operator."""
+    from gipo_robot.datasets import DatasetError
+    from gipo_robot.hardware.config import load_robot
+    from gipo_robot.hardware.pacing import realtime_priority
+    from gipo_robot.loops.actor import PolicyActor
+    from gipo_robot.loops.record import RecorderConfig
+    from gipo_robot.loops.record import record as run_record
+    from gipo_robot.policies import CheckpointError
+    from gipo_robot.teleop.devices import TeleopError, device_options, make_device
+
+    try:
+        options = device_options(
+            device, seed=seed, noise=noise, replay=replay, script=script, leader=leader,
+            leader_map=leader_map, max_seconds=max_seconds, interactive=sys.stdin.isatty(),
+        )  # fmt: skip
+        config = RecorderConfig(
+            out=str(out), task=task, episodes=episodes, max_seconds=max_seconds, fps=fps, realtime=realtime,
+            seed=seed,
+        )  # fmt: skip
+        with stdout_to_stderr(True):
+            follower = load_robot(robot)
+            if "events" in options and options["events"] is None:
+                from gipo_robot.teleop.keyboard import KeyboardDevice
+
+                options["events"] = KeyboardDevice(follower.spec)
+            if not config.task and follower.spec.name.startswith("sim:"):
+                config.task = follower.spec.name[4:]
+            try:
+                operator = make_device(device, follower, **options)
+                driver = None
+                if policy is not None:
+                    driver = PolicyActor.load(policy, follower.spec, where="--policy")
+                with realtime_priority(rt_priority):
+                    result = run_record(follower, operator, config, policy=driver)
+            finally:
+                close = getattr(follower, "close", None)
+                if callable(close):
+                    close()
+    except (DatasetError, TeleopError, CheckpointError, ValueError) as err:
+        raise error_exit(err, as_json) from None
+    summary = {"out": str(out), "device": device, **result.to_dict()}
+    human = (
+        f"saved {len(result.saved)} episode(s) ({result.successes} successful), "
+        f"discarded {result.discarded}, {result.steps} steps, {result.dropped_frames} dropped frames; "
+        f"session ended: {result.ended}; "
+        f"{out} now holds {result.store_episodes} episodes"
+    )
+    emit(summary, as_json, human)
+    if result.ended == "estop":
+        raise typer.Exit(code=2)
+
+
+@app.command("virtual-arm")
+def virtual_arm(
+    protocol: Annotated[str, typer.Option(help="Servo protocol: feetech (STS3215) or dynamixel (XL330).")] = (
+        "feetech"
+    ),
+    config_out: Annotated[
+        Path | None, typer.Option(help="Write a ready robot config (JSON) for this arm here.")
+    ] = None,
+    corrupt: Annotated[float, typer.Option(help="Probability of a corrupted reply checksum.")] = 0.0,
+    drop: Annotated[float, typer.Option(help="Probability of a dropped reply.")] = 0.0,
+    delay_ms: Annotated[float, typer.Option(help="Added delay before every reply, ms.")] = 0.0,
+) -> None:
+    """Emulate a 6-joint servo arm on a pseudo-terminal (real protocol bytes, MuJoCo joints) until Ctrl-C.
+
+    Drive it with any command that takes --robot, e.g. `gipo-robot deploy POLICY --robot arm.json`.
+    """
+    from gipo_robot.hardware.emulators.virtual_bus import (
+        FaultConfig,
+        VirtualArmConfig,
+        robot_config_for,
+        serve,
+    )
+
+    try:
+        faults = FaultConfig(corrupt_prob=corrupt, drop_prob=drop, reply_delay_s=delay_ms / 1000)
+        config = VirtualArmConfig(protocol=protocol, faults=faults)
+    except ValueError as err:
+        raise error_exit(err, False) from err
+
+    def ready(port: str) -> None:
+        robot_config = robot_config_for(config, port)
+        if config_out is not None:
+            config_out.write_text(json.dumps(robot_config, indent=2))
+        typer.echo(
+            f"virtual {protocol} arm on {port}" + (f"; robot config: {config_out}" if config_out else "")
+        )
+        typer.echo("Ctrl-C to stop", err=True)
+
+    counters = serve(config, on_ready=ready)
+    typer.echo(json.dumps(counters), err=True)
+
+
+@app.command("virtual-rosbridge")
+def virtual_rosbridge(
+    port: Annotated[int, typer.Option(help="Websocket port on 127.0.0.1.")] = 9090,
+    command_type: Annotated[
+        str, typer.Option(help="trajectory_msgs/JointTrajectory or std_msgs/Float64MultiArray.")
+    ] = "trajectory_msgs/JointTrajectory",
+    publish_hz: Annotated[float, typer.Option(help="JointState messages per second.")] = 50.0,
+) -> None:
+    """Serve the rosbridge protocol on loopback in front of a simulated 6-joint arm until Ctrl-C.
+
+    A stand-in for `roslaunch rosbridge_server rosbridge_websocket.launch` to rehearse a ROS robot config.
+    """
+    from gipo_robot.hardware.emulators.virtual_rosbridge import VirtualRosbridgeConfig, serve
+
+    try:
+        config = VirtualRosbridgeConfig(port=port, command_type=command_type, publish_hz=publish_hz)
+    except ValueError as err:
+        raise error_exit(err, False) from err
+    typer.echo(f"virtual rosbridge on ws://{config.host}:{config.port} (Ctrl-C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(config)
