@@ -104,7 +104,9 @@ def main() -> None:
     torch.set_num_threads(1)
 
     # Logical CPUs for every worker at once (all configurations stay built for the round-robin).
-    ray.init(num_cpus=sum(WORKERS), include_dashboard=False, log_to_driver=False)
+    from gipo_robot.sim.ray_backend import connect
+
+    connect(num_cpus=sum(WORKERS))  # a local Ray, pinned to 127.0.0.1
     runners: dict[tuple[str, int], VectorRunner] = {}
     for backend in ("subprocess", "ray"):
         for w in WORKERS:

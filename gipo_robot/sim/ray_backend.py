@@ -47,6 +47,22 @@ __all__ = ["EnvWorker", "RayVectorEnv", "connect"]
 LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
 
 
+LOCAL_NODE_IP = "127.0.0.1"
+"""The address a Ray started here binds to: loopback, so nothing of ours listens on the network."""
+
+
+def _keep_on_loopback() -> None:
+    """Make a local Ray bind and talk on 127.0.0.1 only.
+
+    Ray 2.60 turns ``_node_ip_address="127.0.0.1"`` into the machine's network address unless it runs
+    "without clusters" (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read once when ray is imported): then every
+    server (GCS, raylet, workers, runtime-env agent) binds to loopback. The variable is set for the
+    processes Ray starts, and the flag for this one, which has imported ray already.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def connect(address: str | None = None, *, num_cpus: float | None = None) -> None:
     """Make sure this process is connected to Ray.
 
@@ -60,8 +76,10 @@ def connect(address: str | None = None, *, num_cpus: float | None = None) -> Non
     if ray.is_initialized():
         return
     if address is None:
+        _keep_on_loopback()
         ray.init(
             num_cpus=num_cpus if num_cpus is not None else os.cpu_count(),
+            _node_ip_address=LOCAL_NODE_IP,  # a local Ray binds and talks on loopback only
             include_dashboard=False,
             log_to_driver=False,
             object_store_memory=LOCAL_OBJECT_STORE_BYTES,

@@ -12,6 +12,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from gipo_robot.sim.ray_backend import connect  # noqa: E402
 from gipo_robot.sim.robosuite_env import SimError  # noqa: E402
 from gipo_robot.sim.vector import BACKENDS, WorkerLostError, make_vector_env  # noqa: E402
 
@@ -20,10 +21,15 @@ N, W, T, HORIZON = 3, 2, 14, 6  # 3 envs on 2 workers (2 + 1); a 6-step horizon:
 
 @pytest.fixture(scope="module")
 def local_ray():
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    connect(num_cpus=2)  # a local Ray, pinned to 127.0.0.1
     yield
     ray.shutdown()
+
+
+def test_a_local_ray_stays_on_loopback(local_ray):
+    # Ray would otherwise advertise (and bind its servers to) the machine's network address.
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
 
 
 def _run(venv, actions: np.ndarray, seed: int) -> dict[str, list]:

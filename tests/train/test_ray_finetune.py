@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray")
 from gipo_robot.datasets import EpisodeStore  # noqa: E402
 from gipo_robot.policies import load_policy  # noqa: E402
 from gipo_robot.sim.config import EnvConfig  # noqa: E402
-from gipo_robot.sim.ray_backend import RayVectorEnv  # noqa: E402
+from gipo_robot.sim.ray_backend import RayVectorEnv, connect  # noqa: E402
 from gipo_robot.train.async_collect import AsyncCollector, policy_state, weights_checksum  # noqa: E402
 from gipo_robot.train.finetune import FinetuneConfig, finetune  # noqa: E402
 
@@ -40,8 +40,7 @@ TIMING = {"env_steps_per_s", "update_s", "collect_s"}  # wall-clock numbers, dif
 
 @pytest.fixture(scope="module")
 def local_ray():
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    connect(num_cpus=2)  # a local Ray, pinned to 127.0.0.1
     yield
     ray.shutdown()
 
