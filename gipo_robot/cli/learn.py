@@ -18,14 +18,9 @@ from gipo_robot.train.config import FinetuneConfig
 @app.command()
 def objectives(as_json: JsonFlag = False) -> None:
     """List the policy objectives and their default parameters."""
-    import inspect
+    from gipo_robot.objectives import OBJECTIVES, objective_params
 
-    from gipo_robot.objectives import OBJECTIVES
-
-    table = {}
-    for name, fn in OBJECTIVES.items():
-        params = inspect.signature(fn).parameters.values()
-        table[name] = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    table = {name: objective_params(name) for name in OBJECTIVES}
     human = "\n".join(
         f"{name:10s} {', '.join(f'{k}={v}' for k, v in ps.items())}" for name, ps in table.items()
     )

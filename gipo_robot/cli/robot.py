@@ -81,9 +81,8 @@ def deploy_command(
     except (CheckpointError, ValueError, DatasetError, RobotError) as err:
         raise error_exit(err, as_json) from None
     finally:
-        close = getattr(arm, "close", None)
-        if callable(close):
-            close()
+        if arm is not None:
+            arm.close()
     summary = {"policy": str(policy), "robot": robot, "out": str(out), **result.to_dict()}
     t = summary["timing"]
     human = (
@@ -157,9 +156,7 @@ def record(
                 with realtime_priority(rt_priority):
                     result = run_record(follower, operator, config, policy=driver)
             finally:
-                close = getattr(follower, "close", None)
-                if callable(close):
-                    close()
+                follower.close()
     except (DatasetError, TeleopError, CheckpointError, ValueError) as err:
         raise error_exit(err, as_json) from None
     summary = {"out": str(out), "device": device, **result.to_dict()}

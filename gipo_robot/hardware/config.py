@@ -197,9 +197,7 @@ def load_robot(spec: str | Path) -> Robot:
         try:
             return RobotWithCameras(robot, [c.camera() for c in cameras])
         except ValueError:
-            close = getattr(robot, "close", None)  # a simulator holds an env: free it
-            if callable(close):
-                close()
+            robot.close()  # a simulator holds an env: free it
             raise
     except RobotConfigError:
         raise

@@ -271,6 +271,13 @@ class Robot(abc.ABC):
         """
         return None
 
+    def close(self) -> None:
+        """Disconnect (leaving the arm held) and free what the robot owns, e.g. a simulator's env.
+
+        The default only disconnects; backends that own more override it, and wrappers close what they wrap.
+        """
+        self.disconnect()
+
     def __enter__(self) -> Robot:
         self.connect()
         return self

@@ -299,11 +299,9 @@ class SafetyGuard(Robot):
         self.robot.disconnect()
 
     def close(self) -> None:
-        """Disconnect, then free the wrapped robot (its ``close()``, where it has one: a simulator)."""
+        """Disconnect, then close the wrapped robot (which frees what it owns, e.g. a simulator)."""
         self.disconnect()
-        close = getattr(self.robot, "close", None)
-        if callable(close):
-            close()
+        self.robot.close()
 
     def reset(self, *, seed: int | None = None) -> dict[str, np.ndarray]:
         """Reset the wrapped robot (it may move home: refused while e-stopped) and zero the counts.

@@ -192,11 +192,9 @@ class RobotWithCameras(Robot):
             self.robot.disconnect()
 
     def close(self) -> None:
-        """Disconnect, then free the wrapped robot (its ``close()``, where it has one: a simulator)."""
+        """Disconnect, then close the wrapped robot (which frees what it owns, e.g. a simulator)."""
         self.disconnect()
-        close = getattr(self.robot, "close", None)
-        if callable(close):
-            close()
+        self.robot.close()
 
     def _with_frames(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = dict(obs)

@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from gipo_robot.configs import save_config
+from gipo_robot.configs import load_config, save_config
 from gipo_robot.loops.evaluate import EVAL_SEED, evaluate
 from gipo_robot.policies.checkpoint import check_spec, load_critic, load_policy
 from gipo_robot.policies.critic import Critic
@@ -285,9 +285,7 @@ def _rounding_note(config: FinetuneConfig) -> str:
 def _check_resume(config: FinetuneConfig, out: Path) -> None:
     """Refuse to resume ``out`` with another config. Fields a run saved before they existed take their
     defaults (the behaviour it ran with)."""
-    defaults = json.loads(json.dumps(asdict(FinetuneConfig())))
-    saved = {**defaults, **json.loads((out / "config.json").read_text())}
-    if saved != json.loads(json.dumps(asdict(config))):
+    if load_config(FinetuneConfig, out / "config.json") != config:
         raise FinetuneError(f"{out / 'config.json'} differs from the given config; resume needs the same one")
 
 
