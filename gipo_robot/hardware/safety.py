@@ -11,6 +11,11 @@ checks, in the order they run on one action:
 ``nan``
     A NaN or inf anywhere in the action: nothing is sent, the arm holds (``robot.hold()``), and the hold
     command is returned. ``SafetyConfig.nan_estop_after`` rejected actions in a row trigger an e-stop.
+``sensor``
+    A NaN or inf in a floating-point observation feature (e.g. a ROS joint reporting ``null``) is a sensor
+    fault, counted once per observation: the next ``act`` sends nothing, holds and returns the previous
+    (finite) target, so no limit is ever computed from an unknown position.
+    ``SafetyConfig.sensor_estop_after`` faulty observations in a row trigger an e-stop.
 ``joint_limit``
     Joint modes: the joint target (``joint_position``: the action; ``joint_delta``: the measured position
     plus the action) is clamped into ``[joint_low + margin, joint_high - margin]``.
@@ -67,7 +72,7 @@ __all__ = ["INTERVENTION_KINDS", "EStopError", "SafetyConfig", "SafetyGuard"]
 
 log = logging.getLogger(__name__)
 
-INTERVENTION_KINDS = ("nan", "joint_limit", "delta", "velocity", "workspace", "watchdog", "estop")
+INTERVENTION_KINDS = ("nan", "sensor", "joint_limit", "delta", "velocity", "workspace", "watchdog", "estop")
 """What :attr:`SafetyGuard.interventions` counts, one key each."""
 
 JOINT_FEATURES = ("joint_pos", "robot0_joint_pos")
@@ -125,6 +130,8 @@ class SafetyConfig:
     """Fraction of ``max_step`` allowed on the first step after connect; in (0, 1]."""
     nan_estop_after: int | None = 10
     """E-stop after this many rejected (NaN/inf) actions in a row; None never does."""
+    sensor_estop_after: int | None = 3
+    """E-stop after this many observations in a row with a NaN/inf measurement; None never does."""
     joint_feature: str | None = None
     """Observation feature with the measured joint positions (J,) rad; None: the first of
     :data:`JOINT_FEATURES` the robot observes."""
@@ -162,12 +169,10 @@ class SafetyConfig:
         _positive(self.soft_start_fraction, "soft_start_fraction", allow_none=False)
         if self.soft_start_fraction > 1:
             raise ValueError(f"SafetyConfig.soft_start_fraction must be <= 1, got {self.soft_start_fraction}")
-        if self.nan_estop_after is not None and (
-            not isinstance(self.nan_estop_after, int) or self.nan_estop_after < 1
-        ):
-            raise ValueError(
-                f"SafetyConfig.nan_estop_after must be an int >= 1, got {self.nan_estop_after!r}"
-            )
+        for name in ("nan_estop_after", "sensor_estop_after"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"SafetyConfig.{name} must be an int >= 1, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -212,6 +217,8 @@ class SafetyGuard(Robot):
         self._previous: np.ndarray | None = None
         self._steps_since_connect = 0
         self._consecutive_nan = 0
+        self._consecutive_sensor = 0
+        self._obs_faulty = False
         self._n_acts = 0
         self._last_act = time.monotonic()
         self._watchdog_armed = False
@@ -317,6 +324,7 @@ class SafetyGuard(Robot):
             self._counts = dict.fromkeys(INTERVENTION_KINDS, 0)
             self._n_acts = 0
             self._consecutive_nan = 0
+            self._consecutive_sensor = 0
             self._set_obs(obs)
             self._previous = self._rest_command(obs)
         return obs
@@ -362,7 +370,10 @@ class SafetyGuard(Robot):
             if self._previous is None:
                 self._previous = self._rest_command(self._obs)
             self._n_acts += 1
-            if not np.all(np.isfinite(action)):
+            if self._obs_faulty:  # counted when observed; never limit from an unknown position
+                self.hold()
+                sent = self._hold_command()
+            elif not np.all(np.isfinite(action)):
                 sent = self._reject_non_finite()
             else:
                 self._consecutive_nan = 0
@@ -404,6 +415,7 @@ class SafetyGuard(Robot):
         self._estop_reason = None
         self._steps_since_connect = 0
         self._consecutive_nan = 0
+        self._consecutive_sensor = 0
 
     @contextlib.contextmanager
     def estop_on_sigint(self) -> Iterator[SafetyGuard]:
@@ -437,6 +449,20 @@ class SafetyGuard(Robot):
     def _set_obs(self, obs: dict[str, np.ndarray]) -> None:
         self._obs = obs
         self._obs_fresh = True
+        bad = [k for k, v in obs.items() if np.asarray(v).dtype.kind == "f" and not np.isfinite(v).all()]
+        self._obs_faulty = bool(bad)
+        if not bad:
+            self._consecutive_sensor = 0
+            return
+        self._counts["sensor"] += 1
+        self._consecutive_sensor += 1
+        limit = self.config.sensor_estop_after
+        if limit is not None and self._consecutive_sensor >= limit and self._estop_reason is None:
+            n, names = self._consecutive_sensor, ", ".join(bad)
+            self._estop_reason = f"{n} observations in a row with non-finite measurements ({names})"
+            self._counts["estop"] += 1
+            log.warning("%s: e-stop: %s", self.spec.name, self._estop_reason)
+            self.hold()
 
     def _measured(self, obs: dict[str, np.ndarray] | None) -> np.ndarray:
         """(A,) measured joint position per action dimension, NaN where unknown."""
