@@ -106,6 +106,11 @@ class PolicyActor:
             ``policy.sample``) with ``generator``.
         generator: the random source of sampled actions (None: torch's global one).
 
+    Attributes:
+        last_sample: after a sampled action, ``(sample, logp_per_dim)``: the raw (A,) Gaussian draw the
+            returned action was clipped from and its behaviour log-prob per dimension (what an importance
+            ratio needs: ``deploy --sample`` and robot fine-tuning store both); None when deterministic.
+
     Raises:
         ValueError: ``execute_steps`` outside 1..H.
     """
@@ -128,7 +133,8 @@ class PolicyActor:
         self.generator = generator
         self.low_dim = sorted(policy.config.low_dim)
         self.images = sorted(policy.config.images)
-        self._queue: list[np.ndarray] = []
+        self._queue: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = []
+        self.last_sample: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def load(
@@ -165,11 +171,17 @@ class PolicyActor:
             KeyError: ``obs`` lacks a feature the policy reads.
         """
         if not self._queue:
-            batch = policy_input(obs, self.low_dim, self.images)
-            with torch.no_grad():
-                if self.deterministic:
-                    chunk = self.policy.mode(batch)
-                else:
-                    chunk = self.policy.clip(self.policy.sample(batch, self.generator)[0])
-            self._queue = list(chunk[0, : self.execute_steps].double().numpy())
-        return self._queue.pop(0)
+            self._queue = self._plan(policy_input(obs, self.low_dim, self.images))
+        action, self.last_sample = self._queue.pop(0)
+        return action
+
+    @torch.no_grad()
+    def _plan(self, batch: dict[str, torch.Tensor]) -> list:
+        """The next ``execute_steps`` actions of a new chunk, each with its (sample, logp per dim) or None."""
+        n = self.execute_steps
+        if self.deterministic:
+            return [(a, None) for a in self.policy.mode(batch)[0, :n].double().numpy()]
+        raw, _ = self.policy.sample(batch, self.generator)
+        logp = self.policy.log_prob_per_dim(batch, raw)[0, :n].numpy()
+        sent = self.policy.clip(raw)[0, :n].double().numpy()
+        return [(sent[i], (raw[0, i].numpy(), logp[i])) for i in range(n)]

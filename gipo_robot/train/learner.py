@@ -79,18 +79,29 @@ class Learner:
             "policy": torch.optim.Adam(policy.parameters(), lr=config.policy_lr),
             "critic": torch.optim.Adam(critic.parameters(), lr=config.critic_lr),
         }
+        self.bc_coef = config.bc_coef  # the robot loop turns the BC term on once interventions arrive
         self.bad_updates = 0  # consecutive non-finite policy updates
 
-    def update(self, replay: ReplayBuffer, iteration: int, generator: torch.Generator) -> dict[str, Any]:
+    def update(
+        self, replay: ReplayBuffer, iteration: int, generator: torch.Generator, n_updates: int | None = None
+    ) -> dict[str, Any]:
         """One iteration's updates (the policy's only after ``critic_warmup_iters``); returns their stats.
+
+        Args:
+            replay: the batches to learn from.
+            iteration: the update round (0-based; the policy moves from ``critic_warmup_iters`` on).
+            generator: draws the minibatches.
+            n_updates: gradient steps of the critic and of the policy; None: ``config.updates_per_iter``
+                (the robot loop passes its own, from the steps that arrived since the last round).
 
         Raises:
             FinetuneError: ``max_bad_updates`` non-finite policy updates in a row.
         """
+        n_updates = self.config.updates_per_iter if n_updates is None else n_updates
         data = self._gather(replay)
-        record: dict[str, Any] = {"value_loss": self._update_critic(data, replay, generator)}
+        record: dict[str, Any] = {"value_loss": self._update_critic(data, replay, generator, n_updates)}
         if iteration >= self.config.critic_warmup_iters:
-            record.update(self._update_policy(data, replay, generator, iteration))
+            record.update(self._update_policy(data, replay, generator, iteration, n_updates))
         else:
             record["skipped_updates"] = 0
         with torch.no_grad():
@@ -114,11 +125,13 @@ class Learner:
             "ret": torch.cat([r.reshape(-1) for r in rets]),
         }
 
-    def _update_critic(self, data: dict[str, Any], replay: ReplayBuffer, generator: torch.Generator) -> float:
+    def _update_critic(
+        self, data: dict[str, Any], replay: ReplayBuffer, generator: torch.Generator, n_updates: int
+    ) -> float:
         """``U`` steps of the value regression; returns the mean loss."""
         config, optim = self.config, self.optimizers["critic"]
         losses = []
-        for idx in replay.minibatches(config.minibatch_size, config.updates_per_iter, generator):
+        for idx in replay.minibatches(config.minibatch_size, n_updates, generator):
             obs = {k: v[idx] for k, v in data["obs"].items()}
             loss = torch.nn.functional.mse_loss(self.critic(obs), data["ret"][idx])
             optim.zero_grad(set_to_none=True)
@@ -129,14 +142,19 @@ class Learner:
         return float(np.mean(losses))
 
     def _update_policy(
-        self, data: dict[str, Any], replay: ReplayBuffer, generator: torch.Generator, iteration: int
+        self,
+        data: dict[str, Any],
+        replay: ReplayBuffer,
+        generator: torch.Generator,
+        iteration: int,
+        n_updates: int,
     ) -> dict[str, Any]:
         """``U`` steps of the objective (stopping early past ``target_kl``); returns the mean stats."""
         config, policy, optim = self.config, self.policy, self.optimizers["policy"]
         stats_acc: dict[str, list[float]] = {}
         record: dict[str, Any] = {}
         skipped = 0
-        for idx in replay.minibatches(config.minibatch_size, config.updates_per_iter, generator):
+        for idx in replay.minibatches(config.minibatch_size, n_updates, generator):
             loss, stats = self._loss(data, idx, generator)
             optim.zero_grad(set_to_none=True)
             loss.backward()
@@ -168,12 +186,12 @@ class Learner:
             *at_level(logp, data["logp_b"][idx], adv, data["mask"][idx], config.ratio_level),
             **config.objective_params,
         )
-        if self.demo_data is not None:
+        if self.demo_data is not None and len(self.demo_data) and self.bc_coef > 0:
             rows = torch.randint(0, len(self.demo_data), (config.minibatch_size,), generator=generator)
             demo = self.demo_data.subset(rows)
             bc = -(policy.log_prob_per_dim(demo.obs, demo.actions).sum(-1) * demo.mask).sum()
             bc = bc / demo.mask.sum().clamp(min=1)
-            loss = loss + config.bc_coef * bc
+            loss = loss + self.bc_coef * bc
             stats["bc_nll"] = bc.detach()
         return loss, stats
 

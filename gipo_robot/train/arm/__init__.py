@@ -1,0 +1,24 @@
+"""Fine-tuning on the arm itself: an asynchronous actor and learner around any :class:`~gipo_robot.hardware.robot.Robot`.
+
+``gipo-robot finetune --policy BC --robot ROBOT`` (:func:`finetune_on_robot`): the actor acts on the robot
+behind the safety guard at its control rate, sampling from the policy's Gaussian, and stores every episode
+with its behaviour log-probs, versions and interventions; the learner (a second process) trains with the
+objective (GIPO by default) on whatever has landed and publishes versioned weights. The robot never waits
+for the learner, so what the learner trains on is stale by construction; GIPO's trust weight is what keeps
+it useful. The modules, in the order data flows:
+
+- :mod:`.config` — :class:`ArmConfig`, the run's settings (FinetuneConfig's learner fields plus the robot's);
+- :mod:`.channel` — the run directory as the channel between the two processes;
+- :mod:`.actor_loop` — the actor: swap weights, reset, guarded steps, label, commit;
+- :mod:`.operator` — labels and resets from a person at the terminal, or a script;
+- :mod:`.episodes` — stored episodes -> rollout batches (label reward) and BC data (interventions);
+- :mod:`.logs` — logged episodes of earlier sessions (``--from-store``);
+- :mod:`.learner_loop` — the learner process: read, replay, update, publish, checkpoint;
+- :mod:`.run` — both together, the learner supervised;
+- :mod:`.report` — the learning curve and the run's numbers.
+"""
+
+from gipo_robot.train.arm.config import ArmConfig
+from gipo_robot.train.arm.run import finetune_on_robot
+
+__all__ = ["ArmConfig", "finetune_on_robot"]

@@ -1,0 +1,131 @@
+"""Stored robot episodes -> what the learner trains on.
+
+Legend: ``L`` steps of an episode, ``H`` the policy's chunk, ``A`` action size.
+
+The actor stores every step with :func:`arm_schema`'s features: besides the one step schema, the raw
+Gaussian ``sample`` the policy drew (what its behaviour log-prob scores; ``action`` is the command the guard
+let through), ``logp_per_dim`` (the behaviour log-prob of ``sample`` per action dimension; ``logp`` is
+their sum) and ``intervention`` (the operator had taken over: the step is a demonstration, not a sample).
+
+An episode becomes one ``(L, 1)`` :class:`~gipo_robot.train.replay.RolloutBatch`:
+
+- the reward is the episode's success *label* (1 at its last step), whatever produced it (the simulator,
+  the operator, a classifier): relabelling an episode changes what the learner learns from it;
+- a successful episode ends ``terminated``, any other ``truncated`` (bootstrapped with the critic);
+- the policy executes the first step of each chunk (receding horizon, as in the vector path): ``actions``
+  and ``logp_behavior`` hold the sample at chunk step 0, and ``exec_mask`` is True there for the steps the
+  policy sampled; intervention steps (and logged steps with no behaviour log-prob) are masked out of the
+  importance-sampled objective and feed the BC term instead (:func:`intervention_data`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from gipo_robot.datasets.schema import Feature, Schema, step_schema
+from gipo_robot.policies.bc import BCData
+from gipo_robot.train.replay import RolloutBatch
+
+__all__ = ["arm_schema", "episode_batch", "intervention_data", "mc_returns", "policy_steps"]
+
+
+def arm_schema(spec: object, *, image_codec: str | None = None) -> Schema:
+    """The step schema of robot fine-tuning (and of ``deploy --sample``): the one step schema plus ``sample``
+    (A,), ``logp_per_dim`` (A,) and ``intervention``."""
+    a = spec.action_dim  # type: ignore[attr-defined]
+    extra = (
+        Feature("sample", "float32", (a,), "low_dim", fill=0.0),
+        Feature("logp_per_dim", "float32", (a,), "low_dim", fill=0.0),
+        Feature("intervention", "bool", (), "scalar", fill=False),
+    )
+    return step_schema(spec, image_codec=image_codec, extra=extra)  # type: ignore[arg-type]
+
+
+def policy_steps(steps: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``(L,)`` bool: the steps a policy sampled with a recorded behaviour log-prob (not an operator's)."""
+    n = len(steps["action"])
+    if "sample" not in steps or "logp_per_dim" not in steps or "policy_version" not in steps:
+        return np.zeros(n, dtype=bool)
+    sampled = np.asarray(steps["policy_version"]) >= 0
+    if "intervention" in steps:
+        sampled &= ~np.asarray(steps["intervention"], dtype=bool)
+    return sampled
+
+
+def episode_batch(
+    steps: Mapping[str, np.ndarray], *, success: bool, version: int, low_dim: Sequence[str], chunk: int
+) -> RolloutBatch:
+    """One stored episode as a ``(L, 1)`` rollout batch (see the module docstring).
+
+    Args:
+        steps: the episode's features (``EpisodeStore.episode``): ``obs.<k>`` for each ``k`` in ``low_dim``,
+            ``action``, and where a policy sampled ``sample``, ``logp_per_dim``, ``policy_version``.
+        success: the episode's label.
+        version: the batch's policy version (the learner's lag accounting uses it).
+        low_dim: the observation features the policy reads.
+        chunk: H, the policy's chunk length.
+    """
+    n, a = steps["action"].shape
+    obs = {k: torch.from_numpy(np.asarray(steps[f"obs.{k}"], dtype=np.float32))[:, None] for k in low_dim}
+    next_obs = {k: torch.cat([v[1:], v[-1:]]) for k, v in obs.items()}
+    mask = torch.from_numpy(policy_steps(steps))
+    actions = torch.zeros(n, 1, chunk, a)
+    logp = torch.zeros(n, 1, chunk, a)
+    if mask.any():
+        actions[:, 0, 0] = torch.from_numpy(np.asarray(steps["sample"], dtype=np.float32))
+        logp[:, 0, 0] = torch.from_numpy(np.asarray(steps["logp_per_dim"], dtype=np.float32))
+    exec_mask = torch.zeros(n, 1, chunk, dtype=torch.bool)
+    exec_mask[:, 0, 0] = mask
+    rewards = torch.zeros(n, 1)
+    terminated = torch.zeros(n, 1, dtype=torch.bool)
+    truncated = torch.zeros(n, 1, dtype=torch.bool)
+    rewards[-1, 0] = float(success)
+    terminated[-1, 0] = bool(success)
+    truncated[-1, 0] = not success
+    return RolloutBatch(obs, next_obs, actions, logp, exec_mask, rewards, terminated, truncated, version)
+
+
+def mc_returns(length: int, success: bool, gamma: float) -> np.ndarray:
+    """``(L,)`` discounted returns of an episode whose only reward is its success label at the end."""
+    return float(success) * gamma ** np.arange(length - 1, -1, -1, dtype=np.float64)
+
+
+def intervention_data(
+    episodes: Sequence[tuple[int, Mapping[str, np.ndarray], np.ndarray]], low_dim: Sequence[str], chunk: int
+) -> BCData | None:
+    """The BC term's demonstrations: the chosen steps of each episode, their sent ``action`` at chunk step 0.
+
+    Args:
+        episodes: ``(episode index, its features, (L,) bool steps to use)``; e.g. intervention steps, or
+            every step of a teleoperated episode.
+        low_dim: the observation features the policy reads.
+        chunk: H.
+
+    Returns:
+        :class:`~gipo_robot.policies.bc.BCData` with one sample per chosen step, or None when there are none.
+    """
+    obs: dict[str, list[np.ndarray]] = {k: [] for k in low_dim}
+    actions, index = [], []
+    for episode, steps, use in episodes:
+        if not np.any(use):
+            continue
+        for k in low_dim:
+            obs[k].append(np.asarray(steps[f"obs.{k}"], dtype=np.float32)[use])
+        actions.append(np.asarray(steps["action"], dtype=np.float32)[use])
+        index.append(np.full(int(np.sum(use)), episode))
+    if not actions:
+        return None
+    sent = torch.from_numpy(np.concatenate(actions))
+    chunks = torch.zeros(len(sent), chunk, sent.shape[1])
+    chunks[:, 0] = sent
+    mask = torch.zeros(len(sent), chunk, dtype=torch.bool)
+    mask[:, 0] = True
+    return BCData(
+        {k: torch.from_numpy(np.concatenate(v)) for k, v in obs.items()},
+        chunks,
+        mask,
+        torch.from_numpy(np.concatenate(index)),
+    )

@@ -1,0 +1,117 @@
+"""Learning from logged episodes of earlier sessions (``finetune --robot --from-store STORE...``).
+
+What a logged episode contributes depends on what it recorded:
+
+- steps a policy *sampled* with their behaviour log-prob (``deploy --sample``, earlier ``finetune --robot``
+  runs): replayed under the objective as stale data. Their behaviour policy is not this run's, so they
+  enter as version 0 (the run's start): their lag grows with every update, the objective's trust weight
+  decides how much they still count, and with ``stale="drop"`` they leave after ``max_lag`` versions;
+- teleoperated or demonstrated steps (source ``teleop``/``demo``, and intervention steps): the BC term;
+- every episode with a success label: critic pretraining, a regression of V toward the label's discounted
+  return (:func:`~gipo_robot.train.arm.episodes.mc_returns`) before the first round.
+
+Deterministic deployment logs (no log-prob) therefore only teach the critic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from gipo_robot.datasets import DatasetError
+from gipo_robot.datasets.importers import open_dataset
+from gipo_robot.policies.bc import BCData
+from gipo_robot.train.arm.episodes import episode_batch, intervention_data, mc_returns, policy_steps
+from gipo_robot.train.replay import RolloutBatch
+
+__all__ = ["LoggedData"]
+
+
+@dataclass
+class LoggedData:
+    """What ``--from-store`` stores hold, in memory.
+
+    Attributes:
+        batches: one version-0 rollout batch per episode with sampled steps.
+        bc: the BC term's demonstrations (teleop/demo episodes, intervention steps), or None.
+        obs: feature -> ``(M, *shape)`` observations of every logged step (critic pretraining).
+        returns: ``(M,)`` their discounted label returns.
+        n_episodes: episodes read.
+    """
+
+    batches: list[RolloutBatch] = field(default_factory=list)
+    bc: BCData | None = None
+    obs: dict[str, torch.Tensor] = field(default_factory=dict)
+    returns: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    n_episodes: int = 0
+    gamma: float = 0.99
+
+    @classmethod
+    def load(
+        cls, paths: Sequence[str], low_dim: Sequence[str], chunk: int, gamma: float = 0.99
+    ) -> LoggedData:
+        """Read every episode of the stores at ``paths`` (any format ``gipo-robot convert`` reads).
+
+        Raises:
+            DatasetError: a store lacks an observation feature the policy reads (naming store and feature).
+        """
+        data = cls(gamma=gamma)
+        obs: dict[str, list[np.ndarray]] = {k: [] for k in low_dim}
+        returns, demos = [], []
+        for path in paths:
+            store = open_dataset(path)
+            missing = [f"obs.{k}" for k in low_dim if f"obs.{k}" not in store.schema]
+            if missing:
+                raise DatasetError(f"lacks {missing}, which the policy reads", path=path, feature=missing[0])
+            table = store.meta_table()
+            keys = [f"obs.{k}" for k in low_dim] + [
+                k for k in ("action", "sample", "logp_per_dim", "policy_version", "intervention")
+                if k in store.schema
+            ]  # fmt: skip
+            for i in range(store.n_episodes):
+                steps = store.episode(i, keys)
+                success = bool(table["success"][i])
+                sampled = policy_steps(steps)
+                if sampled.any():
+                    data.batches.append(
+                        episode_batch(steps, success=success, version=0, low_dim=low_dim, chunk=chunk)
+                    )
+                demo = str(table["source"][i]) in ("teleop", "demo")
+                use = np.ones(len(steps["action"]), bool) if demo else ~sampled & _intervened(steps)
+                demos.append((i, steps, use))
+                for k in low_dim:
+                    obs[k].append(np.asarray(steps[f"obs.{k}"], dtype=np.float32))
+                returns.append(mc_returns(len(steps["action"]), success, gamma))
+                data.n_episodes += 1
+        if data.n_episodes:
+            data.obs = {k: torch.from_numpy(np.concatenate(v)) for k, v in obs.items()}
+            data.returns = torch.from_numpy(np.concatenate(returns)).float()
+        data.bc = intervention_data(demos, low_dim, chunk)
+        return data
+
+    def pretrain_critic(
+        self, critic: Any, optim: torch.optim.Optimizer, config: Any, gen: torch.Generator
+    ) -> float:
+        """``config.critic_pretrain_steps`` regression steps of ``critic`` toward the label returns; the last
+        loss."""
+        loss = torch.zeros(())
+        n = len(self.returns)
+        for _ in range(config.critic_pretrain_steps):
+            idx = torch.randint(0, n, (min(config.minibatch_size, n),), generator=gen)
+            loss = torch.nn.functional.mse_loss(
+                critic({k: v[idx] for k, v in self.obs.items()}), self.returns[idx]
+            )
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(critic.parameters(), config.grad_clip)
+            optim.step()
+        return float(loss)
+
+
+def _intervened(steps: dict[str, np.ndarray]) -> np.ndarray:
+    n = len(steps["action"])
+    return np.asarray(steps["intervention"], dtype=bool) if "intervention" in steps else np.zeros(n, bool)
