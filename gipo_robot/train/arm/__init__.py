@@ -1,4 +1,4 @@
-"""Fine-tuning on the arm itself: an asynchronous actor and learner around any :class:`~gipo_robot.hardware.robot.Robot`.
+"""Fine-tuning on the arm itself: an asynchronous actor and learner around any robot.
 
 ``gipo-robot finetune --policy BC --robot ROBOT`` (:func:`finetune_on_robot`): the actor acts on the robot
 behind the safety guard at its control rate, sampling from the policy's Gaussian, and stores every episode
