@@ -21,6 +21,12 @@ queue the commands and replay them on reconnection), and after ``reconnect_budge
 ``observe``/``act`` raise :class:`~gipo_robot.hardware.robot.RobotError`. :meth:`RosArm.hold` publishes
 the last measured position and never raises.
 
+Non-finite readings. A joint whose position arrives as ``null`` (rosbridge's JSON for a NaN) or NaN/inf is
+observed as NaN: deciding what to do is the guard's job (:class:`~gipo_robot.hardware.safety.SafetyGuard`
+counts a sensor fault and holds). Nothing non-finite is ever published: :meth:`RosArm.hold` holds each
+joint at its last finite reading (or, never read, its last commanded target), and velocities are not
+differenced across a NaN.
+
 Needs the ``[ros]`` extra (``pip install gipo-robot[ros]``); roslibpy is imported on :meth:`connect`.
 Rehearse without a robot against :mod:`gipo_robot.hardware.emulators.virtual_rosbridge`.
 """
@@ -118,7 +124,10 @@ class RosArmConfig:
     """Human-readable robot name (the spec's ``name``)."""
 
     def __post_init__(self) -> None:
-        self.joint_names = tuple(str(n) for n in self.joint_names)
+        names = self.joint_names
+        if isinstance(names, str) or not all(isinstance(j, str) and j for j in names):
+            raise ValueError(f"RosArmConfig.joint_names must be a list of joint names, got {names!r}")
+        self.joint_names = tuple(names)
         n = len(self.joint_names)
         if n == 0:
             raise ValueError("RosArmConfig.joint_names is empty")
@@ -165,8 +174,8 @@ class RosArmConfig:
             "home_tolerance",
         ):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"RosArmConfig.{field} must be a number > 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"RosArmConfig.{field} must be a finite number > 0, got {value!r}")
         if self.reconnect_max_s < self.reconnect_initial_s:
             raise ValueError(
                 f"RosArmConfig.reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_initial_s "
@@ -186,6 +195,8 @@ class RosArmConfig:
 
     def _vector(self, field: str, value: Any) -> tuple[float, ...]:
         try:
+            if isinstance(value, str) or any(isinstance(v, str | bool) for v in value):
+                raise TypeError(value)
             out = tuple(float(v) for v in value)
         except (TypeError, ValueError) as err:
             raise ValueError(f"RosArmConfig.{field} must be a list of numbers, got {value!r}") from err
@@ -264,6 +275,8 @@ class RosArm(Robot):
         )
         self._new_state = threading.Condition()  # guards and announces _sample / _state_error
         self._sample: _JointSample | None = None
+        self._last_finite: np.ndarray = np.full(n, np.nan)  # (J,) last finite position per joint, rad
+        self._last_target: np.ndarray = np.full(n, np.nan)  # (J,) last commanded target, rad
         self._state_error: str | None = None
         self._ros: Any = None
         self._state_topic: Any = None
@@ -293,6 +306,8 @@ class RosArm(Robot):
         roslibpy = _require_roslibpy()
         cfg = self.config
         self._sample, self._state_error, self._gave_up = None, None, False
+        self._last_finite[:] = np.nan
+        self._last_target[:] = np.nan
         ros = roslibpy.Ros(host=cfg.host, port=cfg.port, transport="twisted")
         # twisted's ReconnectingClientFactory reads these per instance: delay doubles from initialDelay to
         # maxDelay (with its default ~12 % jitter); ``delay`` is the delay of the next try.
@@ -396,6 +411,8 @@ class RosArm(Robot):
             else:
                 velocity = np.zeros_like(position)
             self._sample = _JointSample(position, velocity, stamp, received)
+            finite = np.isfinite(position)
+            self._last_finite[finite] = position[finite]
             self._state_error = None
             self._new_state.notify_all()
 
@@ -468,8 +485,22 @@ class RosArm(Robot):
         return {"header": header, "joint_names": list(cfg.joint_names), "points": [point]}
 
     def _publish(self, target: np.ndarray, current: np.ndarray) -> None:
+        if not np.all(np.isfinite(target)):  # a bug above us, never a command
+            raise ValueError(f"{self.spec.name}: refusing to publish non-finite targets {target.tolist()}")
         roslibpy = _require_roslibpy()
+        current = np.where(np.isfinite(current), current, target)  # an unknown joint does not set the pace
         self._command_topic.publish(roslibpy.Message(self._command(target, current)))
+        self._last_target = np.array(target, dtype=np.float64)
+
+    def _hold_target(self) -> np.ndarray | None:
+        """(J,) rad to hold at: the latest reading, each non-finite joint at its last finite reading or, never
+        read, its last target; None if some joint has neither."""
+        sample = self._sample
+        if sample is None:
+            return None
+        target = np.where(np.isfinite(sample.position), sample.position, self._last_finite)
+        target = np.where(np.isfinite(target), target, self._last_target)
+        return target if np.all(np.isfinite(target)) else None
 
     # -- Robot interface ----------------------------------------------------------------------------
 
@@ -550,10 +581,14 @@ class RosArm(Robot):
         return sent
 
     def hold(self) -> None:
-        """Command the last measured position (if the link is up and a JointState arrived); never raises."""
+        """Command the last measured position (if the link is up and a JointState arrived), a NaN joint at
+        its last finite reading (see the module docstring); never publishes NaN, never raises."""
         try:
-            sample = self._sample
-            if self.is_connected and self._link_up and sample is not None and self._command_topic is not None:
-                self._publish(sample.position, sample.position)
+            target = self._hold_target()
+            if self.is_connected and self._link_up and self._command_topic is not None:
+                if target is None:
+                    LOGGER.warning("%s: hold: no finite position known for every joint", self.spec.name)
+                else:
+                    self._publish(target, target)
         except Exception as err:  # hold runs on the way out, often after another error
             LOGGER.warning("%s: hold failed: %s", self.spec.name, err)

@@ -230,6 +230,8 @@ class VirtualRosbridge:
     Attributes:
         arm: The :class:`SimulatedArm` (read ``arm.position`` etc. under ``arm.lock``).
         publishing: Set False to stop publishing JointState (a hung driver) while the socket stays up.
+        null_joints: Names of joints whose position and velocity are published as ``null``, what rosbridge
+            sends for a NaN reading (a failed encoder); empty by default.
         port: The bound port (useful with ``config.port = 0``), known once started.
     """
 
@@ -237,6 +239,7 @@ class VirtualRosbridge:
         self.config = config or VirtualRosbridgeConfig()
         self.arm = SimulatedArm(self.config)
         self.publishing = True
+        self.null_joints: set[str] = set()
         self.port: int | None = None
         self._schemas = message_schemas(self.config.ros_version)
         self._topics: dict[str, str] = {
@@ -372,6 +375,7 @@ class VirtualRosbridge:
         index = [cfg.joint_names.index(j) for j in order]
         with self.arm.lock:
             position, velocity = self.arm.position[index], self.arm.velocity[index]
+        nulls = [j in self.null_joints for j in order]
         header: dict[str, Any] = {"stamp": ros_time(time.time(), cfg.ros_version), "frame_id": ""}
         if cfg.ros_version == 1:
             self._seq += 1
@@ -379,8 +383,12 @@ class VirtualRosbridge:
         return {
             "header": header,
             "name": list(order),
-            "position": position.tolist(),
-            "velocity": velocity.tolist() if cfg.publish_velocity else [],
+            "position": [None if null else x for null, x in zip(nulls, position.tolist(), strict=True)],
+            "velocity": (
+                [None if null else v for null, v in zip(nulls, velocity.tolist(), strict=True)]
+                if cfg.publish_velocity
+                else []
+            ),
             "effort": [],
         }
 
