@@ -24,8 +24,8 @@ the last measured position and never raises.
 Non-finite readings. A joint whose position arrives as ``null`` (rosbridge's JSON for a NaN) or NaN/inf is
 observed as NaN: deciding what to do is the guard's job (:class:`~gipo_robot.hardware.safety.SafetyGuard`
 counts a sensor fault and holds). Nothing non-finite is ever published: :meth:`RosArm.hold` holds each
-joint at its last finite reading (or, never read, its last commanded target), and velocities are not
-differenced across a NaN.
+joint at its last finite reading (or, never read, its last commanded target). A velocity differenced
+across a NaN reading is NaN too (unknown, not invented).
 
 Needs the ``[ros]`` extra (``pip install gipo-robot[ros]``); roslibpy is imported on :meth:`connect`.
 Rehearse without a robot against :mod:`gipo_robot.hardware.emulators.virtual_rosbridge`.
