@@ -3,8 +3,8 @@
 :class:`EpisodeStore` is the one entry point: :meth:`~EpisodeStore.create` and :meth:`~EpisodeStore.open`
 a store, then read it (this module: sizes, per-episode metadata and filters, rows and episodes,
 normalisation statistics, a summary) and write it (:mod:`gipo_robot.datasets.writer`, mixed in: appends,
-the streaming :class:`~gipo_robot.datasets.writer.EpisodeWriter`, drop, merge). The folder layout, array
-codecs and chunking are in :mod:`gipo_robot.datasets.layout`; the commit protocol in
+the streaming :class:`~gipo_robot.datasets.writer.EpisodeWriter`, relabel, drop, merge). The folder
+layout, array codecs and chunking are in :mod:`gipo_robot.datasets.layout`; the commit protocol in
 :mod:`gipo_robot.datasets.writer`. Datasets of other formats open or convert through
 :mod:`gipo_robot.datasets.importers`.
 

@@ -1,4 +1,5 @@
-"""Writing an episode store: whole-episode appends, the streaming :class:`EpisodeWriter`, drop and merge.
+"""Writing an episode store: whole-episode appends, the streaming :class:`EpisodeWriter`, relabel, drop
+and merge.
 
 :class:`StoreWriting` holds the writing methods of :class:`~gipo_robot.datasets.store.EpisodeStore`
 (which mixes it in; it is not used alone); :class:`EpisodeWriter` streams one episode step by step.
@@ -104,7 +105,8 @@ def check_values(
 
 
 class StoreWriting:
-    """The writing half of :class:`~gipo_robot.datasets.store.EpisodeStore`: append, stream, drop, merge.
+    """The writing half of :class:`~gipo_robot.datasets.store.EpisodeStore`: append, stream, relabel, drop,
+    merge.
 
     Every append writes past the committed end and commits by writing the new episode end (see the
     module docstring), so readers never see a half-written episode. The methods use the store's arrays
@@ -268,6 +270,32 @@ class StoreWriting:
         return i
 
     # ------------------------------------------------------------------ editing
+
+    def relabel(self, episode: int, success: bool) -> None:
+        """Set one committed episode's ``success`` label, recording the change in its ``extra``.
+
+        ``extra["relabelled"]`` becomes ``{"from": old, "to": success, "time": unix seconds}`` (also when
+        the label is unchanged: it then records that someone confirmed it). Two single-element writes,
+        each replacing one chunk file atomically: ``meta/episodes/success``, then ``meta/episodes/extra``;
+        a kill between them leaves the new label without its note, never a torn store. Relabelling while
+        another process appends to the store is not supported (the store takes no lock).
+
+        Raises:
+            DatasetError: the store is read-only, ``episode`` is out of range or ``success`` is not a
+                bool (naming the store and the episode).
+        """
+        self._require_writable()
+        i = self._index(episode)
+        if not isinstance(success, bool | np.bool_):
+            raise self._error(f"success must be a bool, got {success!r}", episode=i)
+        meta = self.episode_meta(i)
+        note = {"from": meta.success, "to": bool(success), "time": time.time()}
+        extra = to_json({**meta.extra, "relabelled": note}, f"episode {i} extra", self.path)
+        if meta.success != bool(success):
+            with guard(self.path, feature="meta/episodes/success", episode=i):
+                self._meta["success"][i : i + 1] = np.array([bool(success)])
+        with guard(self.path, feature="meta/episodes/extra", episode=i):
+            self._meta["extra"][i : i + 1] = np.array([json.dumps(extra)], dtype=object)
 
     def drop_episode(self, episode: int) -> None:
         """Delete one episode; later episodes move down by one index.
