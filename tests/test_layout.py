@@ -14,6 +14,7 @@ FORBIDDEN = {
     "hardware": {"sim", "policies", "train", "teleop", "loops", "cli"},
     "sim": {"policies", "train", "teleop", "loops", "cli"},
     "policies": {"train", "loops", "cli", "hardware", "teleop"},
+    "reward": {"sim", "hardware", "train", "teleop", "loops", "cli"},
 }
 PURE = ("objectives.py", "advantages.py", "configs.py")
 
