@@ -33,23 +33,30 @@ def clamp_step(target: np.ndarray, reference: np.ndarray, max_step: np.ndarray) 
     """Move each (A,) target no further than ``max_step`` from ``reference`` (LeRobot's
     ``ensure_safe_goal_position``): ``reference + clip(target - reference, -max_step, max_step)``.
 
-    A NaN reference (unknown position) leaves that dimension unchanged.
+    A NaN reference (unknown position) leaves that dimension unchanged, and so does a step within
+    ``max_step``: the target itself comes back, not ``reference + (target - reference)``, which differs
+    from it in the last bits and would read as a change.
     """
     known = np.isfinite(reference)
     safe_ref = np.where(known, reference, 0.0)
-    clamped = safe_ref + np.clip(target - safe_ref, -max_step, max_step)
-    return np.where(known, clamped, target)
+    step = target - safe_ref
+    clamped = safe_ref + np.clip(step, -max_step, max_step)
+    return np.where(known & (np.abs(step) > max_step), clamped, target)
 
 
 def clamp_into_box(position: np.ndarray, delta: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """The largest part of a (3,) ``delta`` that keeps ``position + delta`` inside the box ``[low, high]``.
 
     Each component is clipped so the new position stays in the box. A position already outside the box on
-    one side may only move back towards it (a step further out is cut to zero).
+    one side may only move back towards it (a step further out is cut to zero). A component that stays
+    inside comes back exactly as given (not ``(position + delta) - position``, which differs in the last
+    bits).
     """
     lo = np.minimum(low, position)
     hi = np.maximum(high, position)
-    return np.clip(position + delta, lo, hi) - position
+    target = position + delta
+    inside = (target >= lo) & (target <= hi)
+    return np.where(inside, delta, np.clip(target, lo, hi) - position)
 
 
 def soft_start_scale(step: int, steps: int, fraction: float) -> float:

@@ -42,6 +42,9 @@ open/close command (a dimension whose name contains ``gripper``), which is a lev
 
 The action's normalised range [-1, 1] is its definition, not a safety limit: values outside it are clipped,
 as every backend does, without counting an intervention.
+
+A limit is counted only on steps where it changed the command by more than
+``SafetyConfig.intervention_tolerance``; :meth:`SafetyGuard.intervention_report` says by how much.
 """
 
 from __future__ import annotations
@@ -135,6 +138,9 @@ class SafetyConfig:
     joint_feature: str | None = None
     """Observation feature with the measured joint positions (J,) rad; None: the first of
     :data:`JOINT_FEATURES` the robot observes."""
+    intervention_tolerance: float = 1e-3
+    """A limit that changed every dimension of the command by at most this much (m or rad: 1 mm, 1 mrad by
+    default) still applies but is not counted as an intervention; >= 0 (0 counts every change)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.max_step, list | tuple):
@@ -173,6 +179,8 @@ class SafetyConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"SafetyConfig.{name} must be an int >= 1, got {value!r}")
+        if self.intervention_tolerance != 0:
+            _positive(self.intervention_tolerance, "intervention_tolerance")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -226,6 +234,7 @@ class SafetyGuard(Robot):
         self._watchdog_stop = threading.Event()
         self._watchdog_thread: threading.Thread | None = None
         self._counts = dict.fromkeys(INTERVENTION_KINDS, 0)
+        self._changes: dict[str, np.ndarray] = {}  # kind -> (2, A): largest, summed change
 
     def _resolve_limits(self) -> None:
         """Turn the config into (A,) physical arrays for this spec."""
@@ -285,8 +294,19 @@ class SafetyGuard(Robot):
         return dict(self._counts)
 
     def intervention_report(self) -> dict[str, Any]:
-        """JSON-ready summary for an episode's ``extra`` metadata: counts, actions checked, e-stop reason."""
-        return {"interventions": self.interventions, "actions": self._n_acts, "estop": self._estop_reason}
+        """JSON-ready summary for an episode's ``extra`` metadata: counts, actions checked, e-stop reason, and
+        ``changes``: per limit kind and action dimension it changed, the largest and the mean (over the kind's
+        counted steps) change, physical units (``{"workspace": {"dz": {"max": 0.018, "mean": 0.008}}}``)."""
+        names, n = self.spec.action_names, self._counts
+        changes = {
+            k: {
+                names[i]: {"max": float(acc[0, i]), "mean": float(acc[1, i] / n[k])}
+                for i in np.flatnonzero(acc[0] > 0)
+            }
+            for k, acc in self._changes.items()
+        }
+        report = {"interventions": self.interventions, "actions": self._n_acts, "estop": self._estop_reason}
+        return report | {"changes": changes}
 
     def _connect(self) -> None:
         self.robot.connect()
@@ -322,6 +342,7 @@ class SafetyGuard(Robot):
             self._watchdog_armed = False
             obs = self.robot.reset(seed=seed)
             self._counts = dict.fromkeys(INTERVENTION_KINDS, 0)
+            self._changes = {}
             self._n_acts = 0
             self._consecutive_nan = 0
             self._consecutive_sensor = 0
@@ -340,7 +361,9 @@ class SafetyGuard(Robot):
         return self.robot.task_status()
 
     def hold(self) -> None:
-        """Hold the wrapped arm; never raises (a failure is logged: the link may already be gone)."""
+        """Hold the wrapped arm; never raises (a failure is logged: the link may already be gone). The
+        watchdog stands down until the next :meth:`act`: a held arm tracks no target (idle is no lapse)."""
+        self._watchdog_armed = False
         try:
             self.robot.hold()
         except Exception as err:  # hold() is called on the way out of failures; it must not add one
@@ -504,8 +527,13 @@ class SafetyGuard(Robot):
         return self._hold_command()
 
     def _count_if_changed(self, kind: str, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-        if np.any(before != after):
+        """Count ``kind`` if it changed the command by more than the tolerance; keep its changes' sizes."""
+        change = np.abs(after - before)
+        if np.any(change > self.config.intervention_tolerance):
             self._counts[kind] += 1
+            acc = self._changes.setdefault(kind, np.zeros((2, change.size)))
+            np.maximum(acc[0], change, out=acc[0])
+            acc[1] += change
         return after
 
     def _limit(self, action: np.ndarray) -> np.ndarray:
