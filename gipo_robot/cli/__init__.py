@@ -10,7 +10,7 @@ are thin: they parse flags into the library's config dataclasses (which hold the
 library, and print the result.
 """
 
-from gipo_robot.cli import data, learn, reward, robot  # noqa: F401  (importing registers the commands)
+from gipo_robot.cli import data, finetune, learn, reward, robot  # noqa: F401  (importing registers the commands)
 from gipo_robot.cli.common import app
 
 __all__ = ["app"]

@@ -1,9 +1,8 @@
-"""``gipo-robot`` commands that train and measure policies: objectives, bias-variance, quickstart,
-finetune, plot, train-bc, eval."""
+"""``gipo-robot`` commands that train and measure policies: objectives, bias-variance, quickstart, plot,
+train-bc, eval (``finetune`` and ``learner`` live in :mod:`.finetune`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -11,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from gipo_robot.cli.common import JsonFlag, app, emit, error_exit, given_on_command_line, stdout_to_stderr
-from gipo_robot.train.config import FinetuneConfig
+from gipo_robot.cli.common import JsonFlag, app, emit, error_exit, stdout_to_stderr
 
 
 @app.command()
@@ -108,137 +106,6 @@ def quickstart(
     ]
     summary.pop("config")
     emit(summary, as_json, "\n".join(rows))
-
-
-#: FinetuneConfig's defaults: the flags below show and use them (the dataclass is the single source).
-FT = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
-#: Flags that set a FinetuneConfig field of the same name (``address`` sets ``ray_address``).
-FT_FLAGS = {
-    "task": "task", "objective": "objective", "replay_size": "replay_size", "env_steps": "env_steps",
-    "num_envs": "num_envs", "policy_lr": "policy_lr", "init_log_std": "init_log_std", "seed": "seed",
-    "backend": "backend", "workers": "workers", "address": "ray_address",
-    "async_collection": "async_collection", "max_lag": "max_lag", "demo_store": "demo_store",
-}  # fmt: skip
-ConfigFile = Annotated[
-    Path | None,
-    typer.Option("--config", help="Start from a saved run's config.json; typed flags override it."),
-]
-ObjectiveParam = Annotated[
-    list[str] | None,
-    typer.Option(
-        help="The objective's parameter as NAME=VALUE, e.g. sigma=0.5 (repeatable; see objectives)."
-    ),
-]
-SetField = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Any other FinetuneConfig field as NAME=VALUE, e.g. epochs=8 (repeatable)."),
-]
-
-
-@app.command()
-def finetune(
-    ctx: typer.Context,
-    policy: Annotated[Path, typer.Option(help="Pretrained policy checkpoint (e.g. from train-bc).")],
-    config_file: ConfigFile = None,
-    task: Annotated[str, typer.Option(help="Simulated task.")] = FT["task"],
-    objective: Annotated[str, typer.Option(help="gipo, ppo_clip, sapo, no_clip or cispo.")] = FT["objective"],
-    objective_param: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="The objective's parameter as NAME=VALUE, e.g. sigma=0.5 (repeatable; see objectives)."
-        ),
-    ] = None,
-    replay_size: Annotated[
-        int, typer.Option(min=1, help="K: rollout batches kept (1 = near on-policy).")
-    ] = FT["replay_size"],
-    env_steps: Annotated[
-        int, typer.Option(min=1, help="Environment steps to collect (rounded up to whole iterations).")
-    ] = FT["env_steps"],
-    num_envs: Annotated[int, typer.Option(min=1)] = FT["num_envs"],
-    policy_lr: float = FT["policy_lr"],
-    init_log_std: Annotated[float | None, typer.Option(help="Exploration log-std at the start.")] = FT[
-        "init_log_std"
-    ],
-    seed: int = FT["seed"],
-    backend: Annotated[str, typer.Option(help="Rollout envs: subprocess, sync or ray.")] = FT["backend"],
-    workers: Annotated[int, typer.Option(min=1, help="Ray rollout workers (--backend ray).")] = FT["workers"],
-    address: Annotated[
-        str | None, typer.Option(help="Ray cluster to join ('auto', 'ray://host:10001'); default: local Ray.")
-    ] = FT["ray_address"],
-    async_collection: Annotated[
-        bool, typer.Option(help="Ray workers collect with the weights they have while the learner updates.")
-    ] = FT["async_collection"],
-    max_lag: Annotated[
-        int, typer.Option(min=0, help="Async collection drops batches more than this many versions old.")
-    ] = FT["max_lag"],
-    demo_store: Annotated[
-        str | None, typer.Option(help="Demonstrations for the BC term (with --set bc_coef=...).")
-    ] = FT["demo_store"],
-    set_field: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", help="Any other FinetuneConfig field as NAME=VALUE, e.g. epochs=8 (repeatable)."
-        ),
-    ] = None,
-    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/finetune"),
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")] = False,
-    as_json: JsonFlag = False,
-) -> None:
-    """Fine-tune a policy with GIPO (or a baseline) on the last K rollout batches; learning curve PNG.
-    Every setting is a FinetuneConfig field, saved as RUN/config.json (--config starts it again)."""
-    flags = dict(locals())  # every flag by parameter name, before anything else is defined here
-    from gipo_robot.policies import CheckpointError
-    from gipo_robot.sim import SimError
-    from gipo_robot.train.finetune import FinetuneError
-    from gipo_robot.train.finetune import finetune as run_finetune
-
-    try:
-        config = _finetune_config(ctx, config_file, flags)
-        with stdout_to_stderr(as_json):
-            history = run_finetune(config, policy, out, resume=resume)
-    except (CheckpointError, FinetuneError, SimError, ImportError, ValueError, KeyError) as err:
-        raise error_exit(err, as_json) from None
-    evals = [r for r in history if "eval_success" in r]
-    summary = {
-        "run": str(out),
-        "objective": config.objective,
-        "objective_params": config.objective_params,
-        "replay_size": config.replay_size,
-        "env_steps": history[-1]["env_steps"] if history else 0,
-        "final_success": evals[-1]["eval_success"] if evals else None,
-        "curve": [[r["env_steps"], r["eval_success"]] for r in evals],
-        "files": {"metrics": str(out / "metrics.csv"), "png": str(out / "learning_curve.png"),
-                  "config": str(out / "config.json")},
-    }  # fmt: skip
-    human = (
-        f"{config.objective} K={config.replay_size}: final success {summary['final_success']} after "
-        f"{summary['env_steps']} env steps\nlearning curve: {summary['files']['png']}"
-    )
-    emit(summary, as_json, human)
-
-
-def _finetune_config(ctx: typer.Context, config_file: Path | None, flags: dict) -> FinetuneConfig:
-    """The run's FinetuneConfig: the saved file's fields (or the dataclass defaults), then the flags typed
-    on the command line, then ``--objective-param`` and ``--set``. Every value is checked here, before
-    anything runs (a parameter the objective does not take is an error naming it)."""
-    import typing
-
-    from gipo_robot.configs import ConfigError, config_from_dict, load_config, parse_assignments, parse_value
-
-    base = load_config(FinetuneConfig, config_file) if config_file is not None else FinetuneConfig()
-    fields = dataclasses.asdict(base)
-    typed = given_on_command_line(ctx, list(FT_FLAGS)) if config_file is not None else list(FT_FLAGS)
-    fields.update({FT_FLAGS[name]: flags[name] for name in typed})
-    hints = typing.get_type_hints(FinetuneConfig)
-    for name, text in parse_assignments(flags["set_field"] or [], option="--set").items():
-        if name not in hints or name == "objective_params":
-            raise ConfigError(f"--set {name}: not a FinetuneConfig field (use --objective-param for those)")
-        fields[name] = parse_value(text, hints[name], where=f"--set {name}")
-    params = parse_assignments(flags["objective_param"] or [], option="--objective-param")
-    if params or (given_on_command_line(ctx, ["objective"]) and fields["objective"] != base.objective):
-        fields["objective_params"] = params  # a new objective does not inherit the old one's parameters
-    where = str(config_file) if config_file is not None else "finetune"
-    return config_from_dict(FinetuneConfig, fields, where=where)
 
 
 @app.command()
