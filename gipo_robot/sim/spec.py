@@ -20,7 +20,14 @@ from gipo_robot.hardware.robot import RobotSpec
 if TYPE_CHECKING:
     from gipo_robot.sim.robosuite_env import EnvConfig
 
-__all__ = ["PANDA_MAX_JOINT_VELOCITY", "UNLIMITED_JOINT_RANGE", "action_meaning", "robot_spec"]
+__all__ = [
+    "PANDA_MAX_JOINT_VELOCITY",
+    "UNLIMITED_JOINT_RANGE",
+    "WORKSPACE_HEIGHT",
+    "action_meaning",
+    "robot_spec",
+    "workspace_box",
+]
 
 #: Panda joint velocity limits, rad/s (Franka datasheet), used for every simulated arm (the models carry
 #: none); arms with more than 7 joints get 2 rad/s.
@@ -29,6 +36,9 @@ PANDA_MAX_JOINT_VELOCITY = np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.6
 #: Position range, rad, given to a joint the model leaves unlimited (Kinova3's continuous joints): one
 #: turn either way, since a RobotSpec's limits are finite.
 UNLIMITED_JOINT_RANGE = (-2 * np.pi, 2 * np.pi)
+
+#: Height of a simulated task's workspace box above its work surface, m.
+WORKSPACE_HEIGHT = 0.5
 
 
 def action_meaning(rs_env: Any) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
@@ -62,6 +72,28 @@ def action_meaning(rs_env: Any) -> tuple[tuple[str, ...], np.ndarray, np.ndarray
     return tuple(names), np.array(low), np.array(high)
 
 
+def workspace_box(rs_env: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The (3,) low and high corners, m, of the box the end effector of a robosuite task may work in.
+
+    The footprint of the surfaces the task uses, from the lowest of them to :data:`WORKSPACE_HEIGHT` above
+    it: for bin tasks (PickPlace: ``bin1_pos``, ``bin2_pos``, ``bin_size``) both bins, since the object
+    goes from one to the other; otherwise the table top (``table_offset``, ``table_full_size``). PickPlace
+    also sets ``table_full_size`` (to one bin's size), but it has no table: a box from it, centred on the
+    origin, cut through the second bin and clipped most steps of a pick-and-place.
+    """
+    if all(hasattr(rs_env, name) for name in ("bin1_pos", "bin2_pos", "bin_size")):
+        centres = np.array([rs_env.bin1_pos, rs_env.bin2_pos], dtype=np.float64)
+        half = np.asarray(rs_env.bin_size, dtype=np.float64)[:2] / 2
+        low = np.append(centres[:, :2].min(0) - half, centres[:, 2].min())
+        high = np.append(centres[:, :2].max(0) + half, low[2] + WORKSPACE_HEIGHT)
+        return low, high
+    table = np.asarray(getattr(rs_env, "table_offset", (0.0, 0.0, 0.8)), dtype=np.float64)
+    size = np.asarray(getattr(rs_env, "table_full_size", (0.8, 0.8, 0.05)), dtype=np.float64)
+    low = np.array([table[0] - size[0] / 2, table[1] - size[1] / 2, table[2]])
+    high = np.array([table[0] + size[0] / 2, table[1] + size[1] / 2, table[2] + WORKSPACE_HEIGHT])
+    return low, high
+
+
 def robot_spec(
     rs_env: Any,
     config: EnvConfig,
@@ -71,8 +103,7 @@ def robot_spec(
     """The :class:`RobotSpec` of a robosuite env built from ``config``.
 
     The name is ``sim:<task>``; the action mode, control rate and cameras are the config's; the workspace
-    box is the table top's footprint from the table surface to 0.5 m above it, checked on
-    ``robot0_eef_pos``.
+    box is :func:`workspace_box`'s, checked on ``robot0_eef_pos``.
 
     Args:
         rs_env: the robosuite environment (single arm).
@@ -89,8 +120,7 @@ def robot_spec(
     )
     n = len(robot.joint_indexes)
     vmax = PANDA_MAX_JOINT_VELOCITY[:n] if n <= 7 else np.full(n, 2.0)
-    table = np.asarray(getattr(rs_env, "table_offset", (0.0, 0.0, 0.8)), dtype=np.float64)
-    size = np.asarray(getattr(rs_env, "table_full_size", (0.8, 0.8, 0.05)), dtype=np.float64)
+    box_low, box_high = workspace_box(rs_env)
     return RobotSpec(
         name=f"sim:{config.task}",
         action_mode=config.action_mode,
@@ -105,7 +135,7 @@ def robot_spec(
         obs_shapes=dict(obs_shapes),
         obs_dtypes=dict(obs_dtypes),
         cameras=config.cameras,
-        workspace_low=np.array([table[0] - size[0] / 2, table[1] - size[1] / 2, table[2]]),
-        workspace_high=np.array([table[0] + size[0] / 2, table[1] + size[1] / 2, table[2] + 0.5]),
+        workspace_low=box_low,
+        workspace_high=box_high,
         eef_feature="robot0_eef_pos",
     )
