@@ -44,6 +44,7 @@ from typing import Any
 import mujoco
 import numba
 import numpy as np
+from robosuite.utils import transform_utils
 from robosuite.utils.control_utils import nullspace_torques, opspace_matrices, orientation_error
 
 
@@ -119,8 +120,30 @@ class FastStepper:
 
     @classmethod
     def create(cls, rs_env: Any) -> FastStepper | None:
-        """A stepper for ``rs_env``, or None where the fast path does not reproduce robosuite exactly."""
-        return None if _supported(rs_env) is not None else cls(rs_env)
+        """A stepper for ``rs_env`` (warmed up: :meth:`warm_up`), or None where the fast path does not
+        reproduce robosuite exactly."""
+        if _supported(rs_env) is not None:
+            return None
+        stepper = cls(rs_env)
+        stepper.warm_up()
+        return stepper
+
+    def warm_up(self) -> None:
+        """Compile now what the first :meth:`step` of a process would compile or load, so that the first
+        control step of a timed loop (deploy, a teleop session) is not late: :func:`_osc_substep_run`
+        (about 1.6 s, once per process) and robosuite's numba helpers (30-50 ms). Nothing is stepped: the
+        kernel is compiled for this env's argument types, and the helpers, pure functions, are called on
+        dummy arrays with the layouts robosuite passes them."""
+        osc = self._env.robots[0].composite_controller.part_controllers["right"]
+        _osc_substep_run.compile(tuple(numba.typeof(a) for a in self._kernel_args(0, osc)))
+        n = len(self._qvel_index)
+        mass = np.asfortranarray(np.eye(n))  # robosuite's mass matrix is F-ordered
+        opspace_matrices(mass, np.eye(6, n), np.eye(3, n), np.eye(3, n, 3))
+        nullspace_torques(mass, np.eye(n), np.zeros(n), np.zeros(n), np.zeros(n))
+        orientation_error(np.eye(3), np.eye(3))
+        transform_utils.quat2mat(np.array([0.0, 0.0, 0.0, 1.0]))
+        transform_utils.mat2quat(np.eye(3))
+        transform_utils.mat2quat(np.eye(4)[:3, :3])  # a strided view: numba's 'A' layout
 
     def reset(self) -> None:
         """Re-read sim, controller and observables after ``env.reset()`` (robosuite rebuilds its controllers,
@@ -146,8 +169,19 @@ class FastStepper:
         law; the controller's own preallocated C-ordered arrays receive the reference data, as in
         robosuite, and its state is left as robosuite's last ``run_controller()`` leaves it.
         """
-        osc, data = self._osc, self._data
+        osc = self._osc
         origin_pos, origin_ori, joint_pos, joint_vel, mass_matrix, torques = _osc_substep_run(
+            *self._kernel_args(count, osc)
+        )
+        osc.origin_pos, osc.origin_ori = origin_pos, origin_ori
+        osc.joint_pos, osc.joint_vel, osc.mass_matrix = joint_pos, joint_vel, mass_matrix
+        osc.torques = torques
+        osc.new_update = True
+
+    def _kernel_args(self, count: int, osc: Any) -> tuple:
+        """The arguments of :func:`_osc_substep_run`: ``count`` substeps driven by the controller ``osc``."""
+        data = self._data
+        return (
             count, self._model_ptr, self._data_ptr,
             self._jacp, self._jacr, self._cjacp, self._cjacr, self._full_m,
             data.qM, data.qpos, data.qvel, data.qfrc_bias, data.site_xpos, data.site_xmat, data.ctrl,
@@ -155,10 +189,6 @@ class FastStepper:
             self._ctrl_low, self._ctrl_high, osc.goal_pos, osc.goal_ori, osc.kp, osc.kd, osc.initial_joint,
             osc.ref_pos, osc.ref_ori_mat, osc.ref_pos_vel, osc.ref_ori_vel, osc.J_pos, osc.J_ori, osc.J_full,
         )  # fmt: skip
-        osc.origin_pos, osc.origin_ori = origin_pos, origin_ori
-        osc.joint_pos, osc.joint_vel, osc.mass_matrix = joint_pos, joint_vel, mass_matrix
-        osc.torques = torques
-        osc.new_update = True
 
     def _sample_all(self, cache: dict) -> None:
         """``Observable.update``'s sampling branch for every enabled observable, in registry order."""
