@@ -126,7 +126,7 @@ class ArmActor:
         self.labels = [bool(s) for s in store.meta_table()["success"]]
         committed, ended, error = 0, "budget", None
         stop = StopSignals()
-        self._beat(finished=False)
+        self.beat(finished=False)
         try:
             with self.guard, self.device if self.device is not None else _Null():
                 while not self._budget_spent():
@@ -136,7 +136,7 @@ class ArmActor:
                     result = self.episode(stop)
                     committed += result.index is not None
                     self.on_episode()
-                    self._beat(finished=False)
+                    self.beat(finished=False)
                     if result.stop_run:
                         ended, error = result.ended, result.error
                         break
@@ -145,7 +145,7 @@ class ArmActor:
         finally:
             stop.restore()
             self.status.close()
-            self._beat(finished=True)
+            self.beat(finished=True)
         return {"episodes": committed, "successes": int(sum(self.labels[-committed:])) if committed else 0,
                 "steps": self.steps_total, "robot_s": self.robot_s, "ended": ended,
                 "error": error}  # fmt: skip
@@ -322,7 +322,8 @@ class ArmActor:
 
     # ------------------------------------------------------------------------------------------ status
 
-    def _beat(self, *, finished: bool) -> None:
+    def beat(self, *, finished: bool) -> None:
+        """Write the actor's heartbeat (episodes, attempts, steps, robot time, version, recent success)."""
         rate = float(np.mean(self.labels[-WINDOW:])) if self.labels else None
         self.channel.beat("actor", episodes=len(self.labels), attempts=self.attempt, steps=self.steps_total,
                           robot_s=self.robot_s, version=self.version, success_20=rate,

@@ -31,8 +31,8 @@ from typing import Any
 __all__ = ["RunChannel"]
 
 KEEP_VERSIONS = 4
-"""Published versions kept on disk (older ones are removed: an actor that is loading one is at most this far
-behind)."""
+"""Published versions kept on disk besides version 0 (older ones are removed: an actor that is loading one is
+at most this far behind)."""
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -76,8 +76,8 @@ class RunChannel:
         _write_json(
             self.weights / "latest.json", {"version": version, "path": path.name, "time": time.time()}
         )
-        versions = sorted(p for p in self.weights.glob("v[0-9]*") if p.is_dir())
-        for old in versions[:-KEEP_VERSIONS]:
+        versions = sorted(p for p in self.weights.glob("v[0-9]*") if p.is_dir() and p.name != "v000000")
+        for old in versions[:-KEEP_VERSIONS]:  # version 0, the starting policy, stays
             shutil.rmtree(old, ignore_errors=True)
         return path
 

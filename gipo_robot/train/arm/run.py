@@ -13,8 +13,10 @@ machine with a GPU that sees the same run directory.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +34,8 @@ from gipo_robot.train.learner import FinetuneError
 __all__ = ["finetune_on_robot", "start_learner"]
 
 MAX_LEARNER_RESTARTS = 3
+BUDGET_FIELDS = ("episodes", "env_steps", "robot_minutes")
+"""The fields a resumed run may change: how much more to run."""
 FINAL_ROUND_TIMEOUT_S = 600.0
 """How long the run waits, after the actor's last episode, for the learner's last round."""
 
@@ -50,10 +54,24 @@ def start_learner(run: Path, *, parent: bool = True) -> subprocess.Popen:
 class _Supervisor:
     """Keeps the learner child running while the actor acts."""
 
-    def __init__(self, run: Path, enabled: bool, say: Any) -> None:
+    def __init__(self, run: Path, enabled: bool, say: Any, timeout_s: float) -> None:
         self.run, self.enabled, self.say = run, enabled, say
         self.proc: subprocess.Popen | None = start_learner(run) if enabled else None
         self.restarts = 0
+        self._wait_until_up(timeout_s)
+
+    def _wait_until_up(self, timeout_s: float) -> None:
+        """Before the robot moves: wait (at most ``timeout_s``) for the new learner's first heartbeat, so the
+        first episodes are not collected before anyone can learn from them."""
+        if self.proc is None:
+            return
+        deadline = time.monotonic() + timeout_s
+        channel = RunChannel(self.run)
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if channel.heartbeat("learner").get("pid") == self.proc.pid:
+                return
+            time.sleep(0.05)
+        self.say(f"the learner is not up after {timeout_s:.0f} s (see learner.log); acting anyway")
 
     def check(self) -> None:
         """After each episode: a learner that died is started again from its checkpoint."""
@@ -126,9 +144,11 @@ def finetune_on_robot(
         _prepare(config, policy_path, out, channel, robot, resume=resume, classifier=classifier)
         store = _open_store(channel, robot.spec)
         say = (lambda m: print(m, file=status_out or sys.stderr)) if status else (lambda m: None)
-        supervisor = _Supervisor(out, learner == "local", say)
         actor = ArmActor(config, channel, robot, operator=operator, device=device, classifier=classifier,
-                         status_out=status_out, status=status, on_episode=supervisor.check)  # fmt: skip
+                         status_out=status_out, status=status)  # fmt: skip
+        actor.beat(finished=False)  # before the learner starts: a resumed run's last beat said "finished"
+        supervisor = _Supervisor(out, learner == "local", say, config.learner_timeout_s)
+        actor.on_episode = supervisor.check
         session = actor.run(store)
         code = supervisor.finish()
     finally:
@@ -163,10 +183,14 @@ def _prepare(
     if resume:
         if not (out / "config.json").exists():
             raise FinetuneError(f"{out}: nothing to resume (no config.json)")
-        if load_config(ArmConfig, out / "config.json") != config:
+        saved = load_config(ArmConfig, out / "config.json")
+        budget = {name: getattr(config, name) for name in BUDGET_FIELDS}
+        if dataclasses.replace(saved, **budget) != config:
             raise FinetuneError(
-                f"{out / 'config.json'} differs from the given config; resume needs the same one"
+                f"{out / 'config.json'} differs from the given config beyond the budget "
+                f"({', '.join(BUDGET_FIELDS)}); resume needs the same one"
             )
+        save_config(config, out / "config.json")  # a resumed run may get a larger budget
         check_policy_fits(load_policy(channel.latest()[1]).config, robot.spec, where=f"run {out}")
         return
     if (out / "config.json").exists():
