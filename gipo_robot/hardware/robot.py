@@ -132,8 +132,8 @@ class RobotSpec:
         )
         if np.any(self.max_joint_velocity <= 0):
             raise ValueError("RobotSpec.max_joint_velocity must be > 0 for every joint")
-        if self.control_hz <= 0:
-            raise ValueError(f"RobotSpec.control_hz must be > 0, got {self.control_hz}")
+        if not 0 < self.control_hz < np.inf:  # NaN fails too
+            raise ValueError(f"RobotSpec.control_hz must be a finite number > 0, got {self.control_hz}")
         object.__setattr__(
             self, "obs_shapes", {k: tuple(int(d) for d in v) for k, v in self.obs_shapes.items()}
         )
