@@ -17,6 +17,22 @@ bad checksum is retried up to ``retries`` times per transaction (every retry is 
 :attr:`SerialArm.bus_stats`); when a transaction still fails, :class:`BusError`. :meth:`hold` never
 raises.
 
+**Late replies.** A reply is taken only if it carries the id and the data length asked for (others are
+dropped, counted as ``unmatched``), and only within ``timeout_s``: after a timeout the bus is drained for
+another ``timeout_s`` (and until it is quiet) before the retry, so a late reply is discarded (counted as
+``late``) instead of being read as the answer to the retry or to the next request, which would make every
+reading one transaction stale. A bus that answers later than ``timeout_s`` every time ends in a
+:class:`BusError` that says so.
+
+**Servo faults.** Every status packet carries an error byte, read on every reply: Feetech sets one bit
+per condition (overload, overheating, input voltage, overcurrent, angle sensor), Dynamixel sets its alert
+bit and keeps the conditions in its Hardware Error Status register (overload, overheating, input voltage,
+electrical shock, motor encoder), which is then read. Any condition is a :class:`ServoFaultError` naming
+the servo, its joint and the conditions, and whether its torque is off (both vendors' default protection
+switches torque off on overload and overheating). While torque should be on, ``observe`` also reads every
+servo's torque switch (``health_check_every``), so a servo that went limp without an error bit is a
+:class:`ServoFaultError` too. The arm is left as it is: the faulted servo limp, the others holding.
+
 **Torque.** ``connect`` does not switch torque on; ``reset`` and the first ``act`` do, after setting the
 goal to the present position so nothing jumps. A leader arm is used torque-off:
 ``arm.torque(False)`` then ``arm.read_positions()``. ``disconnect`` leaves torque on, holding the last
@@ -25,7 +41,6 @@ position (a follower arm switched limp would fall).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -44,7 +59,11 @@ from gipo_robot.hardware.calibration import (
     ticks_to_rad,
 )
 from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec
+from gipo_robot.hardware.serial_config import SerialArmConfig
+from gipo_robot.hardware.servo_faults import ServoFaultError, servo_fault
 from gipo_robot.hardware.servo_sdk import CommError, SdkBus, list_ports
+
+__all__ = ["BusError", "SerialArm", "SerialArmConfig", "ServoFaultError"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,113 +71,6 @@ T = TypeVar("T")
 
 class BusError(RobotError):
     """The servo bus stopped answering (or kept answering garbage) for a whole retry budget."""
-
-
-@dataclasses.dataclass
-class SerialArmConfig:
-    """One servo-bus arm. Saved as JSON/TOML with ``type = "dynamixel"`` or ``"feetech"``."""
-
-    protocol: str
-    """``"dynamixel"`` (Protocol 2.0) or ``"feetech"`` (STS)."""
-    port: str
-    """Serial device, e.g. ``/dev/ttyUSB0``, ``/dev/ttyACM0`` or a virtual bus's ``/dev/pts/N``."""
-    ids: tuple[int, ...]
-    """Servo ID of each joint, in joint order."""
-    joint_names: tuple[str, ...]
-    """The J joint names (the gripper is a joint)."""
-    joint_limits: dict[str, tuple[float, float]]
-    """Joint name -> (low, high), rad. Required for every joint: actions map onto this range."""
-    max_velocity: float | tuple[float, ...] | None = None
-    """Joint velocity limit, rad/s (one for all or one per joint; None: half the model's no-load speed)."""
-    model: str | None = None
-    """Servo model every ID must report (None: the protocol's default, ``xl330-m288`` / ``sts3215``)."""
-    baudrate: int = 1_000_000
-    """Bus speed, bit/s."""
-    control_hz: float = 30.0
-    """Control rate, steps/s."""
-    calibration: str | None = None
-    """Calibration JSON (LeRobot fields); None uses the homing stored in the servos, 2048 ticks = 0 rad."""
-    retries: int = 3
-    """Retries per bus transaction after a timeout/bad checksum before :class:`BusError`."""
-    timeout_s: float = 0.05
-    """How long to wait for a reply, s (beyond the bytes' wire time)."""
-    home: tuple[float, ...] | None = None
-    """Joint positions ``reset`` moves to, rad (None: ``reset`` holds where the arm is)."""
-    name: str | None = None
-    """Robot name in logs and errors (default ``"<protocol>:<port>"``)."""
-
-    def __post_init__(self) -> None:
-        if self.protocol not in sp.PROTOCOLS:
-            raise ValueError(f"SerialArmConfig.protocol {self.protocol!r} unknown; known: {sp.PROTOCOLS}")
-        if not isinstance(self.port, str) or not self.port:
-            raise ValueError("SerialArmConfig.port must name a serial device, e.g. /dev/ttyUSB0")
-        self.ids = tuple(int(i) for i in self.ids)
-        self.joint_names = tuple(str(n) for n in self.joint_names)
-        if not self.ids:
-            raise ValueError("SerialArmConfig.ids is empty")
-        if len(self.ids) != len(self.joint_names):
-            raise ValueError(
-                f"SerialArmConfig.ids has {len(self.ids)} entries but joint_names has {len(self.joint_names)}"
-            )
-        if len(set(self.ids)) != len(self.ids) or any(not 0 <= i <= sp.BROADCAST_ID - 1 for i in self.ids):
-            raise ValueError(f"SerialArmConfig.ids must be distinct ids in 0..253, got {list(self.ids)}")
-        if len(set(self.joint_names)) != len(self.joint_names):
-            raise ValueError(f"SerialArmConfig.joint_names has duplicates: {list(self.joint_names)}")
-        model = sp.model_named(self.model or sp.DEFAULT_MODELS[self.protocol])
-        if model.protocol != self.protocol:
-            raise ValueError(
-                f"SerialArmConfig.model {model.name!r} is a {model.protocol} servo, not {self.protocol}"
-            )
-        self.model = model.name
-        if not isinstance(self.joint_limits, Mapping):
-            raise ValueError("SerialArmConfig.joint_limits must map each joint name to [low, high] in rad")
-        limits = {}
-        for joint in self.joint_names:
-            if joint not in self.joint_limits:
-                raise ValueError(f"SerialArmConfig.joint_limits.{joint} is missing: give [low, high] in rad")
-            pair = self.joint_limits[joint]
-            if len(pair) != 2 or not all(math.isfinite(float(v)) for v in pair) or pair[1] <= pair[0]:
-                raise ValueError(f"SerialArmConfig.joint_limits.{joint} must be [low, high] rad, high > low")
-            if max(abs(float(v)) for v in pair) > math.pi:
-                raise ValueError(f"SerialArmConfig.joint_limits.{joint} must lie within one turn, [-pi, pi]")
-            limits[joint] = (float(pair[0]), float(pair[1]))
-        extra = sorted(set(self.joint_limits) - set(self.joint_names))
-        if extra:
-            raise ValueError(f"SerialArmConfig.joint_limits names unknown joints {extra}")
-        self.joint_limits = limits
-        if self.max_velocity is None:
-            self.max_velocity = 0.5 * model.max_velocity
-        vmax = np.broadcast_to(np.asarray(self.max_velocity, dtype=np.float64), (len(self.ids),))
-        if not np.all(np.isfinite(vmax)) or np.any(vmax <= 0):
-            raise ValueError(f"SerialArmConfig.max_velocity must be > 0 rad/s, got {self.max_velocity}")
-        self.max_velocity = tuple(float(v) for v in vmax)
-        for name in ("baudrate", "control_hz", "timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"SerialArmConfig.{name} must be > 0, got {getattr(self, name)}")
-        if not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"SerialArmConfig.retries must be an integer >= 0, got {self.retries!r}")
-        if self.home is not None:
-            self.home = tuple(float(v) for v in self.home)
-            if len(self.home) != len(self.ids):
-                raise ValueError(
-                    f"SerialArmConfig.home must have {len(self.ids)} entries, got {len(self.home)}"
-                )
-            outside = [
-                j for j, h in zip(self.joint_names, self.home, strict=True) if not _within(h, limits[j])
-            ]
-            if outside:
-                raise ValueError(f"SerialArmConfig.home is outside joint_limits for {outside}")
-        if self.name is None:
-            self.name = f"{self.protocol}:{self.port}"
-
-    @property
-    def servo_model(self) -> sp.ServoModel:
-        """The servo model (:class:`~gipo_robot.hardware.servo_protocol.ServoModel`)."""
-        return sp.model_named(self.model)
-
-
-def _within(value: float, pair: tuple[float, float]) -> bool:
-    return pair[0] <= value <= pair[1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -198,40 +110,27 @@ class SerialArm(Robot):
             "timeout": 0,
             "corrupt": 0,
             "io": 0,
+            "late": 0,
+            "unmatched": 0,
             "hold_failures": 0,
         }
-        """Counters since construction: completed transactions, retries, failures by kind."""
+        """Counters since construction: completed transactions, retries, failures by kind, timeouts whose
+        reply turned up late (discarded), replies dropped for another id or length, failed holds."""
         self.calibration: dict[str, MotorCalibration] | None = None
         self._bus: SdkBus | None = None
         self._torque_on = False
         self._last_ticks: np.ndarray | None = None
+        self._observes = 0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], source: str = "<dict>") -> SerialArm:
-        """Build from a plain dict (a robot config file's contents).
+        """Build from a plain dict (a robot config file's contents), see
+        :meth:`~gipo_robot.hardware.serial_config.SerialArmConfig.from_dict`.
 
-        ``type`` (``"dynamixel"``/``"feetech"``) stands for ``protocol``. Unknown or missing keys and bad
-        values raise ``ValueError`` naming the key and ``source``.
+        Raises:
+            ValueError: unknown or missing keys, or a bad value; the message names ``source`` and the key.
         """
-        data = dict(cfg)
-        kind = data.pop("type", None)
-        if kind is not None:
-            if "protocol" in data and data["protocol"] != kind:
-                raise ValueError(f"{source}: type {kind!r} and protocol {data['protocol']!r} disagree")
-            data["protocol"] = kind
-        fields = {f.name: f for f in dataclasses.fields(SerialArmConfig)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ValueError(f"{source}: unknown key(s) {unknown} for a serial arm; known: {sorted(fields)}")
-        required = [n for n, f in fields.items() if f.default is dataclasses.MISSING]
-        missing = [n for n in required if n not in data]
-        if missing:
-            raise ValueError(f"{source}: missing key(s) {missing} for a serial arm")
-        try:
-            return cls(SerialArmConfig(**data))
-        except (TypeError, ValueError, KeyError) as exc:
-            message = exc.args[0] if exc.args else str(exc)
-            raise ValueError(f"{source}: {message}") from exc
+        return cls(SerialArmConfig.from_dict(cfg, source))
 
     @property
     def spec(self) -> RobotSpec:
@@ -239,44 +138,57 @@ class SerialArm(Robot):
 
     # ---------------------------------------------------------------------------------- transactions
     def _transact(self, what: str, fn: Callable[[], T], retries: int | None = None) -> T:
-        """Run one bus transaction, retrying timeouts/corruption up to the budget; :class:`BusError` after."""
+        """Run one bus transaction, retrying timeouts/corruption up to the budget; :class:`BusError` after.
+
+        Every failed attempt is followed by a drain of what is still on its way (see the module doc).
+        """
         if self._bus is None:
             raise RobotError(f"{self.config.name}: not connected")
         budget = self.config.retries if retries is None else retries
         last: CommError | None = None
+        late = 0
         for attempt in range(budget + 1):
             if attempt:
                 self.bus_stats["retries"] += 1
-                self._bus.recover()
             try:
                 result = fn()
             except CommError as exc:
                 self.bus_stats[exc.kind] += 1
                 last = exc
+                if self._bus.recover(exc.kind) and exc.kind == "timeout":
+                    late += 1
+                    self.bus_stats["late"] += 1
                 continue
             self.bus_stats["transactions"] += 1
             return result
+        hint = "the bus is unplugged, unpowered or too noisy"
+        if late:
+            hint = (
+                f"{late} of the replies arrived after timeout_s = {self.config.timeout_s} s and were "
+                "discarded: the bus answers slower than that; raise timeout_s"
+            )
         raise BusError(
-            f"{self.config.port}: {what} failed {budget + 1} time(s) in a row (last: {last}); "
-            "the bus is unplugged, unpowered or too noisy"
+            f"{self.config.port}: {what} failed {budget + 1} time(s) in a row (last: {last}); {hint}"
         )
 
     def _register(self, name: str) -> sp.Register:
         return self.servo.register(name)
 
-    def _sync_read(self, names: Sequence[str], retries: int | None = None) -> dict[str, np.ndarray]:
+    def _sync_read(
+        self, names: Sequence[str], retries: int | None = None, *, check: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Registers ``names`` of every servo (one sync read); ``check``: raise on status error bits."""
         regs = [self._register(n) for n in names]
         start = min(r.address for r in regs)
         size = max(r.address + r.size for r in regs) - start
-        raw = self._transact(
-            f"sync read of {', '.join(names)}",
-            lambda: self._bus.sync_read(start, size, self.config.ids),
-            retries,
-        )
+        what = f"sync read of {', '.join(names)}"
+        raw = self._transact(what, lambda: self._bus.sync_read(start, size, self.config.ids), retries)
+        if check:
+            self._check_status({i: raw[i][1] for i in self.config.ids}, what)
         return {
             name: np.array(
                 [
-                    reg.decode(raw[i][reg.address - start : reg.address - start + reg.size])
+                    reg.decode(raw[i][0][reg.address - start : reg.address - start + reg.size])
                     for i in self.config.ids
                 ],
                 dtype=np.int64,
@@ -293,27 +205,85 @@ class SerialArm(Robot):
 
     def _write(self, servo_id: int, name: str, value: int) -> None:
         reg = self._register(name)
+        what = f"write of {name} = {value}"
         error = self._transact(
-            f"write of {name} to id {servo_id}",
-            lambda: self._bus.write(servo_id, reg.address, reg.encode(value)),
+            f"{what} to id {servo_id}", lambda: self._bus.write(servo_id, reg.address, reg.encode(value))
         )
-        if self.config.protocol == "dynamixel" and error & 0x7F:
-            raise RobotError(
-                f"{self.config.port}: servo id {servo_id} refused {name} = {value}: "
-                f"{sp.describe_error('dynamixel', error)}"
-            )
+        self._check_status({servo_id: error}, what)
 
-    def _read(self, servo_id: int, name: str) -> int:
+    def _read(self, servo_id: int, name: str, *, check: bool = True) -> int:
         reg = self._register(name)
-        data, _ = self._transact(
-            f"read of {name} from id {servo_id}", lambda: self._bus.read(servo_id, reg.address, reg.size)
+        what = f"read of {name}"
+        data, error = self._transact(
+            f"{what} from id {servo_id}", lambda: self._bus.read(servo_id, reg.address, reg.size)
         )
+        if check:
+            self._check_status({servo_id: error}, what)
         return reg.decode(data)
+
+    # ---------------------------------------------------------------------------------- servo faults
+    def _check_status(self, errors: Mapping[int, int], what: str) -> None:
+        """Raise for the status error bytes of one transaction (``servo id -> error byte``).
+
+        Raises:
+            RobotError: a Dynamixel servo refused the instruction (an error number in bits 0-6).
+            ServoFaultError: hardware error conditions (see the module doc).
+        """
+        protocol, port = self.config.protocol, self.config.port
+        if protocol == "dynamixel":
+            for servo_id, error in errors.items():
+                if error & 0x7F:
+                    raise RobotError(
+                        f"{port}: servo id {servo_id} refused the {what}: "
+                        f"{sp.describe_error(protocol, error)}"
+                    )
+            alerts = [i for i, error in errors.items() if error & sp.DXL_ERROR_ALERT]
+            bits = {i: self._read(i, "hardware_error_status", check=False) for i in alerts}
+        else:
+            bits = {i: error for i, error in errors.items() if error}
+        if bits:
+            faults = {i: sp.hardware_error_names(protocol, b) or ("hardware alert",) for i, b in bits.items()}
+            raise self._fault(faults)
+
+    def _fault(
+        self, faults: Mapping[int, tuple[str, ...]], limp: Sequence[int] | None = None
+    ) -> ServoFaultError:
+        """The :class:`ServoFaultError` for ``faults``; with torque on, reads the torque switches when
+        ``limp`` is None."""
+        if limp is None and not self._torque_on:
+            limp = []
+        elif limp is None:
+            try:
+                torque = self._sync_read(["torque_enable"], retries=1, check=False)["torque_enable"]
+                limp = [i for i, on in zip(self.config.ids, torque, strict=True) if not on]
+            except RobotError:
+                limp = []
+        joints = dict(zip(self.config.ids, self.config.joint_names, strict=True))
+        arm = f"{self.config.name} on {self.config.port}"
+        return servo_fault(arm, self.config.protocol, joints, faults, limp, holding=self._torque_on)
+
+    def _check_health(self) -> None:
+        """Read every servo's torque switch (Dynamixel: and Hardware Error Status, the next register but
+        five); raise :class:`ServoFaultError` for one that is off or reports a condition."""
+        names = ["torque_enable"]
+        if self.config.protocol == "dynamixel":
+            names.append("hardware_error_status")
+        values = self._sync_read(names)
+        limp = [i for i, on in zip(self.config.ids, values["torque_enable"], strict=True) if not on]
+        faults = {}
+        if "hardware_error_status" in values:
+            faults = {
+                i: sp.hardware_error_names("dynamixel", int(b))
+                for i, b in zip(self.config.ids, values["hardware_error_status"], strict=True)
+                if b
+            }
+        if limp or faults:
+            raise self._fault(faults, limp)
 
     # ---------------------------------------------------------------------------------- connection
     def _connect(self) -> None:
         cfg = self.config
-        bus = SdkBus(cfg.protocol, cfg.port, cfg.baudrate, cfg.timeout_s)
+        bus = SdkBus(cfg.protocol, cfg.port, cfg.baudrate, cfg.timeout_s, self.bus_stats)
         try:
             bus.open()
         except RobotError:
@@ -324,11 +294,12 @@ class SerialArm(Robot):
                 f"Is the arm plugged in and is this its port? Ports present: {list_ports()}"
             ) from exc
         self._bus = bus
+        self._torque_on = False
         try:
             self._check_models()
+            self._sync_read(["torque_enable"])  # a servo that reports an error is refused before any write
             if cfg.calibration is not None and Path(cfg.calibration).is_file():
                 self._apply_calibration(load_calibration(cfg.calibration))
-            self._torque_on = False
         except BaseException:
             self._bus = None
             bus.close()
@@ -502,6 +473,10 @@ class SerialArm(Robot):
         self._require_connected()
         values = self._sync_read(["present_position", "present_velocity"])
         self._last_ticks = values["present_position"]
+        self._observes += 1
+        every = self.config.health_check_every
+        if self._torque_on and every and self._observes % every == 0:
+            self._check_health()
         sign = np.array(
             [-1.0 if getattr(self._cal_for(j), "drive_mode", 0) else 1.0 for j in self.config.joint_names]
         )
@@ -585,7 +560,7 @@ class SerialArm(Robot):
             return
         try:
             try:
-                ticks = self._sync_read(["present_position"], retries=1)["present_position"]
+                ticks = self._sync_read(["present_position"], retries=1, check=False)["present_position"]
             except RobotError:
                 ticks = self._last_ticks
             if ticks is not None and self._torque_on:

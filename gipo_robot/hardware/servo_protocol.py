@@ -13,16 +13,21 @@ functions, and the tests check them against hand-built packets and the vendors' 
 initial value 0, not reflected (CRC-16/BUYPASS), over every byte from the header to the last param.
 Byte stuffing: after any ``FF FF FD`` inside INST/params, an extra ``FD`` is inserted (and ``LEN``
 grows) so the header never appears in a payload. A status packet has INST ``0x55`` followed by an
-ERROR byte (bit 7: hardware alert, bits 0-6: an error number, see :data:`DXL_ERRORS`). Addresses and
-lengths in params are 16-bit little-endian; values are little-endian two's complement.
+ERROR byte (bit 7: hardware alert, bits 0-6: an error number, see :data:`DXL_ERRORS`). The alert bit is
+set in every status packet while the servo's Hardware Error Status register holds a condition
+(:data:`DXL_HARDWARE_ERRORS`); the conditions in its Shutdown register also switch its torque off until a
+reboot. Addresses and lengths in params are 16-bit little-endian; values are little-endian two's
+complement.
 
 **Feetech STS/SCS** (Feetech "SMS/STS memory table" and protocol manual; the Dynamixel 1.0 framing)::
 
     FF FF | ID | LEN | INST | PARAM... | CHECKSUM
 
 ``LEN`` counts INST + params + 1 checksum byte; ``CHECKSUM = ~(ID + LEN + INST + sum(params)) & 0xFF``.
-A status packet has the ERROR byte where INST was (bits in :data:`STS_ERRORS`). Addresses and lengths
-are 8-bit; values are little-endian (STS series) with a *sign-magnitude* bit for signed registers.
+A status packet has the ERROR byte where INST was, one bit per condition (:data:`STS_ERRORS`, the
+names of the SDK's ``ERRBIT_*``); the conditions in the Unloading Condition register also switch the
+servo's torque off. Addresses and lengths are 8-bit; values are little-endian (STS series) with a
+*sign-magnitude* bit for signed registers.
 
 Legend: ``J`` number of servos on the bus; ticks are encoder steps (4096 per turn for both models here).
 """
@@ -72,7 +77,17 @@ DXL_ERRORS: dict[int, str] = {
     DXL_ERROR_ACCESS: "access error",
 }
 
-# Feetech STS error byte: one bit per condition.
+# Dynamixel X series Hardware Error Status (address 70): one bit per condition.
+DXL_HARDWARE_ERRORS: dict[int, str] = {
+    0x01: "input voltage",
+    0x04: "overheating",
+    0x08: "motor encoder",
+    0x10: "electrical shock",
+    0x20: "overload",
+}
+
+# Feetech STS status error byte: one bit per condition (scservo_sdk ERRBIT_VOLTAGE, _ANGLE, _OVERHEAT,
+# _OVERELE, _OVERLOAD).
 STS_ERRORS: dict[int, str] = {
     0x01: "input voltage",
     0x02: "angle sensor",
@@ -80,6 +95,29 @@ STS_ERRORS: dict[int, str] = {
     0x08: "overcurrent",
     0x20: "overload",
 }
+
+#: Protocol -> its hardware condition bits and their names (Dynamixel: the Hardware Error Status register;
+#: Feetech: the status packet's error byte).
+HARDWARE_ERRORS: dict[str, dict[int, str]] = {"dynamixel": DXL_HARDWARE_ERRORS, "feetech": STS_ERRORS}
+
+#: Protocol -> the conditions that switch torque off by default (Dynamixel X Shutdown = 0x34: overheating,
+#: electrical shock, overload; Feetech STS Unloading Condition = 0x2C: overheat, overcurrent, overload).
+DEFAULT_TORQUE_OFF_ERRORS: dict[str, int] = {"dynamixel": 0x34, "feetech": 0x2C}
+
+
+def hardware_error_names(protocol: str, bits: int) -> tuple[str, ...]:
+    """The named conditions set in ``bits`` (see :data:`HARDWARE_ERRORS`); an unnamed bit as ``bit N``."""
+    names = HARDWARE_ERRORS[protocol]
+    return tuple(names.get(1 << k, f"bit {k}") for k in range(8) if bits & (1 << k))
+
+
+def hardware_error_bits(protocol: str, names: Sequence[str]) -> int:
+    """Inverse of :func:`hardware_error_names`; an unknown name lists the protocol's names."""
+    by_name = {name: bit for bit, name in HARDWARE_ERRORS[protocol].items()}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown {protocol} hardware error(s) {unknown}; known: {', '.join(by_name)}")
+    return sum(by_name[n] for n in set(names))
 
 
 class PacketError(ValueError):
@@ -441,6 +479,7 @@ XL330_M288 = ServoModel(
         "homing_offset": Register(20, 4, signed=True, eeprom=True),
         "max_position_limit": Register(48, 4, eeprom=True),
         "min_position_limit": Register(52, 4, eeprom=True),
+        "shutdown": Register(63, 1, eeprom=True),
         "torque_enable": Register(64, 1),
         "hardware_error_status": Register(70, 1),
         "goal_position": Register(116, 4, signed=True),
@@ -470,6 +509,7 @@ STS3215 = ServoModel(
         "return_delay_time": Register(7, 1, eeprom=True),
         "min_position_limit": Register(9, 2, eeprom=True),
         "max_position_limit": Register(11, 2, eeprom=True),
+        "unloading_condition": Register(19, 1, eeprom=True),
         "homing_offset": Register(31, 2, sign_bit=11, eeprom=True),
         "operating_mode": Register(33, 1, eeprom=True),
         "torque_enable": Register(40, 1),

@@ -6,6 +6,14 @@ are the code LeRobot drives the same arms with. :class:`SdkBus` wraps either one
 transaction; the retry policy is the arm's. The SDKs' rough edges are worked around here, not patched in
 place:
 
+- their reads take the first status packet with the right id, whatever its length, and their group sync
+  read drops each servo's error byte; ours send with the SDK and receive with its ``rxPacket`` (its framing
+  and checksums), keep only the packet that matches the request (id and data length; others are dropped
+  and counted) and return every reply's error byte;
+- a reply that comes after its timeout would be read as the answer to the next request (the same id and
+  length when the request is retried): after a failed attempt, :meth:`SdkBus.recover` drains the port for
+  another ``timeout_s``, until it is quiet, and reports what it dropped;
+
 - both busy-poll the port with a 0 s read timeout and wait a fixed ~34 ms per reply; our port handler
   reads with a 1 ms timeout (no busy loop) and uses ``timeout_s`` from the config;
 - Feetech's ``clearPort`` flushes the *output*, leaving stale replies in the input after an error; ours
@@ -18,7 +26,6 @@ place:
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -82,10 +89,23 @@ def _port_handler(sdk: Any, port: str, timeout_s: float) -> Any:
 
 
 class SdkBus:
-    """Ping/read/write/sync read/sync write through the vendor SDK, raising :class:`CommError`."""
+    """Ping/read/write/sync read/sync write through the vendor SDK, raising :class:`CommError`.
 
-    def __init__(self, protocol: str, port: str, baudrate: int, timeout_s: float):
+    Args:
+        protocol: ``"dynamixel"`` or ``"feetech"``.
+        port: The serial device.
+        baudrate: Bus speed, bit/s.
+        timeout_s: How long a reply may take beyond its wire time, s.
+        stats: Counters to add ``unmatched`` (replies dropped for another id or length) to.
+    """
+
+    def __init__(
+        self, protocol: str, port: str, baudrate: int, timeout_s: float, stats: dict[str, int] | None = None
+    ):
         self.protocol, self.port_name, self.baudrate = protocol, port, baudrate
+        self.timeout_s = timeout_s
+        self.stats = stats if stats is not None else {"unmatched": 0}
+        self.stats.setdefault("unmatched", 0)
         self.sdk = import_sdk(protocol)
         self.port = _port_handler(self.sdk, port, timeout_s)
         # Feetech's PacketHandler(0) sets the SDK's global byte order to little-endian (STS series).
@@ -101,12 +121,33 @@ class SdkBus:
         if self.port.ser is not None and self.port.is_open:
             self.port.closePort()
 
-    def recover(self) -> None:
-        """After a failure: release the SDK's busy flag, let late bytes land, drop them."""
+    def recover(self, kind: str = "timeout") -> int:
+        """After a failed attempt: release the SDK's busy flag and drop what is still on its way.
+
+        After a ``timeout`` the reply may yet come: wait ``timeout_s`` for it, and on until the line has
+        been quiet for 2 ms; after ``corrupt``, the rest of a broken reply: 2 ms of quiet. Returns how many
+        bytes were dropped (after a timeout: the late reply).
+        """
         self.port.is_using = False
-        time.sleep(0.001)
-        with contextlib.suppress(Exception):  # the port is gone: the next attempt reports it
-            self.port.ser.reset_input_buffer()
+        grace = self.timeout_s if kind == "timeout" else 0.002
+        try:
+            return self._drain(grace, quiet_s=0.002)
+        except Exception:  # the port is gone: the next attempt reports it
+            return 0
+
+    def _drain(self, grace_s: float, quiet_s: float) -> int:
+        ser, dropped = self.port.ser, 0
+        now = time.monotonic()
+        end, give_up = now + grace_s, now + 4 * grace_s + 0.05  # a line that never goes quiet: noise
+        while now < give_up:
+            data = ser.read(max(1, ser.in_waiting))  # returns after the port's 1 ms timeout if idle
+            now = time.monotonic()
+            if data:
+                dropped += len(data)
+                end = max(end, now + quiet_s)
+            elif now >= end:
+                break
+        return dropped
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -129,39 +170,50 @@ class SdkBus:
         self._check(f"ping id {servo_id}", result)
         return int(model)
 
+    def _receive(self, what: str, servo_id: int, size: int) -> tuple[bytes, int]:
+        """``(data, status error)`` of the next status packet from ``servo_id`` carrying ``size`` data bytes;
+        packets of another id or length are dropped (counted as ``unmatched``)."""
+        dxl = self.protocol == "dynamixel"
+        while True:
+            packet, result = self._call(
+                what,
+                lambda: self.packets.rxPacket(self.port, False) if dxl else self.packets.rxPacket(self.port),
+            )
+            self._check(what, result)
+            packet = bytes(packet)
+            # Dynamixel: FF FF FD 00 ID LEN_L LEN_H 55 ERR data CRC CRC; Feetech: FF FF ID LEN ERR data SUM
+            reply_id, error, data = (
+                (packet[4], packet[8], packet[9:-2]) if dxl else (packet[2], packet[4], packet[5:-1])
+            )
+            if reply_id == servo_id and len(data) == size:
+                return data, error
+            self.stats["unmatched"] += 1
+
     def read(self, servo_id: int, address: int, size: int) -> tuple[bytes, int]:
         """``(bytes, status error)`` of READ."""
-        data, result, error = self._call(
-            "read", lambda: self.packets.readTxRx(self.port, servo_id, address, size)
-        )
-        self._check(f"read id {servo_id} @{address}", result)
-        if len(data) != size:
-            raise CommError("corrupt", f"read id {servo_id} @{address}: {len(data)} bytes, expected {size}")
-        return bytes(data), int(error)
+        what = f"read id {servo_id} @{address}"
+        self._check(what, self._call(what, lambda: self.packets.readTx(self.port, servo_id, address, size)))
+        return self._receive(what, servo_id, size)
 
     def write(self, servo_id: int, address: int, data: bytes) -> int:
         """WRITE with a status reply; returns the status error byte."""
-        result, error = self._call(
-            "write", lambda: self.packets.writeTxRx(self.port, servo_id, address, len(data), list(data))
+        what = f"write id {servo_id} @{address}"
+        result = self._call(
+            what, lambda: self.packets.writeTxOnly(self.port, servo_id, address, len(data), list(data))
         )
-        self._check(f"write id {servo_id} @{address}", result)
-        return int(error)
+        self._check(what, result)
+        self.port.setPacketTimeout(11 if self.protocol == "dynamixel" else 6)  # a status packet, no data
+        return self._receive(what, servo_id, 0)[1]
 
-    def sync_read(self, address: int, size: int, ids: Sequence[int]) -> dict[int, bytes]:
-        """SYNC READ ``size`` bytes at ``address`` from each id."""
-        group = self.sdk.GroupSyncRead(self.port, self.packets, address, size)
-        for servo_id in ids:
-            group.addParam(servo_id)
-        self._check("sync read", self._call("sync read", group.txRxPacket))
-        out = {}
-        for servo_id in ids:
-            data = bytes(group.data_dict.get(servo_id) or b"")
-            if len(data) != size:
-                raise CommError(
-                    "corrupt", f"sync read: id {servo_id} sent {len(data)} bytes, expected {size}"
-                )
-            out[servo_id] = data
-        return out
+    def sync_read(self, address: int, size: int, ids: Sequence[int]) -> dict[int, tuple[bytes, int]]:
+        """SYNC READ ``size`` bytes at ``address``: each id -> ``(bytes, status error)``."""
+        ids = list(ids)
+        extra = (False,) if self.protocol == "dynamixel" else ()  # Dynamixel's fast_option
+        result = self._call(
+            "sync read", lambda: self.packets.syncReadTx(self.port, address, size, ids, len(ids), *extra)
+        )
+        self._check("sync read", result)
+        return {servo_id: self._receive(f"sync read: id {servo_id}", servo_id, size) for servo_id in ids}
 
     def sync_write(self, address: int, size: int, data: Mapping[int, bytes]) -> None:
         """SYNC WRITE (no replies)."""

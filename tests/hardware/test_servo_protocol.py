@@ -230,3 +230,24 @@ def test_control_tables_and_errors():
         sp.model_named("mx-28")
     assert sp.describe_error("dynamixel", 0x80 | sp.DXL_ERROR_ACCESS) == "access error, hardware alert"
     assert sp.describe_error("feetech", 0x24) == "overheat, overload"
+
+
+def test_hardware_error_bits_by_name_per_vendor():
+    # Dynamixel X Hardware Error Status: bit 0 input voltage, 2 overheating, 3 motor encoder, 4 electrical
+    # shock, 5 overload; Feetech STS error byte: bit 0 input voltage, 1 angle sensor, 2 overheat,
+    # 3 overcurrent, 5 overload (scservo_sdk's ERRBIT_* values)
+    assert sp.hardware_error_names("dynamixel", 0x24) == ("overheating", "overload")
+    assert sp.hardware_error_names("dynamixel", 0x18) == ("motor encoder", "electrical shock")
+    assert sp.hardware_error_names("feetech", 0x0A) == ("angle sensor", "overcurrent")
+    assert sp.hardware_error_names("feetech", 0x40) == ("bit 6",)
+    assert sp.hardware_error_bits("feetech", ["overload", "input voltage"]) == 0x21
+    assert sp.hardware_error_bits("dynamixel", ["overload"]) == 0x20
+    with pytest.raises(ValueError, match="known: input voltage, overheating, motor encoder"):
+        sp.hardware_error_bits("dynamixel", ["overheat"])
+    scs = pytest.importorskip("scservo_sdk")
+    assert sp.hardware_error_bits("feetech", ["input voltage", "angle sensor", "overheat"]) == (
+        scs.ERRBIT_VOLTAGE | scs.ERRBIT_ANGLE | scs.ERRBIT_OVERHEAT
+    )
+    assert sp.hardware_error_bits("feetech", ["overcurrent", "overload"]) == (
+        scs.ERRBIT_OVERELE | scs.ERRBIT_OVERLOAD
+    )

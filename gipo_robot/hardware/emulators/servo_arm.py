@@ -14,7 +14,13 @@ What each emulated servo does (per the vendors' manuals, simplified where noted)
 - torque off: no actuator force; gear friction keeps a limp arm where it is near its zero pose (a human
   can move it: :meth:`EmulatedArm.move_by_hand`);
 - Dynamixel refuses EEPROM writes (homing offset, limits, ...) while torque is on (access error) and any
-  write to read-only registers; writes to ID and baud rate are refused too (not emulated).
+  write to read-only registers; writes to ID and baud rate are refused too (not emulated);
+- hardware errors (:meth:`EmulatedServo.raise_error`): a condition such as overload is reported in every
+  status packet (Feetech: its bit in the error byte; Dynamixel: the alert bit, the condition in Hardware
+  Error Status) and, if the Shutdown / Unloading Condition register lists it (by default overload and
+  overheating do), switches the torque off and keeps it off: the joint goes limp. It lasts until the
+  emulator stops (a reboot). :meth:`EmulatedServo.drop_torque` switches torque off without an error, as a
+  brown-out reset does.
 
 The arm is ``assets/virtual_arm.xml``, stepped in real time. The packets that reach these servos are
 parsed by :mod:`gipo_robot.hardware.emulators.virtual_bus`.
@@ -39,6 +45,7 @@ JOINT_RANGES = ((-2.0, 2.0), (-1.8, 1.8), (-1.7, 1.7), (-1.8, 1.8), (-2.5, 2.5),
 #: How far each servo's horn sits off its middle at the zero pose, ticks (undone by calibration).
 DEFAULT_MOUNT_OFFSETS = (120, -85, 200, -160, 45, -30)
 _TEMPERATURE_C = 31
+_TORQUE_OFF_REGISTER = {"dynamixel": "shutdown", "feetech": "unloading_condition"}
 _READ_ONLY = {
     "model_number",
     "firmware_version",
@@ -74,6 +81,9 @@ class EmulatedServo:
         self.set("min_position_limit", 0)
         self.set("max_position_limit", model.resolution - 1)
         self.set("present_temperature", _TEMPERATURE_C)
+        self.set(_TORQUE_OFF_REGISTER[model.protocol], sp.DEFAULT_TORQUE_OFF_ERRORS[model.protocol])
+        self.errors = 0
+        """Hardware condition bits (:data:`~gipo_robot.hardware.servo_protocol.HARDWARE_ERRORS`)."""
         self.setpoint = 0.0
         self.torque_switched_on = False
         """Set when torque goes on; the next physics step starts the set point from the measured angle."""
@@ -90,6 +100,27 @@ class EmulatedServo:
     @property
     def torque(self) -> bool:
         return bool(self.get("torque_enable"))
+
+    def raise_error(self, bits: int) -> None:
+        """Start reporting the conditions ``bits``; torque goes off if one is a torque-off condition."""
+        self.errors |= bits
+        if self.model.protocol == "dynamixel":
+            self.set("hardware_error_status", self.errors)
+        if self._torque_off_errors():
+            self.set("torque_enable", 0)
+
+    def drop_torque(self) -> None:
+        """Torque off with no error reported (a brown-out reset)."""
+        self.set("torque_enable", 0)
+
+    def _torque_off_errors(self) -> int:
+        return self.errors & self.get(_TORQUE_OFF_REGISTER[self.model.protocol])
+
+    def status_error(self, instruction_error: int = 0) -> int:
+        """The error byte of this servo's next status packet (``instruction_error``: Dynamixel's bits 0-6)."""
+        if self.model.protocol == "dynamixel":
+            return instruction_error | (sp.DXL_ERROR_ALERT if self.errors else 0)
+        return self.errors
 
     def present_ticks(self, q: float) -> int:
         raw = self.model.resolution // 2 + self.mount + round(q / self.model.rad_per_tick)
@@ -143,6 +174,8 @@ class EmulatedServo:
                 return sp.DXL_ERROR_DATA_LIMIT
             if not dxl:
                 self.set("goal_position", min(max(goal, low), high))
+        if "torque_enable" in touched and self._torque_off_errors():
+            self.set("torque_enable", 0)  # protection holds torque off until a reboot
         if "torque_enable" in touched and self.torque and not was_on:
             self.torque_switched_on = True
         return 0

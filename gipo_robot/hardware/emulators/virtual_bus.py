@@ -8,13 +8,16 @@ and moves the joints of ``assets/virtual_arm.xml`` by stepping MuJoCo in real ti
 positions written.
 
 What the servos do with the packets (their control tables, the MuJoCo joints, the vendors' rules on
-EEPROM writes and limits) is :mod:`gipo_robot.hardware.emulators.servo_arm`. Here: bytes take their wire
-time at the configured baud rate (10 bits per byte) before a reply is sent.
+EEPROM writes and limits, hardware errors) is :mod:`gipo_robot.hardware.emulators.servo_arm`. Here:
+replies take their wire time at the configured baud rate (10 bits per byte) plus the configured latency;
+they queue while the bus goes on reading requests, so a reply can arrive after the driver gave up on it.
 
 Faults (:class:`FaultConfig`): a probability of a corrupted checksum/CRC per reply, of a dropped reply,
-an added reply delay, and a disconnect after N instruction packets or on command: ``"silent"`` (the
-servo cable is pulled: the port stays, nothing answers) or ``"close"`` (the USB adapter is pulled: the
-pty closes, the driver's reads and writes fail).
+a reply latency (every reply; or, with a probability, a longer one), a servo that starts reporting a
+hardware error (overload, overheating, ...) and drops its torque after N instruction packets or on command,
+a servo whose torque drops on command (a brown-out), and a disconnect after N instruction packets or on
+command: ``"silent"`` (the servo cable is pulled: the port stays, nothing answers) or ``"close"`` (the USB
+adapter is pulled: the pty closes, the driver's reads and writes fail).
 
 ``VirtualServoBus`` runs :func:`serve` in its own ``python`` subprocess; ``serve`` is also what the
 ``gipo-robot virtual-arm`` command runs for a human.
@@ -23,6 +26,7 @@ pty closes, the driver's reads and writes fail).
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import os
 import random
@@ -56,7 +60,19 @@ class FaultConfig:
     drop_prob: float = 0.0
     """Probability that a reply is not sent at all."""
     reply_delay_s: float = 0.0
-    """Added before every reply, s."""
+    """Latency added to every reply, s (a USB adapter's latency timer, a slow servo)."""
+    late_prob: float = 0.0
+    """Probability that the replies to one request come ``late_delay_s`` later still."""
+    late_delay_s: float = 0.1
+    """The extra latency of a late reply, s."""
+    servo_error: str | None = None
+    """A hardware error (a name in the protocol's ``servo_protocol.HARDWARE_ERRORS``, e.g. ``"overload"``)
+    that servo ``servo_error_id`` starts reporting after ``servo_error_after`` instruction packets; it
+    drops its torque as the vendors' default protection does (overload, overheating)."""
+    servo_error_id: int = 1
+    """The servo that reports ``servo_error``."""
+    servo_error_after: int = 0
+    """Instruction packets before ``servo_error`` starts (0: from the first)."""
     disconnect_after: int | None = None
     """Disconnect after this many instruction packets (None: only on command)."""
     disconnect_mode: str = "silent"
@@ -65,12 +81,13 @@ class FaultConfig:
     """Seed of the fault draws."""
 
     def __post_init__(self) -> None:
-        for name in ("corrupt_prob", "drop_prob"):
+        for name in ("corrupt_prob", "drop_prob", "late_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"FaultConfig.{name} must be in [0, 1], got {value}")
-        if self.reply_delay_s < 0:
-            raise ValueError(f"FaultConfig.reply_delay_s must be >= 0, got {self.reply_delay_s}")
+        for name in ("reply_delay_s", "late_delay_s", "servo_error_after"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"FaultConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.disconnect_after is not None and self.disconnect_after < 0:
             raise ValueError(f"FaultConfig.disconnect_after must be >= 0, got {self.disconnect_after}")
         if self.disconnect_mode not in DISCONNECT_MODES:
@@ -116,6 +133,10 @@ class VirtualArmConfig:
             raise ValueError(f"VirtualArmConfig.baudrate must be > 0, got {self.baudrate}")
         if isinstance(self.faults, dict):
             object.__setattr__(self, "faults", FaultConfig(**self.faults))
+        if self.faults.servo_error is not None:
+            sp.hardware_error_bits(self.protocol, [self.faults.servo_error])  # a known name
+            if self.faults.servo_error_id not in self.ids:
+                raise ValueError(f"FaultConfig.servo_error_id {self.faults.servo_error_id} is not on the bus")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -129,8 +150,10 @@ class _BusServer:
         self.protocol = config.protocol
         self.rng = random.Random(config.faults.seed)
         self.buf = bytearray()
-        self.counts = {"packets": 0, "bad_packets": 0, "replies": 0, "corrupted": 0, "dropped": 0}
+        self.counts = {"packets": 0, "bad_packets": 0, "replies": 0, "corrupted": 0, "dropped": 0, "late": 0}
         self.disconnected = False
+        self.reply_delay_s = config.faults.reply_delay_s
+        """The latency of every reply, s (``faults.reply_delay_s`` until changed on command)."""
 
     def feed(self, data: bytes) -> list[bytes]:
         """Take received bytes; returns the reply packets (fault injection applied), in order."""
@@ -147,12 +170,24 @@ class _BusServer:
             if packet is None:
                 break
             self.counts["packets"] += 1
+            faults = self.config.faults
+            if faults.servo_error is not None and self.counts["packets"] == faults.servo_error_after + 1:
+                bits = sp.hardware_error_bits(self.protocol, [faults.servo_error])
+                self.arm.servos[faults.servo_error_id].raise_error(bits)
             if not self.disconnected:
                 replies += self._handle(packet)
             limit = self.config.faults.disconnect_after
             if limit is not None and self.counts["packets"] >= limit:
                 self.disconnected = True
         return [r for r in (self._fault(r) for r in replies) if r is not None]
+
+    def latency(self) -> float:
+        """The latency of the replies to the request just handled, s (``late`` ones counted)."""
+        faults = self.config.faults
+        if faults.late_prob and self.rng.random() < faults.late_prob:
+            self.counts["late"] += 1
+            return self.reply_delay_s + faults.late_delay_s
+        return self.reply_delay_s
 
     def _fault(self, reply: bytes) -> bytes | None:
         faults = self.config.faults
@@ -168,6 +203,7 @@ class _BusServer:
         return reply
 
     def _status(self, servo_id: int, error: int = 0, params: bytes = b"") -> bytes:
+        error = self.arm.servos[servo_id].status_error(error)  # hardware conditions ride on every reply
         return sp.frame_status(self.protocol, servo_id, error, params)
 
     def _handle(self, packet: sp.Packet) -> list[bytes]:
@@ -233,11 +269,12 @@ def serve(
         stop_event: Anything with ``is_set()`` (a threading Event); None runs until interrupted.
         on_ready: Called with the port name (e.g. ``/dev/pts/7``) once it accepts connections.
         commands: A channel with ``poll() -> bool``, ``recv() -> dict`` and ``send(dict)`` answering
-            ``{"cmd": "state"}``, ``{"cmd": "disconnect"}`` and ``{"cmd": "move_by_hand", "q": [...]}``
-            with the state (used by :class:`VirtualServoBus`).
+            ``{"cmd": "state"}``, ``{"cmd": "disconnect"}``, ``{"cmd": "move_by_hand", "q": [...]}``,
+            ``{"cmd": "servo_error", "id": 3, "error": "overload"}``, ``{"cmd": "drop_torque", "id": 3}`` and
+            ``{"cmd": "latency", "reply_delay_s": 0.07}`` with the state (used by :class:`VirtualServoBus`).
 
     Returns:
-        Packet counters: ``packets``, ``bad_packets``, ``replies``, ``corrupted``, ``dropped``.
+        Packet counters: ``packets``, ``bad_packets``, ``replies``, ``corrupted``, ``dropped``, ``late``.
     """
     if config is None:
         config = VirtualArmConfig()
@@ -247,45 +284,38 @@ def serve(
     server = _BusServer(config, arm)
     master, slave, port = _open_pty()
     byte_time = 10.0 / config.baudrate
+    queue: list[tuple[float, int, bytes]] = []  # (due time, sequence, bytes): replies on their way
     closed = False
     if on_ready is not None:
         on_ready(port)
     try:
         while stop_event is None or not stop_event.is_set():
+            now = time.monotonic()
+            wait = min(0.002, max(0.0, queue[0][0] - now)) if queue else 0.002
             if closed:
                 time.sleep(0.01)
                 ready = []
             else:
-                ready, _, _ = select.select([master], [], [], 0.002)
+                ready, _, _ = select.select([master], [], [], wait)
             if ready:
                 data = os.read(master, 4096)
                 arm.step_to(time.monotonic())
                 replies = server.feed(data)
                 if replies:
                     wire = byte_time * (len(data) + sum(len(r) for r in replies))
-                    time.sleep(wire + config.faults.reply_delay_s)
-                    os.write(master, b"".join(replies))
+                    due = time.monotonic() + wire + server.latency()
+                    heapq.heappush(queue, (due, server.counts["packets"], b"".join(replies)))
+            while queue and queue[0][0] <= time.monotonic() and not closed:
+                os.write(master, heapq.heappop(queue)[2])
             arm.step_to(time.monotonic())
+            if server.disconnected:
+                queue.clear()  # replies on their way die with the cable
             if server.disconnected and config.faults.disconnect_mode == "close" and not closed:
                 os.close(master)
                 os.close(slave)
                 closed = True
             if commands is not None and commands.poll():
-                request = commands.recv()
-                if request.get("cmd") == "disconnect":
-                    server.disconnected = True
-                elif request.get("cmd") == "move_by_hand":
-                    arm.move_by_hand(request["q"])
-                commands.send(
-                    {
-                        "q": arm.data.qpos.tolist(),
-                        "goal_q": [arm.servos[i].goal_q() for i in arm.order],
-                        "torque": [arm.servos[i].torque for i in arm.order],
-                        "homing_offset": [arm.servos[i].get("homing_offset") for i in arm.order],
-                        "counts": dict(server.counts),
-                        "disconnected": server.disconnected,
-                    }
-                )
+                commands.send(_command(commands.recv(), arm, server))
     except KeyboardInterrupt:
         pass
     finally:
@@ -293,6 +323,30 @@ def serve(
             os.close(master)
             os.close(slave)
     return dict(server.counts)
+
+
+def _command(request: dict[str, Any], arm: EmulatedArm, server: _BusServer) -> dict[str, Any]:
+    """Apply one request of :class:`VirtualServoBus` and return the emulator's state."""
+    cmd = request.get("cmd")
+    if cmd == "disconnect":
+        server.disconnected = True
+    elif cmd == "move_by_hand":
+        arm.move_by_hand(request["q"])
+    elif cmd == "servo_error":
+        arm.servos[request["id"]].raise_error(sp.hardware_error_bits(server.protocol, [request["error"]]))
+    elif cmd == "drop_torque":
+        arm.servos[request["id"]].drop_torque()
+    elif cmd == "latency":
+        server.reply_delay_s = float(request["reply_delay_s"])
+    return {
+        "q": arm.data.qpos.tolist(),
+        "goal_q": [arm.servos[i].goal_q() for i in arm.order],
+        "torque": [arm.servos[i].torque for i in arm.order],
+        "homing_offset": [arm.servos[i].get("homing_offset") for i in arm.order],
+        "errors": [sp.hardware_error_names(server.protocol, arm.servos[i].errors) for i in arm.order],
+        "counts": dict(server.counts),
+        "disconnected": server.disconnected,
+    }
 
 
 class _StdioChannel:
@@ -431,8 +485,22 @@ class VirtualServoBus:
         return self._receive(10.0)
 
     def state(self) -> dict[str, Any]:
-        """Ground truth: ``q`` (J,) rad, ``goal_q``, ``torque``, ``homing_offset`` per servo, ``counts``."""
+        """Ground truth: ``q`` (J,) rad, ``goal_q``, ``torque``, ``homing_offset``, ``errors`` (condition
+        names) per servo, ``counts``."""
         return self._request("state")
+
+    def servo_error(self, servo_id: int, error: str = "overload") -> dict[str, Any]:
+        """Make servo ``servo_id`` report the hardware error ``error`` from now on (and drop its torque if
+        it is one of the protocol's default torque-off conditions); returns the state."""
+        return self._request("servo_error", id=int(servo_id), error=error)
+
+    def set_latency(self, reply_delay_s: float) -> dict[str, Any]:
+        """From now on, add ``reply_delay_s`` to every reply (a bus that turned slow); returns the state."""
+        return self._request("latency", reply_delay_s=float(reply_delay_s))
+
+    def drop_torque(self, servo_id: int) -> dict[str, Any]:
+        """Switch servo ``servo_id``'s torque off without an error (a brown-out reset); returns the state."""
+        return self._request("drop_torque", id=int(servo_id))
 
     def disconnect(self) -> None:
         """Unplug the bus now (in the configured ``faults.disconnect_mode``)."""
