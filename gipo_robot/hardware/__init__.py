@@ -22,6 +22,7 @@ _EXPORTS = {
     "SerialArm": "serial_bus",
     "SerialArmConfig": "serial_bus",
     "BusError": "serial_bus",
+    "ServoFaultError": "servo_faults",
     "VirtualServoBus": "emulators.virtual_bus",
     "FaultConfig": "emulators.virtual_bus",
     "SafetyGuard": "safety",
