@@ -189,3 +189,48 @@ def test_killing_the_actor_loses_at_most_its_open_episode(tmp_path, lift_bc_poli
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["episodes"] == committed + 1
+
+
+def test_a_classifier_labels_episodes_and_one_above_its_false_positive_limit_is_refused(tmp_path):
+    from gipo_robot.policies.bc import BCConfig, train_bc
+    from gipo_robot.reward import ClassifierRefused, load_classifier, train_classifier
+    from gipo_robot.sim.experts import record_demos
+    from tests.test_reward import synthetic_store
+
+    # Refused before anything is set up: failures look like successes at their end (false positives 1.0).
+    bad = synthetic_store(tmp_path / "bad.zarr", 24, failures_end_closed=True)
+    train_classifier(bad, tmp_path / "bad_clf", features=["gripper"], progress=False)
+    refused = ArmConfig(reward=f"classifier:{tmp_path / 'bad_clf'}", max_false_positive=0.2, **FAST)
+    with pytest.raises(ClassifierRefused, match=r"limit 0\.200"):
+        run_quietly(refused, tmp_path / "policy-not-needed", tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    # A classifier trained on real Lift episodes (7 of 24 succeed) labels the run's episodes.
+    demos = record_demos(tmp_path / "lift.zarr", "Lift", 24, noise=1.0, seed=0, horizon=60)
+    report = train_classifier(demos, tmp_path / "clf", progress=False)
+    assert report.held_out["false_positive_rate"] <= 0.05
+    bc = tmp_path / "bc"
+    train_bc(demos, BCConfig(chunk=1, hidden=[16], steps=20, eval_every=20), out=bc, progress=False)
+    config = ArmConfig(reward=f"classifier:{tmp_path / 'clf'}", episodes=3, **FAST)
+    run_quietly(config, bc, tmp_path / "run")
+    store = EpisodeStore.open(tmp_path / "run" / "episodes.zarr")
+    extras = [store.episode_meta(i).extra for i in range(store.n_episodes)]
+    assert [e["label_source"] for e in extras] == ["classifier"] * 3
+    assert all(0.0 <= e["classifier_p"] <= 1.0 for e in extras)
+    threshold = load_classifier(tmp_path / "clf", max_false_positive=0.05).threshold
+    assert [e["classifier_p"] > threshold for e in extras] == list(store.meta_table()["success"])
+
+
+def test_logged_episodes_start_the_learner(tmp_path, lift_bc_policy):
+    from gipo_robot.sim.experts import record_demos
+
+    first = run_quietly(ArmConfig(episodes=3, **FAST), lift_bc_policy, tmp_path / "earlier")
+    logged_steps = first["session"]["steps"]
+    demos = record_demos(tmp_path / "demos.zarr", "Lift", 2, noise=0.0, seed=0, horizon=30)
+    demo_steps = demos.n_steps
+    stores = [str(tmp_path / "earlier" / "episodes.zarr"), str(tmp_path / "demos.zarr")]
+    config = ArmConfig(episodes=1, from_stores=stores, critic_warmup_iters=0, **FAST)
+    run_quietly(config, lift_bc_policy, tmp_path / "run")
+    first_round = read_history(tmp_path / "run" / "metrics.csv")[0]
+    # The earlier run's sampled steps are replayed (as version 0), the demonstrations feed the BC term.
+    assert first_round["replay_steps"] == logged_steps + first_round["new_steps"]
+    assert first_round["bc_steps"] == demo_steps and "bc_nll" in first_round

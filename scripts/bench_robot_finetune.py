@@ -1,0 +1,183 @@
+"""Robot time to 90%: GIPO fine-tuning on ``sim:Lift`` driven as a Robot at its real control rate (20 Hz
+wall clock), actor and learner running concurrently on this machine, from the quickstart's 10-demo BC start.
+
+Cells (resumable: a cell already in the JSON is skipped)::
+
+    python scripts/bench_robot_finetune.py --prepare                 # BC start + its held-out success
+    python scripts/bench_robot_finetune.py --cell async 0            # one run: 20 Hz, snapshots every 60 s
+    python scripts/bench_robot_finetune.py --cell sync 0             # the same budget, actor idle while
+                                                                     #   the learner updates
+    python scripts/bench_robot_finetune.py --report                  # the table for BENCHMARKS.md
+
+A run keeps a copy of the published policy every ``--snapshot-s`` seconds of robot time; afterwards each
+snapshot is evaluated on 50 held-out scenes (deterministic, the seeds ``eval`` uses), and the run's *robot
+minutes to 90%* is the robot time of the first snapshot at or above 90%. Evaluation is not robot time.
+Results go to ``benchmarks/robot_finetune.json``: ``{"runs": [{"task", "mode", "reward", "seed",
+"robot_minutes_to_90", "episodes_to_90", "final_success", "mean_lag", "commit", ...}]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import provenance
+
+ROOT = Path("runs/bench_robot")
+RESULT = Path("benchmarks/robot_finetune.json")
+EVAL_EPISODES = 50
+CONFIG_KEYS = ("objective", "policy_lr", "epochs", "minibatch_size", "min_new_steps", "max_lag", "stale",
+               "init_log_std", "realtime")  # fmt: skip
+
+
+def prepare() -> dict:
+    """The quickstart's BC start (10 scripted Lift demos, noise 0.3, 1500 BC steps) and its success."""
+    from gipo_robot.loops.evaluate import evaluate
+    from gipo_robot.policies import load_policy
+    from gipo_robot.policies.bc import BCConfig, train_bc
+    from gipo_robot.sim import make_env
+    from gipo_robot.sim.experts import record_demos
+
+    env = make_env("Lift")
+    store = record_demos(ROOT / "demos.zarr", "Lift", 10, 0.3, seed=0, env=env, overwrite=True)
+    train_bc(store, BCConfig(chunk=1, steps=1500), out=ROOT / "bc", progress=True)
+    result = evaluate(load_policy(ROOT / "bc"), env, EVAL_EPISODES, execute_steps=1)
+    env.close()
+    info = {"bc_success": result.success_rate, "eval_episodes": EVAL_EPISODES}
+    (ROOT / "bc_eval.json").write_text(json.dumps(info))
+    return info
+
+
+def _snapshots(run: Path, every_s: float, stop: threading.Event) -> None:
+    """Copy the newest published version every ``every_s`` s of robot time into ``run/snapshots``."""
+    from gipo_robot.train.arm.channel import RunChannel
+
+    channel, target = RunChannel(run), every_s
+    (run / "snapshots").mkdir(parents=True, exist_ok=True)
+    while not stop.wait(0.2):
+        beat = channel.heartbeat("actor")
+        robot_s = float(beat.get("robot_s", 0.0)) + float(beat.get("age_s", 0.0))
+        if robot_s < target or beat.get("finished"):
+            continue
+        latest = channel.latest()
+        if latest is not None:
+            dst = run / "snapshots" / f"t{int(target):05d}"
+            shutil.copytree(latest[1], dst, dirs_exist_ok=True)
+            (dst / "snapshot.json").write_text(json.dumps(
+                {"robot_s": target, "version": latest[0], "episodes": beat.get("episodes", 0)}))  # fmt: skip
+        target += every_s
+
+
+def run_cell(mode: str, seed: int, minutes: float, snapshot_s: float, overrides: dict) -> Path:
+    from gipo_robot.train.arm import ArmConfig, finetune_on_robot
+
+    run = ROOT / f"{mode}_s{seed}"
+    if run.exists():
+        shutil.rmtree(run)
+    config = ArmConfig(robot="sim:Lift", mode=mode, seed=seed, robot_minutes=minutes, env_steps=10**9,
+                       **overrides)  # fmt: skip
+    stop = threading.Event()
+    snapper = threading.Thread(target=_snapshots, args=(run, snapshot_s, stop), daemon=True)
+    snapper.start()
+    try:
+        finetune_on_robot(config, ROOT / "bc", run, status=True)
+    finally:
+        stop.set()
+        snapper.join()
+    return run
+
+
+def evaluate_cell(run: Path, mode: str, seed: int, minutes: float) -> dict:
+    """Evaluate the snapshots in robot-time order; the first at or above 90% gives the time to 90%."""
+    import numpy as np
+
+    from gipo_robot.loops.evaluate import evaluate
+    from gipo_robot.policies import load_policy
+    from gipo_robot.sim import make_env
+    from gipo_robot.train.state import read_history
+
+    env = make_env("Lift")
+    curve = []
+    for snap in sorted((run / "snapshots").glob("t*")):
+        meta = json.loads((snap / "snapshot.json").read_text())
+        result = evaluate(load_policy(snap), env, EVAL_EPISODES, execute_steps=1, progress=False)
+        curve.append({**meta, "success": result.success_rate})
+        print(f"{run.name} {meta['robot_s'] / 60:5.1f} min v{meta['version']}: {result.success_rate:.2f}")
+    env.close()
+    hit = next((c for c in curve if c["success"] >= 0.9), None)
+    lags: dict[int, int] = {}
+    for record in read_history(run / "metrics.csv"):
+        for lag, n in json.loads(record["lag_hist"]).items():
+            lags[int(lag)] = lags.get(int(lag), 0) + n
+    total = max(1, sum(lags.values()))
+    config = json.loads((run / "config.json").read_text())
+    return {
+        "task": "Lift", "mode": mode, "reward": "sim", "seed": seed, "budget_minutes": minutes,
+        "robot_minutes_to_90": hit["robot_s"] / 60 if hit else None,
+        "episodes_to_90": hit["episodes"] if hit else None,
+        "final_success": curve[-1]["success"] if curve else None,
+        "mean_lag": sum(k * v for k, v in lags.items()) / total,
+        "lag_hist": {str(k): v for k, v in sorted(lags.items())},
+        "curve": curve, "episodes": int(np.max([c["episodes"] for c in curve])) if curve else 0,
+        "config": {k: config[k] for k in CONFIG_KEYS},
+        **provenance(),
+    }  # fmt: skip
+
+
+def load_results() -> dict:
+    return json.loads(RESULT.read_text()) if RESULT.exists() else {"runs": []}
+
+
+def report() -> str:
+    runs = load_results()["runs"]
+    rows = ["| mode | seed | robot min to 90% | episodes to 90% | final success | mean lag | CPU |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in sorted(runs, key=lambda r: (r["mode"], r["seed"])):
+        t90 = (
+            f"{r['robot_minutes_to_90']:.0f}"
+            if r["robot_minutes_to_90"] is not None
+            else f"> {r['budget_minutes']:.0f}"
+        )
+        e90 = r["episodes_to_90"] if r["episodes_to_90"] is not None else "-"
+        rows.append(f"| {r['mode']} | {r['seed']} | {t90} | {e90} | {r['final_success']:.2f} | "
+                    f"{r['mean_lag']:.2f} | {r['machine']['cpu']} |")  # fmt: skip
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prepare", action="store_true")
+    parser.add_argument("--cell", nargs=2, metavar=("MODE", "SEED"))
+    parser.add_argument("--minutes", type=float, default=15.0, help="Robot-time budget of a run.")
+    parser.add_argument("--snapshot-s", type=float, default=60.0)
+    parser.add_argument("--set", nargs="*", default=[], help="ArmConfig fields as NAME=VALUE (JSON values).")
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    ROOT.mkdir(parents=True, exist_ok=True)
+    if args.prepare:
+        print(json.dumps(prepare()))
+    if args.cell:
+        mode, seed = args.cell[0], int(args.cell[1])
+        results = load_results()
+        if any(r["mode"] == mode and r["seed"] == seed for r in results["runs"]):
+            print(f"{mode} seed {seed}: already in {RESULT}")
+            return
+        overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+        run = run_cell(mode, seed, args.minutes, args.snapshot_s, overrides)
+        results = load_results()  # another cell may have finished meanwhile
+        results["runs"].append(evaluate_cell(run, mode, seed, args.minutes))
+        RESULT.write_text(json.dumps(results, indent=1))
+    if args.report:
+        print(report())
+
+
+if __name__ == "__main__":
+    main()
