@@ -266,3 +266,18 @@ def step_schema(spec: StepSpec, *, image_codec: str | None = None, extra: tuple[
         *extra,
     ]
     return Schema(tuple(features))
+
+
+def sampled_step_schema(spec: StepSpec, *, image_codec: str | None = None) -> Schema:
+    """The step schema of episodes a *sampling* policy acted in (robot fine-tuning, ``deploy --sample``):
+    :func:`step_schema` plus ``sample`` (A,), the raw Gaussian draw the policy's action was clipped from,
+    ``logp_per_dim`` (A,), its behaviour log-prob per action dimension (``logp`` is their sum), and
+    ``intervention`` (the operator had taken over: no log-prob, a demonstration). Such episodes can be
+    replayed under an importance-ratio objective later (``finetune --robot --from-store``)."""
+    a = spec.action_dim
+    extra = (
+        Feature("sample", "float32", (a,), "low_dim", fill=0.0),
+        Feature("logp_per_dim", "float32", (a,), "low_dim", fill=0.0),
+        Feature("intervention", "bool", (), "scalar", fill=False),
+    )
+    return step_schema(spec, image_codec=image_codec, extra=extra)

@@ -2,9 +2,9 @@
 
 Legend: ``L`` steps of an episode, ``H`` the policy's chunk, ``A`` action size.
 
-The actor stores every step with :func:`arm_schema`'s features: besides the one step schema, the raw
-Gaussian ``sample`` the policy drew (what its behaviour log-prob scores; ``action`` is the command the guard
-let through), ``logp_per_dim`` (the behaviour log-prob of ``sample`` per action dimension; ``logp`` is
+The actor stores every step with the features of :func:`~gipo_robot.datasets.schema.sampled_step_schema`:
+besides the one step schema, the raw Gaussian ``sample`` the policy drew (what its behaviour log-prob
+scores; ``action`` is the command the guard let through), ``logp_per_dim`` (the behaviour log-prob of ``sample`` per action dimension; ``logp`` is
 their sum) and ``intervention`` (the operator had taken over: the step is a demonstration, not a sample).
 
 An episode becomes one ``(L, 1)`` :class:`~gipo_robot.train.replay.RolloutBatch`:
@@ -25,23 +25,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from gipo_robot.datasets.schema import Feature, Schema, step_schema
 from gipo_robot.policies.bc import BCData
 from gipo_robot.train.replay import RolloutBatch
 
-__all__ = ["arm_schema", "episode_batch", "intervention_data", "mc_returns", "policy_steps"]
-
-
-def arm_schema(spec: object, *, image_codec: str | None = None) -> Schema:
-    """The step schema of robot fine-tuning (and of ``deploy --sample``): the one step schema plus ``sample``
-    (A,), ``logp_per_dim`` (A,) and ``intervention``."""
-    a = spec.action_dim  # type: ignore[attr-defined]
-    extra = (
-        Feature("sample", "float32", (a,), "low_dim", fill=0.0),
-        Feature("logp_per_dim", "float32", (a,), "low_dim", fill=0.0),
-        Feature("intervention", "bool", (), "scalar", fill=False),
-    )
-    return step_schema(spec, image_codec=image_codec, extra=extra)  # type: ignore[arg-type]
+__all__ = ["episode_batch", "intervention_data", "mc_returns", "policy_steps"]
 
 
 def policy_steps(steps: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from gipo_robot.configs import load_config, save_config
+from gipo_robot.datasets.schema import sampled_step_schema
 from gipo_robot.hardware.config import load_robot
 from gipo_robot.loops.actor import check_policy_fits
 from gipo_robot.policies.checkpoint import load_policy
 from gipo_robot.train.arm.actor_loop import ArmActor
 from gipo_robot.train.arm.channel import RunChannel
 from gipo_robot.train.arm.config import ArmConfig
-from gipo_robot.train.arm.episodes import arm_schema
 from gipo_robot.train.arm.report import plot_run, summary
 from gipo_robot.train.learner import FinetuneError
 
@@ -216,5 +216,5 @@ def _open_store(channel: RunChannel, spec: Any) -> Any:
     if channel.store_path.exists():
         return EpisodeStore.open(channel.store_path, "a")
     return EpisodeStore.create(
-        channel.store_path, arm_schema(spec), fps=spec.control_hz, robot=spec.to_dict()
+        channel.store_path, sampled_step_schema(spec), fps=spec.control_hz, robot=spec.to_dict()
     )
