@@ -4,8 +4,9 @@ Legend: ``L`` steps of an episode, ``H`` the policy's chunk, ``A`` action size.
 
 The actor stores every step with the features of :func:`~gipo_robot.datasets.schema.sampled_step_schema`:
 besides the one step schema, the raw Gaussian ``sample`` the policy drew (what its behaviour log-prob
-scores; ``action`` is the command the guard let through), ``logp_per_dim`` (the behaviour log-prob of ``sample`` per action dimension; ``logp`` is
-their sum) and ``intervention`` (the operator had taken over: the step is a demonstration, not a sample).
+scores; ``action`` is the command the guard let through), ``logp_per_dim`` (the behaviour log-prob of
+``sample`` per action dimension; ``logp`` is their sum) and ``intervention`` (the operator had taken over:
+the step is a demonstration, not a sample).
 
 An episode becomes one ``(L, 1)`` :class:`~gipo_robot.train.replay.RolloutBatch`:
 
