@@ -188,6 +188,8 @@ class SdkBus:
             if reply_id == servo_id and len(data) == size:
                 return data, error
             self.stats["unmatched"] += 1
+            if self.port.isPacketTimeout():  # packets keep coming, none of them ours
+                raise CommError("timeout", f"{what}: no matching reply within the timeout")
 
     def read(self, servo_id: int, address: int, size: int) -> tuple[bytes, int]:
         """``(bytes, status error)`` of READ."""
