@@ -173,14 +173,14 @@ class ArmActor:
         try:
             self._reset(seed)
         except RobotError as err:
-            self.guard.hold()
+            self._hold()
             return EpisodeResult(ended="error", error=f"{type(err).__name__}: {err}", stop_run=True)
         pacer = Pacer(self.spec.period) if self.config.realtime else None
         with self.store.writer(
             source="rollout", task=self.config.task, policy_version=self.version
         ) as writer:
             rows = self._steps(writer, result, pacer, stop)
-            self.guard.hold()
+            self._hold()
             if result.error is None and result.ended not in ("discard", "quit", "interrupted"):
                 self._label(result, rows)
             if result.error is not None or result.ended in ("quit", "interrupted"):
@@ -195,9 +195,16 @@ class ArmActor:
         self.status.note(self._describe_episode(result))
         return result
 
+    def _hold(self) -> None:
+        """Hold the arm; a link that is already gone cannot be held (the episode records the error)."""
+        try:
+            self.guard.hold()
+        except RobotError as err:
+            self.status.note(f"hold: {err}")
+
     def _reset(self, seed: int) -> None:
         if self.config.reset == "operator" and self.operator is not None:
-            self.guard.hold()
+            self._hold()
             self.operator.wait_reset(self.config.reset_timeout_s)
         obs = self.guard.reset(seed=seed)
         self.actor.reset()
