@@ -17,13 +17,17 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+import tty
 
 import numpy as np
 import pytest
 
+from gipo_robot.hardware import servo_protocol as sp
 from gipo_robot.hardware.emulators.virtual_bus import VirtualServoBus
 from gipo_robot.hardware.serial_bus import BusError, SerialArm, ServoFaultError
+from gipo_robot.hardware.servo_sdk import SdkBus
 
 pytest.importorskip("dynamixel_sdk")
 pytest.importorskip("scservo_sdk")
@@ -166,3 +170,42 @@ def test_deploy_on_the_virtual_arm_commits_a_servo_fault_as_a_failed_episode(tmp
     assert store.n_episodes == 1 and meta.success is False and "overload" in meta.extra["error"]
     assert torque == [True, True, False, True, True, True]  # left held, except the servo that cut out
     # the exit status after a robot fault (0 today) is issue 28 item 10's exit-code convention, tested there
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_reply_with_another_id_or_length_is_dropped_not_taken(protocol):
+    # A hand-made servo on a raw pty answers a 2-byte READ of id 1 with a stale 4-byte reply of id 1 and a
+    # reply of id 2 first, then the real one: the driver takes only the reply that matches the request.
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+
+    def servo() -> None:
+        buf = b""
+        while True:
+            buf += os.read(master, 64)
+            packet, _ = sp.parse_instruction(protocol, buf)
+            if packet is not None:
+                break
+        assert packet.id == 1 and packet.instruction == sp.READ
+        os.write(
+            master,
+            sp.frame_status(protocol, 1, 0, b"\x11\x22\x33\x44")  # a late reply to another request
+            + sp.frame_status(protocol, 2, 0, b"\x55\x66")  # another servo's
+            + sp.frame_status(protocol, 1, 0x20 if protocol == "feetech" else 0, b"\x01\x02"),
+        )
+
+    thread = threading.Thread(target=servo, daemon=True)
+    thread.start()
+    stats = {}
+    bus = SdkBus(protocol, os.ttyname(slave), 1_000_000, timeout_s=0.5, stats=stats)
+    bus.open()
+    try:
+        data, error = bus.read(1, 56, 2)
+    finally:
+        bus.close()
+        thread.join(timeout=5)
+        os.close(master)
+        os.close(slave)
+    assert data == b"\x01\x02" and stats["unmatched"] == 2
+    assert error == (0x20 if protocol == "feetech" else 0)  # the error byte comes back with the data
