@@ -95,7 +95,7 @@ def run_cell(mode: str, seed: int, minutes: float, snapshot_s: float, overrides:
     return run
 
 
-def evaluate_cell(run: Path, mode: str, seed: int, minutes: float) -> dict:
+def evaluate_cell(run: Path, mode: str, seed: int, minutes: float, prov: dict) -> dict:
     """Evaluate the snapshots in robot-time order; the first at or above 90% gives the time to 90%."""
     import numpy as np
 
@@ -128,7 +128,7 @@ def evaluate_cell(run: Path, mode: str, seed: int, minutes: float) -> dict:
         "lag_hist": {str(k): v for k, v in sorted(lags.items())},
         "curve": curve, "episodes": int(np.max([c["episodes"] for c in curve])) if curve else 0,
         "config": {k: config[k] for k in CONFIG_KEYS},
-        **provenance(),
+        **prov,
     }  # fmt: skip
 
 
@@ -171,9 +171,10 @@ def main() -> None:
             print(f"{mode} seed {seed}: already in {RESULT}")
             return
         overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+        prov = provenance()  # the code that ran, not the code at evaluation time
         run = run_cell(mode, seed, args.minutes, args.snapshot_s, overrides)
         results = load_results()  # another cell may have finished meanwhile
-        results["runs"].append(evaluate_cell(run, mode, seed, args.minutes))
+        results["runs"].append(evaluate_cell(run, mode, seed, args.minutes, prov))
         RESULT.write_text(json.dumps(results, indent=1))
     if args.report:
         print(report())
