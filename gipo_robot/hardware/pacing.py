@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["Pacer", "realtime_priority", "timing_summary"]
+__all__ = ["Pacer", "format_ms", "realtime_priority", "timing_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,16 @@ def timing_summary(period_errors_s: list[float], work_s: list[float], missed: in
         "p50_work_ms": q(work, 50),
         "p99_work_ms": q(work, 99),
     }
+
+
+def format_ms(value: float | None) -> str:
+    """A duration in ms for people, to a useful precision: ``0.04 ms``, ``3.9 ms``, ``442 ms`` (``n/a`` for
+    None). Human-facing lines only: JSON output keeps full precision."""
+    if value is None:
+        return "n/a"
+    if value < 1:
+        return f"{value:.2f} ms"
+    return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
 
 
 class Pacer:

@@ -2,14 +2,19 @@
 Ctrl-C/SIGTERM handlers.
 
 Both are terminal plumbing of :func:`gipo_robot.loops.record.record`, kept apart from its control loop.
+The status line is the only thing that writes to the terminal while a session runs: warnings the package
+logs meanwhile (the safety guard's watchdog or e-stop, from its own thread) come through
+:meth:`StatusLine.logs` as lines above it, never written into it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 __all__ = ["StatusLine", "StopSignals"]
@@ -17,6 +22,8 @@ __all__ = ["StatusLine", "StopSignals"]
 
 class StatusLine:
     """The live status line on stderr (rewritten in place on a terminal, else printed every ~5 s).
+
+    Safe to call from several threads (the loop's, a logging thread's).
 
     Args:
         out: where the line goes.
@@ -30,6 +37,7 @@ class StatusLine:
         self._last = 0.0
         self._times: list[float] = []
         self._width = 0
+        self._lock = threading.Lock()
 
     def update(self, describe: Callable[[float], str]) -> None:
         """Called once per loop iteration; every 0.25 s (terminal) or 5 s (log) shows ``describe(rate)``,
@@ -43,27 +51,64 @@ class StatusLine:
         self._last = now
         rate = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 else 0.0
         line = describe(rate)
-        if self.tty:
-            self.out.write("\r" + line.ljust(self._width))
-            self._width = len(line)
-        else:
-            self.out.write(line + "\n")
-        self.out.flush()
+        with self._lock:
+            if self.tty:
+                self.out.write("\r" + line.ljust(self._width))
+                self._width = len(line)
+            else:
+                self.out.write(line + "\n")
+            self.out.flush()
 
     def note(self, message: str) -> None:
-        """A line that stays (episode saved, key map)."""
+        """A line that stays (episode saved, key map), printed above the status line."""
         if not self.enabled or not message:
             return
-        if self.tty and self._width:
-            self.out.write("\r" + " " * self._width + "\r")
-            self._width = 0
-        self.out.write(message + "\n")
-        self.out.flush()
+        with self._lock:
+            if self.tty and self._width:
+                self.out.write("\r" + " " * self._width + "\r")
+                self._width = 0
+            self.out.write(message + "\n")
+            self.out.flush()
 
     def close(self) -> None:
-        if self.tty and self._width:
-            self.out.write("\r\n")
-            self.out.flush()
+        with self._lock:
+            if self.tty and self._width:
+                self.out.write("\r\n")
+                self.out.flush()
+                self._width = 0
+
+    @contextlib.contextmanager
+    def logs(self, name: str = "gipo_robot") -> Iterator[None]:
+        """Inside the block, warnings logged under the logger ``name`` (and its children) are printed as
+        notes, and only there: not also by the root logger's handlers or Python's last-resort one, which
+        would write them into the middle of the status line. Does nothing when the line is disabled."""
+        if not self.enabled:
+            yield
+            return
+        logger = logging.getLogger(name)
+        handler = _NoteHandler(self)
+        propagate = logger.propagate
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+
+
+class _NoteHandler(logging.Handler):
+    """Log records of WARNING and above -> :meth:`StatusLine.note`."""
+
+    def __init__(self, status: StatusLine) -> None:
+        super().__init__(logging.WARNING)
+        self.status = status
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.status.note(record.getMessage())
+        except Exception:  # a logging handler must not raise into the code that logged
+            self.handleError(record)
 
 
 class StopSignals:

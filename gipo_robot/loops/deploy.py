@@ -21,7 +21,9 @@ holds the arm, commits the steps so far as a failed episode with the error in ``
 ends the run; it never escapes :func:`deploy`.
 
 Timing: :class:`~gipo_robot.hardware.pacing.Pacer` (absolute deadlines, period error per tick, a *missed*
-deadline when a step's work — observe, policy, act, record — outlasts its period).
+deadline when a step's work — observe, policy, act, record — outlasts its period). The policy's first
+forward runs before the first episode (:func:`~gipo_robot.loops.warmup.warm_up_actor`; the simulator warms
+its compiled step when it is built), so the first episode is timed like the others.
 """
 
 from __future__ import annotations
@@ -33,17 +35,20 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from gipo_robot.hardware.pacing import Pacer, realtime_priority
+from gipo_robot.hardware.pacing import Pacer, format_ms, realtime_priority
 from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec
 from gipo_robot.hardware.safety import SafetyConfig, SafetyGuard
 from gipo_robot.loops.actor import PolicyActor, check_policy_fits
 from gipo_robot.loops.evaluate import EVAL_SEED
 from gipo_robot.loops.step import EpisodeRunner, knows_task
+from gipo_robot.loops.warmup import warm_up_actor
 
 __all__ = [
     "DeployConfig",
     "DeployResult",
+    "add_changes",
     "deploy",
+    "episode_line",
     "open_deploy_store",
 ]
 
@@ -139,16 +144,21 @@ class DeployResult:
 
     Attributes:
         episodes: per episode ``{"index", "seed", "steps", "success", "error", "interventions",
-            "timing"}``; ``index`` is the store's episode index (None if nothing was committed).
+            "intervention_changes", "timing"}``; ``index`` is the store's episode index (None if nothing
+            was committed).
         timing: :func:`timing_summary` over every step of the run.
         interventions: the guard's counts summed over the run.
         error: the robot error that ended the run, or None.
+        intervention_changes: per kind and action dimension, the largest and the mean change the guard
+            made to a command over the run (physical units; see
+            :meth:`~gipo_robot.hardware.safety.SafetyGuard.intervention_report`).
     """
 
     episodes: list[dict[str, Any]]
     timing: dict[str, Any]
     interventions: dict[str, int]
     error: str | None = None
+    intervention_changes: dict[str, dict[str, dict[str, float]]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         successes = sum(bool(e["success"]) for e in self.episodes)
@@ -160,6 +170,7 @@ class DeployResult:
             "error": self.error,
             "timing": self.timing,
             "interventions": self.interventions,
+            "intervention_changes": self.intervention_changes,
             "episodes": self.episodes,
         }
 
@@ -210,6 +221,7 @@ def deploy(
     run_pacer = Pacer(spec.period, config.spin_s)
     episodes: list[dict[str, Any]] = []
     totals = dict.fromkeys(guard.interventions, 0)
+    changes: dict[str, dict[str, dict[str, float]]] = {}
     run_error = None
     in_main = threading.current_thread() is threading.main_thread()
     guard.connect()
@@ -221,15 +233,14 @@ def deploy(
         ):
             if config.rt_priority is not None and not granted:
                 say(f"real-time priority {config.rt_priority} refused: default scheduling")
+            warm_up_actor(actor, spec)
             for i in range(config.episodes):
                 record = _run_episode(guard, actor, store, config, i, run_pacer, policy_name)
                 episodes.append(record)
+                add_changes(changes, totals, record["intervention_changes"], record["interventions"])
                 for kind, n in record["interventions"].items():
                     totals[kind] += n
-                say(
-                    f"episode {i}: {record['steps']} steps, success {record['success']}"
-                    + (f", error: {record['error']}" if record["error"] else "")
-                )
+                say(episode_line(i, record))
                 if record["error"]:
                     run_error = record["error"]
                     break
@@ -238,7 +249,44 @@ def deploy(
             guard.disconnect()  # holds the arm first
         except RobotError as err:  # the link is already gone; the episode record says why
             say(f"disconnect: {err}")
-    return DeployResult(episodes, run_pacer.summary(), totals, run_error)
+    return DeployResult(episodes, run_pacer.summary(), totals, run_error, changes)
+
+
+def add_changes(
+    totals: dict[str, dict[str, dict[str, float]]],
+    counts: dict[str, int],
+    changes: dict[str, dict[str, dict[str, float]]],
+    n: dict[str, int],
+) -> None:
+    """Fold one episode's intervention changes into the run's, in place.
+
+    Args:
+        totals: the run's ``{kind: {dimension: {"max", "mean"}}}`` so far.
+        counts: the run's intervention counts per kind so far (the weights of ``totals``' means).
+        changes: the episode's, as in ``SafetyGuard.intervention_report()["changes"]``.
+        n: the episode's counts per kind.
+    """
+    for kind, dims in changes.items():
+        into = totals.setdefault(kind, {})
+        before, now = counts.get(kind, 0), n[kind]
+        for dim, change in dims.items():
+            old = into.get(dim, {"max": 0.0, "mean": 0.0})  # a mean of 0 over the earlier counted steps
+            into[dim] = {
+                "max": max(old["max"], change["max"]),
+                "mean": (old["mean"] * before + change["mean"] * now) / (before + now),
+            }
+
+
+def episode_line(i: int, record: dict[str, Any]) -> str:
+    """One deployed episode for people: steps, success, timing (rounded), interventions, error."""
+    t = record["timing"]
+    counted = {k: v for k, v in record["interventions"].items() if v}
+    return (
+        f"episode {i}: {record['steps']} steps, success {record['success']}, "
+        f"period error p99 {format_ms(t['p99_period_error_ms'])}, {t['missed']} missed"
+        + (f", guard {counted}" if counted else "")
+        + (f", error: {record['error']}" if record["error"] else "")
+    )
 
 
 def _run_episode(
@@ -280,6 +328,7 @@ def _run_episode(
         "success": bool(runner.success) and error is None,
         "error": error,
         "interventions": guard.interventions,
+        "intervention_changes": guard.intervention_report()["changes"],
         "timing": pacer.summary(),
     }
 

@@ -15,15 +15,27 @@ One session, top to bottom (:func:`record`):
    flag) for the background writer (:meth:`_Session.control_step`);
 4. an episode ends (:meth:`_Session.end_episode`) on ``save_success``/``save_failure`` (committed),
    ``discard`` (dropped; the next ``start`` records it again), the task ending it (a simulated success or
-   time-out: committed with the task's success), or the per-episode time limit (committed). The session
-   ends when the target number of episodes is saved, or on ``quit``, ``estop``, Ctrl-C or SIGTERM (an
-   unsaved episode is dropped).
+   time-out) or the per-episode time limit. The session ends when the target number of episodes is saved,
+   or on ``quit``, ``estop``, Ctrl-C or SIGTERM (an unsaved episode is dropped).
+
+Who labels an episode. A person at the device (``device.labels_episodes``: a keyboard, or a SpaceMouse or
+leader arm with one) labels every episode: when the task or the time limit stops the recording, the arm
+holds and the recorder waits for ``save_success``/``save_failure``/``discard`` (``y``/``n``/``x``), showing
+the simulator's success as a hint where the robot knows it (:meth:`_Session.await_label`). The scripted
+device, and a device without event keys, leave it to the task: such an episode is committed at once with
+the task's success (False where the robot does not know the task). ``extra["end"]`` says what stopped the
+recording (``operator``, ``task``, ``time_limit``) and ``extra["label"]`` who set ``success``
+(``operator``: a save event; ``task``).
 
 Timing. A *dropped frame* is a control period whose deadline was missed: the work of one step (device,
 policy, robot, queueing) overran into the next period, so the loop skips to the next deadline on the
 grid; the count per episode goes to the episode's ``extra["dropped_frames"]``. The slow part of writing
 (image encoding, compression, disk) runs on a writer thread
-(:class:`~gipo_robot.loops.record_store.BackgroundWriter`), so it never delays a control step.
+(:class:`~gipo_robot.loops.record_store.BackgroundWriter`), so it never delays a control step. What is
+initialised on first use (a policy's first forward; the simulator's compiled step, when it is built) is
+warmed up before the session starts (:mod:`gipo_robot.loops.warmup`), so the first episode is timed like
+the others. Idle (between episodes, waiting for a label) the arm holds and the safety guard's watchdog
+stands down; warnings logged during the session print above the status line (:meth:`StatusLine.logs`).
 
 Crash safety comes from the store's commit protocol: a killed recorder loses only the episode in flight;
 the next session appends after the last committed episode.
@@ -47,6 +59,7 @@ from gipo_robot.hardware.safety import EStopError, SafetyGuard
 from gipo_robot.loops.console import StatusLine, StopSignals
 from gipo_robot.loops.record_store import BackgroundWriter, open_store
 from gipo_robot.loops.step import Actor, guarded_step
+from gipo_robot.loops.warmup import warm_up_actor
 from gipo_robot.teleop.devices import DeviceCommand, TeleopDevice, TeleopError
 
 __all__ = ["RecorderConfig", "SessionResult", "record"]
@@ -65,8 +78,8 @@ class RecorderConfig:
     episodes: int = 1
     """Stop after saving this many episodes in this session."""
     max_seconds: float | None = None
-    """Per-episode time limit, s (``round(max_seconds * fps)`` steps); the episode is saved when it is
-    reached. None: no limit."""
+    """Per-episode time limit, s (``round(max_seconds * fps)`` steps); recording stops when it is reached
+    and the episode is saved, or, where a person labels episodes, held until they do. None: no limit."""
     fps: float | None = None
     """Control and recording rate, Hz; None: the robot's ``spec.control_hz``."""
     realtime: bool = True
@@ -135,16 +148,20 @@ class _Episode:
     takeover: bool = False
     interventions: int = 0
     success: bool = False
+    task_known: bool = False
+    stopped: str | None = None
+    """Why recording stopped (``task`` or ``time_limit``) while the episode waits for the operator's label."""
     times: list[float] = dataclasses.field(default_factory=list)
     busy: list[float] = dataclasses.field(default_factory=list)
 
     def extra(self, period: float, reason: str, device: str, guard: Any) -> dict[str, Any]:
-        """The episode's ``extra`` metadata: timing, how it ended, safety interventions."""
+        """The episode's ``extra`` metadata: timing, how it ended, who labelled it, safety interventions."""
         dt = np.diff(self.times) if len(self.times) > 1 else np.full(1, period)
         error = np.abs(dt - period)
         duration = self.times[-1] - self.times[0] if self.times else 0.0
         return {
-            "end": reason,
+            "end": self.stopped or reason,
+            "label": "operator" if reason == "operator" else "task",
             "device": device,
             "attempt": self.attempt,
             "seed": self.seed,
@@ -214,8 +231,10 @@ def record(
             if opened is None:
                 opened = store()
             session.writer = BackgroundWriter(opened, flush_steps=config.flush_steps)
+            warm_up_actor(policy, guard.spec)
             session.status.note(device.help())
-            session.run(stop)
+            with session.status.logs():
+                session.run(stop)
     except (KeyboardInterrupt, _Interrupted):
         result.ended = "interrupted"
     except EStopError:
@@ -256,6 +275,11 @@ class _Session:
         self.episode: _Episode | None = None
         self.attempt = 0
 
+    @property
+    def recording(self) -> bool:
+        """An episode is open and taking steps (not waiting for the operator's label)."""
+        return self.episode is not None and self.episode.stopped is None
+
     def run(self, stop: StopSignals) -> None:
         """The control loop, one iteration per control period, until the session ends."""
         while True:
@@ -264,13 +288,16 @@ class _Session:
             # --- wait for this period's deadline (idle periods do not count as drops)
             if self.config.realtime:
                 missed = self.pacer.wait()
-                if self.episode is not None and self.episode.steps:
+                if self.recording and self.episode.steps:
                     self.episode.dropped += missed
                     self.episode.busy.append(self.pacer.busy)
             command = self.device.poll()
             end, started, reset_scene = self.handle_events(command.events)
-            if self.episode is not None and end is None and not started:
+            if self.recording and end is None and not started:
                 end = self.control_step(command)
+                if end is not None and self.device.labels_episodes:
+                    self.await_label(end[0])
+                    end = None
             if self.episode is not None and end is not None:
                 self.end_episode(*end)
             if reset_scene:
@@ -300,7 +327,7 @@ class _Session:
             elif event == "reset":
                 end = ("discard", False) if episode is not None else None
                 reset_scene = True
-            elif event == "takeover" and episode is not None and self.policy is not None:
+            elif event == "takeover" and self.recording and self.policy is not None:
                 episode.takeover = not episode.takeover
                 self.policy.reset()
             elif event in ("quit", "estop"):
@@ -342,12 +369,32 @@ class _Session:
         episode.times.append(t)
         episode.interventions += int(intervening)
         task = step.status
+        episode.task_known = task is not None
         episode.success = episode.success or bool(task is not None and task.success)
         if task is not None and task.done:
             return ("task", episode.success)
         if self.max_steps is not None and episode.steps >= self.max_steps:
             return ("time_limit", episode.success)
         return None
+
+    def await_label(self, reason: str) -> None:
+        """The task or the time limit stopped the recording of an episode a person labels: hold the arm
+        and wait for their ``save_success``/``save_failure``/``discard`` (the task's ``success`` is only a
+        hint); the episode stays open until then."""
+        episode = self.episode
+        episode.stopped = reason
+        self.guard.hold()
+        self.status.note(
+            f"episode {len(self.result.saved) + 1} stopped ({_STOPPED[reason]}{self.hint()}), arm holding: "
+            "label it: y success, n failure, x discard"
+        )
+
+    def hint(self) -> str:
+        """``; sim:Lift says success``: the task's verdict as a hint, or nothing where the robot has none."""
+        episode = self.episode
+        if not episode.task_known:
+            return ""
+        return f"; {self.guard.spec.name} says {'success' if episode.success else 'failure'}"
 
     def choose(self, obs: Mapping[str, np.ndarray], command: DeviceCommand) -> np.ndarray:
         """The policy's action unless the operator took over (or none drives); else the device's."""
@@ -374,8 +421,8 @@ class _Session:
             result.episodes.append({"index": index, "steps": episode.steps, "success": success, **extra})
             outcome = "success" if success else "failure"
             self.status.note(
-                f"episode {index} saved ({outcome}, {reason}): {episode.steps} steps, "
-                f"{episode.steps * self.period:.1f} s, dropped {episode.dropped}"
+                f"episode {index} saved ({outcome}, {extra['end']}, labelled by {extra['label']}): "
+                f"{episode.steps} steps, {episode.steps * self.period:.1f} s, dropped {episode.dropped}"
             )
         self.device.end_episode()
         self.guard.hold()
@@ -384,11 +431,21 @@ class _Session:
     def describe(self, rate: float) -> str:
         """The status line's text, ``rate`` the loop's measured rate (Hz)."""
         result, episode, target = self.result, self.episode, self.config.episodes
+        tally = f"saved {len(result.saved)} discarded {result.discarded}"
         if episode is None:
             return f"idle | saved {len(result.saved)}/{target} | discarded {result.discarded}"
+        if episode.stopped is not None:
+            return (
+                f"LABEL episode {len(result.saved) + 1}/{target} | {_STOPPED[episode.stopped]}{self.hint()} "
+                f"| y success, n failure, x discard | holding | {tally}"
+            )
         return (
             f"REC episode {len(result.saved) + 1}/{target} | {episode.steps / self.fps:5.1f} s | "
             f"{rate:4.1f} Hz | dropped {episode.dropped}"
             + (" | TAKEOVER" if episode.takeover else "")
-            + f" | saved {len(result.saved)} discarded {result.discarded}"
+            + f" | {tally}"
         )
+
+
+_STOPPED = {"task": "the task ended it", "time_limit": "time limit"}
+"""How the status line says why recording stopped."""

@@ -73,6 +73,14 @@ class TeleopDevice(abc.ABC):
 
     name: str = "device"
 
+    @property
+    def labels_episodes(self) -> bool:
+        """Whether a person at this device labels the episodes: they can raise ``save_success``,
+        ``save_failure`` and ``discard`` (a keyboard, or a SpaceMouse/leader arm with one). The recorder then
+        waits for their label when the time limit or the task stops an episode, instead of saving it with
+        the task's success; the scripted device and a device without event keys (False) keep that."""
+        return False
+
     def start(self) -> None:  # noqa: B027  (optional hook)
         """Open the input (terminal, HID handle, leader arm). Called once before the first poll."""
 

@@ -98,6 +98,11 @@ class KeyboardDevice(TeleopDevice):
 
     name = "keyboard"
 
+    @property
+    def labels_episodes(self) -> bool:
+        """The operator labels every episode with ``y``/``n``/``x`` (see :class:`TeleopDevice`)."""
+        return True
+
     def __init__(
         self,
         spec: RobotSpec,

@@ -205,6 +205,11 @@ class LeaderArmDevice(TeleopDevice):
             return DeviceCommand(action, () if self._recording else ("start",))
         return DeviceCommand(action, merge_events(self.events.poll()))
 
+    @property
+    def labels_episodes(self) -> bool:
+        """With a keyboard for the event keys, the operator labels every episode (:class:`TeleopDevice`)."""
+        return self.events is not None and self.events.labels_episodes
+
     def help(self) -> str:
         text = f"leader arm {self.leader.spec.name}: move it by hand; the follower mirrors it"
         return text + ("\n" + self.events.help() if self.events is not None else "")

@@ -219,6 +219,11 @@ class SpaceMouseDevice(TeleopDevice):
         other = self.events.poll() if self.events is not None else None
         return DeviceCommand(np.append(motion, self._gripper), (*events, *merge_events(other)))
 
+    @property
+    def labels_episodes(self) -> bool:
+        """With a keyboard for the event keys, the operator labels every episode (:class:`TeleopDevice`)."""
+        return self.events is not None and self.events.labels_episodes
+
     def help(self) -> str:
         lines = [
             "SpaceMouse controls: push/pull/lift the cap to move, tilt/twist to rotate;",
