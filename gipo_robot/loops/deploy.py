@@ -280,11 +280,11 @@ def add_changes(
 def episode_line(i: int, record: dict[str, Any]) -> str:
     """One deployed episode for people: steps, success, timing (rounded), interventions, error."""
     t = record["timing"]
-    counted = {k: v for k, v in record["interventions"].items() if v}
+    counted = ", ".join(f"{kind} {n}" for kind, n in record["interventions"].items() if n)
     return (
         f"episode {i}: {record['steps']} steps, success {record['success']}, "
         f"period error p99 {format_ms(t['p99_period_error_ms'])}, {t['missed']} missed"
-        + (f", guard {counted}" if counted else "")
+        + (f", guard: {counted}" if counted else "")
         + (f", error: {record['error']}" if record["error"] else "")
     )
 
