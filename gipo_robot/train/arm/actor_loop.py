@@ -31,6 +31,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from gipo_robot.datasets import DatasetError
 from gipo_robot.hardware.pacing import Pacer
 from gipo_robot.hardware.robot import Robot, RobotError
 from gipo_robot.hardware.safety import SafetyGuard
@@ -238,7 +239,12 @@ class ArmActor:
             except RobotError as err:
                 result.ended, result.error = "error", f"{type(err).__name__}: {err}"
                 return rows
-            writer.add(self._row(step, intervening))
+            try:
+                writer.add(self._row(step, intervening))
+            except DatasetError as err:  # a non-finite measurement: a sensor fault, not a step to store
+                self._hold()
+                result.ended, result.error = "error", f"sensor fault: {err}"
+                return rows
             for k in keep:
                 rows[f"obs.{k}"].append(np.asarray(step.obs[k]))
             result.steps += 1
