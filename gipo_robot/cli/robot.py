@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,6 +39,9 @@ def deploy_command(
     rt_priority: Annotated[
         int | None, typer.Option(min=1, max=99, help="Run the loop SCHED_FIFO at this priority (Linux).")
     ] = None,
+    sample: Annotated[
+        bool, typer.Option(help="Sample the policy's Gaussian; log behaviour log-probs (for --from-store).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a policy on a robot behind the safety guard, recording every step; reports loop jitter."""
@@ -46,7 +49,6 @@ def deploy_command(
     from gipo_robot.hardware.config import load_robot
     from gipo_robot.hardware.pacing import format_ms
     from gipo_robot.hardware.robot import RobotError
-    from gipo_robot.hardware.safety import SafetyConfig
     from gipo_robot.loops.actor import check_policy_fits
     from gipo_robot.loops.deploy import DeployConfig, open_deploy_store
     from gipo_robot.loops.deploy import deploy as run_deploy
@@ -55,13 +57,6 @@ def deploy_command(
     arm = None
     try:
         pol = load_policy(policy)  # a bad checkpoint fails before any robot starts
-        safety_config = SafetyConfig()
-        if safety is not None:
-            try:
-                data = json.loads(safety.read_text())
-            except (OSError, json.JSONDecodeError) as err:
-                raise ValueError(f"safety config {safety}: {err}") from err
-            safety_config = SafetyConfig.from_dict(data, source=str(safety))
         config = DeployConfig(
             episodes=episodes,
             max_steps=max_steps,
@@ -70,12 +65,14 @@ def deploy_command(
             task=task,
             realtime=realtime,
             rt_priority=rt_priority,
-            safety=safety_config,
+            safety=_safety_config(safety),
+            sample=sample,
+            policy_version=_policy_version(policy) if sample else 0,
         )
         with stdout_to_stderr(as_json):
             arm = load_robot(robot)
             check_policy_fits(pol.config, arm.spec, where=f"policy at {policy}")
-            store = open_deploy_store(out, arm.spec)
+            store = open_deploy_store(out, arm.spec, sample=sample)
             result = run_deploy(
                 pol, arm, store, config, policy_name=str(policy), log=lambda m: typer.echo(m, err=True)
             )
@@ -114,6 +111,26 @@ def _guard_text(counts: dict[str, int], changes: dict[str, dict[str, dict[str, f
             part += f" (largest change {dim} {size(dim, c['max'])}, mean {size(dim, c['mean'])})"
         parts.append(part)
     return "guard: " + ("; ".join(parts) if parts else "no interventions")
+
+
+def _safety_config(path: Path | None) -> Any:
+    """The SafetyConfig of a JSON file of its fields (defaults without one); ValueError naming the file."""
+    from gipo_robot.hardware.safety import SafetyConfig
+
+    if path is None:
+        return SafetyConfig()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"safety config {path}: {err}") from err
+    return SafetyConfig.from_dict(data, source=str(path))
+
+
+def _policy_version(path: Path) -> int:
+    """The version a ``finetune --robot`` checkpoint records in its provenance (0 for any other policy)."""
+    from gipo_robot.policies.checkpoint import read_config
+
+    return int(read_config(path).get("provenance", {}).get("version", 0))
 
 
 @app.command()

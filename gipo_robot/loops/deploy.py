@@ -60,20 +60,21 @@ disk (a flush costs milliseconds: inside the loop it would miss a deadline)."""
 # ---------------------------------------------------------------------------------------------- store
 
 
-def open_deploy_store(path: str | Path, spec: RobotSpec) -> Any:
+def open_deploy_store(path: str | Path, spec: RobotSpec, *, sample: bool = False) -> Any:
     """Open the episode store at ``path`` for appending, or create it for this robot.
 
     A new store gets the demonstration schema (``obs.<feature>`` for every observation, ``action``,
     ``reward``, ``terminated``, ``truncated``, ``success``, ``timestamp``, ``logp``, ``policy_version``),
-    the robot's control rate as fps and its spec.
+    the robot's control rate as fps and its spec; with ``sample`` (``deploy --sample``) also ``sample``,
+    ``logp_per_dim`` and ``intervention`` (:func:`~gipo_robot.datasets.schema.sampled_step_schema`).
 
     Raises:
         DatasetError: an existing store whose features differ from this robot's (naming the feature).
     """
     from gipo_robot.datasets import DatasetError, EpisodeStore
-    from gipo_robot.datasets.schema import step_schema
+    from gipo_robot.datasets.schema import sampled_step_schema, step_schema
 
-    schema = step_schema(spec)
+    schema = sampled_step_schema(spec) if sample else step_schema(spec)
     if not Path(path).exists():
         return EpisodeStore.create(path, schema, fps=spec.control_hz, robot=spec.to_dict())
     store = EpisodeStore.open(path, "a")
@@ -111,6 +112,11 @@ class DeployConfig:
         rt_priority: run the loop under ``SCHED_FIFO`` at this priority (1-99; see
             :func:`realtime_priority`); None keeps default scheduling.
         safety: the guard's limits.
+        sample: act with samples of the policy's Gaussian instead of its mean, storing each step's raw
+            sample and behaviour log-prob (a store made with ``open_deploy_store(..., sample=True)``), so
+            that ``finetune --robot --from-store`` can replay the episodes; executes the first action of each
+            chunk (``execute_steps`` 1).
+        policy_version: the version recorded with sampled steps (a ``finetune --robot`` checkpoint's).
     """
 
     episodes: int = 1
@@ -122,6 +128,8 @@ class DeployConfig:
     spin_s: float = 0.001
     rt_priority: int | None = None
     safety: SafetyConfig = dataclasses.field(default_factory=SafetyConfig)
+    sample: bool = False
+    policy_version: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.episodes, int) or self.episodes < 1:
@@ -134,6 +142,10 @@ class DeployConfig:
             raise ValueError(f"DeployConfig.spin_s must be >= 0, got {self.spin_s!r}")
         if self.rt_priority is not None and not 1 <= self.rt_priority <= 99:
             raise ValueError(f"DeployConfig.rt_priority must be in 1..99, got {self.rt_priority!r}")
+        if self.sample and self.execute_steps not in (None, 1):
+            raise ValueError("DeployConfig.sample executes the first action of each chunk: execute_steps 1")
+        if self.sample:
+            self.execute_steps = 1
         if isinstance(self.safety, dict):
             self.safety = SafetyConfig.from_dict(self.safety)
 
@@ -215,7 +227,10 @@ def deploy(
     check_policy_fits(policy.config, spec, where=f"policy {policy_name}".strip())
     if config.max_steps is None and not knows_task(robot):
         raise ValueError(f"{spec.name} cannot tell when an episode ends: give max_steps")
-    actor = PolicyActor(policy, execute_steps=config.execute_steps)
+    generator = torch.Generator().manual_seed(config.seed) if config.sample else None
+    actor = PolicyActor(
+        policy, execute_steps=config.execute_steps, deterministic=not config.sample, generator=generator
+    )
     guard = robot if isinstance(robot, SafetyGuard) else SafetyGuard(robot, config.safety)
     say = log or (lambda message: None)
     run_pacer = Pacer(spec.period, config.spin_s)
@@ -304,11 +319,13 @@ def _run_episode(
     pacer = Pacer(spec.period, config.spin_s)
     runner = EpisodeRunner(guard, actor, max_steps=config.max_steps, pacer=pacer if config.realtime else None)
     error = None
-    with store.writer(source="deploy", task=config.task, flush_steps=_flush_steps(spec)) as writer:
+    version = config.policy_version if config.sample else -1
+    meta = {"source": "deploy", "task": config.task, "policy_version": version}
+    with store.writer(flush_steps=_flush_steps(spec), **meta) as writer:
         try:
             runner.reset(seed=seed)
             for step in runner.run():
-                writer.add(step.row(features=store.schema))
+                writer.add({**step.row(features=store.schema), **_sampled(actor, version)})
         except RobotError as err:
             guard.hold()
             error = f"{type(err).__name__}: {err}"
@@ -331,6 +348,14 @@ def _run_episode(
         "intervention_changes": guard.intervention_report()["changes"],
         "timing": pacer.summary(),
     }
+
+
+def _sampled(actor: PolicyActor, version: int) -> dict[str, Any]:
+    """A sampled step's raw sample, behaviour log-prob (per dimension and summed) and version; {} if none."""
+    if actor.last_sample is None:
+        return {}
+    sample, logp = actor.last_sample
+    return {"sample": sample, "logp_per_dim": logp, "logp": float(logp.sum()), "policy_version": version}
 
 
 def _commit(

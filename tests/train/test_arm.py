@@ -234,3 +234,97 @@ def test_logged_episodes_start_the_learner(tmp_path, lift_bc_policy):
     # The earlier run's sampled steps are replayed (as version 0), the demonstrations feed the BC term.
     assert first_round["replay_steps"] == logged_steps + first_round["new_steps"]
     assert first_round["bc_steps"] == demo_steps and "bc_nll" in first_round
+
+
+def test_deploy_sample_logs_episodes_a_robot_run_replays(tmp_path, lift_bc_policy):
+    done = subprocess.run(
+        [EXE, "deploy", str(lift_bc_policy), "--robot", "sim:Lift?horizon=30", "--episodes", "2", "--sample",
+         "--no-realtime", "--out", str(tmp_path / "deploy.zarr"), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    logged = EpisodeStore.open(tmp_path / "deploy.zarr")
+    steps = logged.episode(0)
+    assert logged.episode_meta(0).source == "deploy" and logged.episode_meta(0).policy_version == 0
+    assert np.all(steps["policy_version"] == 0) and steps["logp_per_dim"].all()
+    np.testing.assert_allclose(steps["logp"], steps["logp_per_dim"].sum(-1), rtol=1e-5, atol=1e-5)
+    config = ArmConfig(episodes=1, from_stores=[str(tmp_path / "deploy.zarr")], **FAST)
+    run_quietly(config, lift_bc_policy, tmp_path / "run")
+    first_round = read_history(tmp_path / "run" / "metrics.csv")[0]
+    assert first_round["replay_steps"] == logged.n_steps + first_round["new_steps"]
+
+
+def test_a_bus_unplugged_mid_episode_commits_it_as_failed_and_ends_the_run(tmp_path):
+    from gipo_robot.hardware.config import load_robot
+    from gipo_robot.hardware.emulators.virtual_bus import VirtualServoBus
+
+    with VirtualServoBus("feetech") as bus:
+        arm_file = virtual_arm_config(bus, tmp_path / "arm.json")
+        spec = load_robot(arm_file).spec
+        save_policy(
+            tmp_path / "policy", constant_policy({"joint_pos": [6]}, [0.0] * 6, names=list(spec.action_names))
+        )
+        channel = RunChannel(tmp_path / "run")
+
+        def unplug_once_acting():  # the learner is up once the actor acts; then 1.5 s into episode 0
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not channel.heartbeat("learner"):
+                time.sleep(0.05)
+            time.sleep(1.5)
+            bus.disconnect()
+
+        unplug = threading.Thread(target=unplug_once_acting)
+        unplug.start()
+        config = ArmConfig(robot=str(arm_file), max_steps=300, episodes=3, min_new_steps=10, minibatch_size=8)
+        result = run_quietly(config, tmp_path / "policy", tmp_path / "run", operator=ScriptedOperator("yyy"))
+        unplug.join()
+    assert result["session"]["ended"] == "error" and "BusError" in result["session"]["error"]
+    store = EpisodeStore.open(tmp_path / "run" / "episodes.zarr")
+    assert store.n_episodes == 1 and not store.episode_meta(0).success
+    assert 0 < store.episode_meta(0).length < 300 and "BusError" in store.episode_meta(0).extra["error"]
+
+
+def test_a_relabelled_episode_changes_what_the_learner_learns(tmp_path, lift_bc_policy):
+    from gipo_robot.train.arm.learner_loop import ArmLearner
+
+    run_quietly(ArmConfig(episodes=2, **FAST), lift_bc_policy, tmp_path / "run")
+    learner = ArmLearner(tmp_path / "run")  # resumes from the run's checkpoint, rebuilds its buffer
+    learner._rebuild()
+    batch = next(b for b in learner.replay.batches if b.episode == 0)
+    assert batch.rewards.sum() == 0 and bool(batch.truncated[-1, 0])  # the sim said: failure
+    EpisodeStore.open(tmp_path / "run" / "episodes.zarr", "a").relabel(0, True)  # gipo-robot label
+    learner._read_new()
+    assert float(batch.rewards[-1, 0]) == 1.0 and bool(batch.terminated[-1, 0]) and not batch.truncated[-1, 0]
+
+
+def test_a_non_finite_measurement_ends_the_episode_as_a_failed_one(tmp_path, lift_bc_policy):
+    from gipo_robot.datasets.schema import sampled_step_schema
+    from gipo_robot.sim.robot import SimRobot
+    from gipo_robot.train.arm.actor_loop import ArmActor
+
+    class NanAfter(SimRobot):  # the simulator, with a joint sensor that starts reading NaN at step 5
+        steps = 0
+
+        def act(self, action):
+            self.steps += 1
+            return super().act(action)
+
+        def observe(self):
+            obs = dict(super().observe())
+            if self.steps >= 5:
+                obs["robot0_eef_pos"] = np.full(3, np.nan)
+            return obs
+
+    robot = NanAfter("Lift", horizon=30)
+    channel = RunChannel(tmp_path / "run")
+    channel.publish(load_policy(lift_bc_policy), 0)
+    store = EpisodeStore.create(channel.store_path, sampled_step_schema(robot.spec), fps=20)
+    actor = ArmActor(ArmConfig(episodes=3, **FAST), channel, robot, status=False)
+    result = actor.run(store)
+    robot.close()
+    assert (
+        result["ended"] == "error"
+        and "sensor fault" in result["error"]
+        and "obs.robot0_eef_pos" in result["error"]
+    )
+    assert store.n_episodes == 1 and store.episode_meta(0).length == 5 and not store.episode_meta(0).success
