@@ -333,6 +333,8 @@ def _run_episode(
             guard.hold()
             _commit(writer, runner, guard, pacer, "KeyboardInterrupt", seed, policy_name)
             raise
+        else:
+            guard.hold()  # the episode is over: hold (no lapse for the watchdog) while it is committed
         index = _commit(writer, runner, guard, pacer, error, seed, policy_name)
     run_pacer.period_errors += pacer.period_errors
     run_pacer.work += pacer.work

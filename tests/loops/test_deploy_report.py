@@ -69,3 +69,32 @@ def test_deploy_prints_rounded_timing_and_what_the_guard_changed(tmp_path):
     changes = summary["intervention_changes"]
     assert changes["workspace"]["dz"]["max"] > 0.001 and summary["interventions"]["workspace"] > 0
     assert summary["episodes"][0]["intervention_changes"].keys() == {"delta", "workspace"}
+
+
+def test_committing_between_episodes_is_no_watchdog_lapse(tmp_path, monkeypatch, caplog):
+    # A 10 Hz arm with a 0.2 s watchdog (2 periods); committing an episode takes 0.5 s (a big store on a
+    # slow disk). Before, the arm was left tracking its last target while the store wrote, and the
+    # watchdog reported "no action for 200 ms, holding" after every episode; now deploy holds first.
+    import time
+
+    from gipo_robot.datasets.writer import EpisodeWriter
+    from gipo_robot.hardware.safety import SafetyConfig
+    from gipo_robot.loops.deploy import DeployConfig, deploy, open_deploy_store
+    from tests.hardware.test_safety import RecordingArm
+
+    commit = EpisodeWriter.commit
+
+    def slow_commit(self, **meta):
+        time.sleep(0.5)
+        return commit(self, **meta)
+
+    monkeypatch.setattr(EpisodeWriter, "commit", slow_commit)
+    arm = RecordingArm()
+    policy = constant_policy({"joint_pos": [3]}, [0.0, 0.0, -0.2])
+    store = open_deploy_store(tmp_path / "s.zarr", arm.spec)
+    config = DeployConfig(episodes=2, max_steps=3, safety=SafetyConfig(watchdog_periods=2.0))
+    with caplog.at_level("WARNING", logger="gipo_robot"):
+        result = deploy(policy, arm, store, config)
+    assert result.error is None and store.n_episodes == 2
+    assert not [r for r in caplog.records if "watchdog" in r.getMessage()]
+    assert arm.holds >= 2  # held at the end of each episode
