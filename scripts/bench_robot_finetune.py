@@ -19,6 +19,7 @@ Results go to ``benchmarks/robot_finetune.json``: ``{"runs": [{"task", "mode", "
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -118,6 +119,7 @@ def evaluate_cell(run: Path, mode: str, seed: int, minutes: float, prov: dict) -
         for lag, n in json.loads(record["lag_hist"]).items():
             lags[int(lag)] = lags.get(int(lag), 0) + n
     total = max(1, sum(lags.values()))
+    timing = _timing(run)
     config = json.loads((run / "config.json").read_text())
     return {
         "task": "Lift", "mode": mode, "reward": "sim", "seed": seed, "budget_minutes": minutes,
@@ -126,10 +128,25 @@ def evaluate_cell(run: Path, mode: str, seed: int, minutes: float, prov: dict) -
         "final_success": curve[-1]["success"] if curve else None,
         "mean_lag": sum(k * v for k, v in lags.items()) / total,
         "lag_hist": {str(k): v for k, v in sorted(lags.items())},
-        "curve": curve, "episodes": int(np.max([c["episodes"] for c in curve])) if curve else 0,
+        "missed_deadlines": timing["missed"], "steps": timing["steps"],
+        "p99_period_error_ms_max": timing["p99_max"], "curve": curve,
+        "episodes": int(np.max([c["episodes"] for c in curve])) if curve else 0,
         "config": {k: config[k] for k in CONFIG_KEYS},
         **prov,
     }  # fmt: skip
+
+
+def _timing(run: Path) -> dict:
+    """Missed 20 Hz deadlines and the worst episode's p99 period error over the run's episodes."""
+    from gipo_robot.datasets import EpisodeStore
+
+    store = EpisodeStore.open(run / "episodes.zarr")
+    timings = [store.episode_meta(i).extra.get("timing") or {} for i in range(store.n_episodes)]
+    return {
+        "missed": sum(t.get("missed", 0) for t in timings),
+        "steps": store.n_steps,
+        "p99_max": max((t.get("p99_period_error_ms") or 0.0 for t in timings), default=None),
+    }
 
 
 def load_results() -> dict:
@@ -173,9 +190,14 @@ def main() -> None:
         overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
         prov = provenance()  # the code that ran, not the code at evaluation time
         run = run_cell(mode, seed, args.minutes, args.snapshot_s, overrides)
-        results = load_results()  # another cell may have finished meanwhile
-        results["runs"].append(evaluate_cell(run, mode, seed, args.minutes, prov))
-        RESULT.write_text(json.dumps(results, indent=1))
+        row = evaluate_cell(run, mode, seed, args.minutes, prov)
+        with RESULT.with_suffix(".lock").open("w") as lock:  # cells run side by side: one writer at a time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            results = load_results()
+            results["runs"].append(row)
+            tmp = RESULT.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results, indent=1))
+            tmp.replace(RESULT)
     if args.report:
         print(report())
 

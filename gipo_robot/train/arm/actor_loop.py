@@ -187,9 +187,8 @@ class ArmActor:
             if result.error is not None or result.ended in ("quit", "interrupted"):
                 result.stop_run = True
             if result.steps and result.label in ("success", "failure"):
-                result.index = writer.commit(
-                    success=result.label == "success", extra=self._extra(result, seed)
-                )
+                extra = self._extra(result, seed, pacer)
+                result.index = writer.commit(success=result.label == "success", extra=extra)
                 self.labels.append(result.label == "success")
         if result.label != "rerun":
             self.attempt += 1
@@ -294,13 +293,14 @@ class ArmActor:
             success, p = self.classifier.episode_success({k: np.stack(v) for k, v in rows.items()})
             result.label, result.classifier_p = ("success" if success else "failure"), float(p)
 
-    def _extra(self, result: EpisodeResult, seed: int) -> dict[str, Any]:
+    def _extra(self, result: EpisodeResult, seed: int, pacer: Pacer | None) -> dict[str, Any]:
         return {
             "robot": self.spec.name, "seed": seed, "robot_s": self.robot_s, "ended": result.ended,
             "error": result.error, "label_source": "operator" if result.ended == "operator" else
             self.config.reward.split(":", 1)[0], "sim_success": result.hint,
             "classifier_p": result.classifier_p, "intervention_steps": result.interventions,
             "version_end": self.version, "safety": self.guard.intervention_report(),
+            "timing": pacer.summary() if pacer is not None else None,
         }  # fmt: skip
 
     # ------------------------------------------------------------------------------------ weights, learner
