@@ -124,6 +124,7 @@ class ArmActor:
             ``{"episodes", "successes", "steps", "robot_s", "ended", "error"}`` of this session.
         """
         self.store = store
+        self.t0 = time.perf_counter()  # robot time starts when the actor starts acting
         self.labels = [bool(s) for s in store.meta_table()["success"]]
         committed, ended, error = 0, "budget", None
         stop = StopSignals()
