@@ -35,8 +35,9 @@ from _common import provenance
 ROOT = Path("runs/bench_robot")
 RESULT = Path("benchmarks/robot_finetune.json")
 EVAL_EPISODES = 50
+SNAPSHOT_S = 60.0
 CONFIG_KEYS = ("objective", "policy_lr", "epochs", "minibatch_size", "min_new_steps", "max_lag", "stale",
-               "init_log_std", "realtime")  # fmt: skip
+               "init_log_std", "realtime", "from_stores")  # fmt: skip
 
 
 def prepare() -> dict:
@@ -61,7 +62,7 @@ def _snapshots(run: Path, every_s: float, stop: threading.Event) -> None:
     """Copy the newest published version every ``every_s`` s of robot time into ``run/snapshots``."""
     from gipo_robot.train.arm.channel import RunChannel
 
-    channel, target = RunChannel(run), every_s
+    channel, target = RunChannel(run / "run"), every_s
     (run / "snapshots").mkdir(parents=True, exist_ok=True)
     while not stop.wait(0.2):
         beat = channel.heartbeat("actor")
@@ -77,27 +78,39 @@ def _snapshots(run: Path, every_s: float, stop: threading.Event) -> None:
         target += every_s
 
 
-def run_cell(mode: str, seed: int, minutes: float, snapshot_s: float, overrides: dict) -> Path:
+def run_cell(name: str, mode: str, seed: int, minutes: float, snapshot_s: float, overrides: dict) -> Path:
+    """One run into ``ROOT/name`` (its provenance in ``cell.json``); evaluation comes later."""
     from gipo_robot.train.arm import ArmConfig, finetune_on_robot
 
-    run = ROOT / f"{mode}_s{seed}"
+    run = ROOT / name
     if run.exists():
         shutil.rmtree(run)
+    run.mkdir(parents=True)
+    cell = {
+        "name": name,
+        "mode": mode,
+        "seed": seed,
+        "minutes": minutes,
+        "overrides": overrides,
+        **provenance(),
+    }
     config = ArmConfig(robot="sim:Lift", mode=mode, seed=seed, robot_minutes=minutes, env_steps=10**9,
                        **overrides)  # fmt: skip
+    (run / "cell.json").write_text(json.dumps(cell))
     stop = threading.Event()
     snapper = threading.Thread(target=_snapshots, args=(run, snapshot_s, stop), daemon=True)
     snapper.start()
     try:
-        finetune_on_robot(config, ROOT / "bc", run, status=True)
+        finetune_on_robot(config, ROOT / "bc", run / "run", status=True)
     finally:
         stop.set()
         snapper.join()
     return run
 
 
-def evaluate_cell(run: Path, mode: str, seed: int, minutes: float, prov: dict) -> dict:
-    """Evaluate the snapshots in robot-time order; the first at or above 90% gives the time to 90%."""
+def evaluate_cell(cell_dir: Path, every: int) -> dict:
+    """Evaluate every ``every``-th snapshot and the last, in robot-time order; the first at or above 90%
+    gives the time to 90% (at the snapshots' resolution)."""
     import numpy as np
 
     from gipo_robot.loops.evaluate import evaluate
@@ -105,13 +118,18 @@ def evaluate_cell(run: Path, mode: str, seed: int, minutes: float, prov: dict) -
     from gipo_robot.sim import make_env
     from gipo_robot.train.state import read_history
 
+    cell = json.loads((cell_dir / "cell.json").read_text())
+    run = cell_dir / "run"
     env = make_env("Lift")
     curve = []
-    for snap in sorted((run / "snapshots").glob("t*")):
+    snaps = sorted((cell_dir / "snapshots").glob("t*"))
+    for snap in [s for i, s in enumerate(snaps) if (i + 1) % every == 0 or i == len(snaps) - 1]:
         meta = json.loads((snap / "snapshot.json").read_text())
         result = evaluate(load_policy(snap), env, EVAL_EPISODES, execute_steps=1, progress=False)
         curve.append({**meta, "success": result.success_rate})
-        print(f"{run.name} {meta['robot_s'] / 60:5.1f} min v{meta['version']}: {result.success_rate:.2f}")
+        print(
+            f"{cell_dir.name} {meta['robot_s'] / 60:5.1f} min v{meta['version']}: {result.success_rate:.2f}"
+        )
     env.close()
     hit = next((c for c in curve if c["success"] >= 0.9), None)
     lags: dict[int, int] = {}
@@ -121,8 +139,11 @@ def evaluate_cell(run: Path, mode: str, seed: int, minutes: float, prov: dict) -
     total = max(1, sum(lags.values()))
     timing = _timing(run)
     config = json.loads((run / "config.json").read_text())
+    logs = bool(config.get("from_stores"))
     return {
-        "task": "Lift", "mode": mode, "reward": "sim", "seed": seed, "budget_minutes": minutes,
+        "task": "Lift", "mode": cell["mode"] + ("+logs" if logs else ""), "reward": "sim",
+        "seed": cell["seed"],
+        "budget_minutes": cell["minutes"], "cell": cell["name"], "snapshot_minutes": every * SNAPSHOT_S / 60,
         "robot_minutes_to_90": hit["robot_s"] / 60 if hit else None,
         "episodes_to_90": hit["episodes"] if hit else None,
         "final_success": curve[-1]["success"] if curve else None,
@@ -132,7 +153,7 @@ def evaluate_cell(run: Path, mode: str, seed: int, minutes: float, prov: dict) -
         "p99_period_error_ms_max": timing["p99_max"], "curve": curve,
         "episodes": int(np.max([c["episodes"] for c in curve])) if curve else 0,
         "config": {k: config[k] for k in CONFIG_KEYS},
-        **prov,
+        **{k: cell[k] for k in ("date", "commit", "machine")},
     }  # fmt: skip
 
 
@@ -169,35 +190,67 @@ def report() -> str:
     return "\n".join(rows)
 
 
+def make_logs(episodes: int) -> dict:
+    """``deploy --sample`` of the BC start, unpaced: the logged episodes a ``+logs`` run starts from."""
+    from gipo_robot.hardware.config import load_robot
+    from gipo_robot.loops.deploy import DeployConfig, deploy, open_deploy_store
+    from gipo_robot.policies import load_policy
+
+    robot = load_robot("sim:Lift")
+    store = open_deploy_store(ROOT / "logs.zarr", robot.spec, sample=True)
+    config = DeployConfig(episodes=episodes, seed=2_000_000, realtime=False, sample=True)
+    result = deploy(load_policy(ROOT / "bc"), robot, store, config, policy_name=str(ROOT / "bc"))
+    robot.close()
+    return {"episodes": store.n_episodes, "success_rate": result.to_dict()["success_rate"]}
+
+
+def write_row(row: dict) -> None:
+    with RESULT.with_suffix(".lock").open("w") as lock:  # cells may finish side by side
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = load_results()
+        results["runs"] = [r for r in results["runs"] if r.get("cell") != row["cell"]] + [row]
+        tmp = RESULT.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        tmp.replace(RESULT)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prepare", action="store_true")
-    parser.add_argument("--cell", nargs=2, metavar=("MODE", "SEED"))
+    parser.add_argument("--prepare", action="store_true", help="The BC start and its held-out success.")
+    parser.add_argument(
+        "--make-logs", type=int, metavar="N", help="N deploy --sample episodes of the BC start."
+    )
+    parser.add_argument("--cell", nargs=2, metavar=("MODE", "SEED"), help="One run (async or sync).")
+    parser.add_argument("--logs", action="store_true", help="The cell starts from the logged episodes.")
     parser.add_argument("--minutes", type=float, default=15.0, help="Robot-time budget of a run.")
-    parser.add_argument("--snapshot-s", type=float, default=60.0)
     parser.add_argument("--set", nargs="*", default=[], help="ArmConfig fields as NAME=VALUE (JSON values).")
+    parser.add_argument(
+        "--evaluate", action="store_true", help="Evaluate the finished cells not yet in the JSON."
+    )
+    parser.add_argument("--every", type=int, default=2, help="Evaluate every N-th snapshot (and the last).")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     ROOT.mkdir(parents=True, exist_ok=True)
     if args.prepare:
         print(json.dumps(prepare()))
+    if args.make_logs:
+        print(json.dumps(make_logs(args.make_logs)))
     if args.cell:
         mode, seed = args.cell[0], int(args.cell[1])
-        results = load_results()
-        if any(r["mode"] == mode and r["seed"] == seed for r in results["runs"]):
-            print(f"{mode} seed {seed}: already in {RESULT}")
+        name = f"{mode}{'_logs' if args.logs else ''}_s{seed}"
+        if (ROOT / name / "done").exists():
+            print(f"{name}: already run")
             return
         overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-        prov = provenance()  # the code that ran, not the code at evaluation time
-        run = run_cell(mode, seed, args.minutes, args.snapshot_s, overrides)
-        row = evaluate_cell(run, mode, seed, args.minutes, prov)
-        with RESULT.with_suffix(".lock").open("w") as lock:  # cells run side by side: one writer at a time
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            results = load_results()
-            results["runs"].append(row)
-            tmp = RESULT.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            tmp.replace(RESULT)
+        if args.logs:
+            overrides["from_stores"] = [str(ROOT / "logs.zarr")]
+        run_cell(name, mode, seed, args.minutes, SNAPSHOT_S, overrides)
+        (ROOT / name / "done").touch()
+    if args.evaluate:
+        known = {r.get("cell") for r in load_results()["runs"]}
+        for cell_dir in sorted(p.parent for p in ROOT.glob("*/done")):
+            if cell_dir.name not in known:
+                write_row(evaluate_cell(cell_dir, args.every))
     if args.report:
         print(report())
 
