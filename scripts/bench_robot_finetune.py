@@ -174,9 +174,27 @@ def load_results() -> dict:
     return json.loads(RESULT.read_text()) if RESULT.exists() else {"runs": []}
 
 
+def _t90(r: dict) -> float:
+    """Robot minutes to 90%, or the budget where it was not reached (a lower bound)."""
+    return r["robot_minutes_to_90"] if r["robot_minutes_to_90"] is not None else r["budget_minutes"]
+
+
+def _paired(runs: list[dict], a: str, b: str, key) -> tuple[list[float], tuple[float, float] | None]:
+    """Per-seed differences ``key(a) - key(b)`` and a bootstrap 95% CI of their mean (None under 2 pairs)."""
+    import numpy as np
+
+    by = {(r["mode"], r["seed"]): r for r in runs}
+    diffs = [key(by[a, s]) - key(by[b, s]) for (m, s) in sorted(by) if m == a and (b, s) in by]
+    if len(diffs) < 2:
+        return diffs, None
+    rng = np.random.default_rng(0)
+    means = rng.choice(diffs, size=(10_000, len(diffs))).mean(axis=1)
+    return diffs, (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+
+
 def report() -> str:
     runs = load_results()["runs"]
-    rows = ["| mode | seed | robot min to 90% | episodes to 90% | final success | mean lag | CPU |",
+    rows = ["| mode | seed | robot min to 90% | episodes to 90% | final success | mean lag | missed |",
             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in sorted(runs, key=lambda r: (r["mode"], r["seed"])):
         t90 = (
@@ -185,8 +203,21 @@ def report() -> str:
             else f"> {r['budget_minutes']:.0f}"
         )
         e90 = r["episodes_to_90"] if r["episodes_to_90"] is not None else "-"
+        missed = f"{100 * r['missed_deadlines'] / max(1, r['steps']):.1f}%"
         rows.append(f"| {r['mode']} | {r['seed']} | {t90} | {e90} | {r['final_success']:.2f} | "
-                    f"{r['mean_lag']:.2f} | {r['machine']['cpu']} |")  # fmt: skip
+                    f"{r['mean_lag']:.2f} | {missed} |")  # fmt: skip
+    rows.append("")
+    for a, b in (("async", "sync"), ("async+logs", "async")):
+        for name, key in (("robot minutes to 90% (budget where not reached)", _t90),
+                          ("final success", lambda r: r["final_success"])):  # fmt: skip
+            diffs, ci = _paired(runs, a, b, key)
+            if diffs:
+                verdict = "" if ci is None else (" (tie)" if ci[0] <= 0 <= ci[1] else "")
+                ci_text = "" if ci is None else f", 95% CI [{ci[0]:+.2f}, {ci[1]:+.2f}]{verdict}"
+                rows.append(f"- {a} - {b}, {name}: per seed {[round(d, 2) for d in diffs]}, "
+                            f"mean {sum(diffs) / len(diffs):+.2f}{ci_text}")  # fmt: skip
+    cpus = sorted({r["machine"]["cpu"] for r in runs})
+    rows.append(f"- CPU: {', '.join(cpus)}")
     return "\n".join(rows)
 
 
