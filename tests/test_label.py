@@ -29,14 +29,6 @@ def store(tmp_path):
     return make_store(tmp_path / "s.zarr", 4)
 
 
-@pytest.fixture
-def terminal():
-    master, slave = os.openpty()
-    yield master, slave
-    os.close(master)
-    os.close(slave)
-
-
 def labels(path) -> list[bool]:
     opened = EpisodeStore.open(path)
     return [opened.episode_meta(i).success for i in range(opened.n_episodes)]

@@ -54,14 +54,6 @@ class Clock:
         return self.t
 
 
-@pytest.fixture
-def terminal():
-    master, slave = os.openpty()
-    yield master, slave
-    os.close(master)
-    os.close(slave)
-
-
 def type_keys(master: int, keys: bytes) -> None:
     os.write(master, keys)
     time.sleep(0.05)  # let the line discipline hand the bytes to the slave side

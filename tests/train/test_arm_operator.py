@@ -11,22 +11,14 @@ import pytest
 from gipo_robot.train.arm.operator import OperatorError, ScriptedOperator, TerminalOperator
 
 
-@pytest.fixture
-def pty_pair():
-    master, slave = os.openpty()
-    yield master, slave
-    os.close(master)
-    os.close(slave)
-
-
 def press(master: int, keys: str, after_s: float = 0.2) -> threading.Thread:
     thread = threading.Thread(target=lambda: (time.sleep(after_s), os.write(master, keys.encode())))
     thread.start()
     return thread
 
 
-def test_one_key_labels_the_episode_and_stale_keys_are_ignored(pty_pair):
-    master, slave = pty_pair
+def test_one_key_labels_the_episode_and_stale_keys_are_ignored(terminal):
+    master, slave = terminal
     out = io.StringIO()
     operator = TerminalOperator(fd=slave, out=out)
     os.write(master, b"y")  # pressed while the arm moved: flushed, not an answer
@@ -41,8 +33,8 @@ def test_one_key_labels_the_episode_and_stale_keys_are_ignored(pty_pair):
         typing.join()
 
 
-def test_the_reset_window_waits_for_enter_or_closes_by_itself(pty_pair):
-    master, slave = pty_pair
+def test_the_reset_window_waits_for_enter_or_closes_by_itself(terminal):
+    master, slave = terminal
     operator = TerminalOperator(fd=slave, out=io.StringIO())
     typing = press(master, "\r")
     assert operator.wait_reset(5.0) is True
