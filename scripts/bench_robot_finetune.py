@@ -259,6 +259,7 @@ def main() -> None:
         "--evaluate", action="store_true", help="Evaluate the finished cells not yet in the JSON."
     )
     parser.add_argument("--every", type=int, default=2, help="Evaluate every N-th snapshot (and the last).")
+    parser.add_argument("--cells", nargs="*", help="With --evaluate: only these cells (e.g. async_s0).")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     ROOT.mkdir(parents=True, exist_ok=True)
@@ -280,7 +281,7 @@ def main() -> None:
     if args.evaluate:
         known = {r.get("cell") for r in load_results()["runs"]}
         for cell_dir in sorted(p.parent for p in ROOT.glob("*/done")):
-            if cell_dir.name not in known:
+            if cell_dir.name not in known and (not args.cells or cell_dir.name in args.cells):
                 write_row(evaluate_cell(cell_dir, args.every))
     if args.report:
         print(report())
