@@ -359,7 +359,7 @@ class ArmActor:
     def _describe(self, result: EpisodeResult, takeover: bool, rate_hz: float = 0.0) -> str:
         rate = f"{100 * np.mean(self.labels[-WINDOW:]):.0f}%" if self.labels else "-"
         beat = self.channel.heartbeat("learner")
-        lag = int(beat.get("version", self.version)) - self.version
+        lag = max(0, int(beat.get("version", self.version)) - self.version)  # the beat may trail a publish
         return (
             f"ep {len(self.labels) + 1} step {result.steps} | success({WINDOW}) {rate} | "
             f"interventions {self.interventions + result.interventions} | lag {lag} | "
