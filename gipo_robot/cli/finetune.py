@@ -14,9 +14,13 @@ from gipo_robot.cli.common import JsonFlag, app, emit, error_exit, given_on_comm
 from gipo_robot.train.arm.config import ArmConfig
 from gipo_robot.train.config import FinetuneConfig
 
-#: FinetuneConfig's and ArmConfig's defaults: the flags below show and use them (the dataclasses are the
+#: The defaults the flags below show: FinetuneConfig's, and ArmConfig's for the robot's own flags (a flag
+#: left out keeps the config class's default, so a --robot run gets ArmConfig's: the dataclasses are the
 #: single source).
-FT = {f.name: f.default for f in dataclasses.fields(ArmConfig) if f.default is not dataclasses.MISSING}
+FT = {
+    **{f.name: f.default for f in dataclasses.fields(ArmConfig) if f.default is not dataclasses.MISSING},
+    **{f.name: f.default for f in dataclasses.fields(FinetuneConfig) if f.default is not dataclasses.MISSING},
+}
 #: Flags that set a config field of the same name (``address`` sets ``ray_address``).
 FT_FLAGS = {
     "task": "task", "objective": "objective", "replay_size": "replay_size", "env_steps": "env_steps",
@@ -58,7 +62,7 @@ def finetune(
     async_collection: Annotated[bool, Opt(help="Ray workers collect while the learner updates.")] = FT[
         "async_collection"
     ],
-    max_lag: Annotated[int, Opt(min=0, help="Data more than this many versions old is dropped.")] = FT[
+    max_lag: Annotated[int, Opt(min=0, help="Data more than this many versions old is dropped (--robot: 16).")] = FT[
         "max_lag"
     ],
     demo_store: Annotated[str | None, Opt(help="Demonstrations for the BC term.")] = FT["demo_store"],
@@ -193,12 +197,9 @@ def _config(cls: type, ctx: typer.Context, config_file: Path | None, flags: dict
 
     base = load_config(cls, config_file) if config_file is not None else cls()
     fields = dataclasses.asdict(base)
-    typed = given_on_command_line(ctx, list(names)) if config_file is not None else list(names)
-    for name in typed:
+    for name in given_on_command_line(ctx, list(names)):  # a flag left out keeps the base's value
         value = flags[name]
-        if value is None and name in ARM_FLAGS and name not in given_on_command_line(ctx, [name]):
-            continue  # an optional robot flag left out keeps the config's value
-        fields[names[name]] = list(value) if name == "from_store" else value
+        fields[names[name]] = list(value or []) if name == "from_store" else value
     hints = typing.get_type_hints(cls)
     for name, text in parse_assignments(flags["set_field"] or [], option="--set").items():
         if name not in hints or name == "objective_params":

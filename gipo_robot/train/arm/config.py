@@ -28,7 +28,8 @@ _VECTOR_ONLY = ("num_envs", "steps_per_env", "backend", "workers", "ray_address"
 class ArmConfig(FinetuneConfig):
     """A fine-tuning run on a :class:`~gipo_robot.hardware.robot.Robot` (see :mod:`gipo_robot.train.arm`).
 
-    Inherited fields keep their meaning, except: ``env_steps`` is the budget in robot control steps,
+    Inherited fields keep their meaning (``policy_lr`` 1e-5, ``epochs`` 8 and ``max_lag`` 16 by default
+    here), except: ``env_steps`` is the budget in robot control steps,
     ``task`` is only the name recorded with each episode, ``max_lag`` bounds the lag of what the learner
     trains on (see ``stale``), ``replay_size`` is unused (the buffer is every episode within ``max_lag``
     versions, at most ``replay_episodes``), and ``bc_coef`` applies to ``demo_store``'s demonstrations and
@@ -63,6 +64,11 @@ class ArmConfig(FinetuneConfig):
     Attempt ``i`` of a simulated robot resets with seed ``seed * 100_003 + i`` (the vector path's scheme).
     """
 
+    # Learner settings that differ from the vector path's, as benchmarked (BENCHMARKS.md *robot_finetune*):
+    # the robot's time is what is scarce, so the learner makes 4x the vector path's updates per step.
+    policy_lr: float = 1e-5
+    epochs: int = 8
+    max_lag: int = 16
     robot: str = "sim:Lift"
     reward: str = "sim"
     max_false_positive: float = 0.05
@@ -73,7 +79,7 @@ class ArmConfig(FinetuneConfig):
     swap: str = "episode"
     stale: str = "drop"
     replay_episodes: int = 200
-    min_new_steps: int = 200
+    min_new_steps: int = 100
     intervention_bc_coef: float = 0.1
     reset: str = "auto"
     reset_timeout_s: float = 30.0
