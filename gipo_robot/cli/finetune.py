@@ -62,9 +62,9 @@ def finetune(
     async_collection: Annotated[bool, Opt(help="Ray workers collect while the learner updates.")] = FT[
         "async_collection"
     ],
-    max_lag: Annotated[int, Opt(min=0, help="Data more than this many versions old is dropped (--robot: 16).")] = FT[
-        "max_lag"
-    ],
+    max_lag: Annotated[
+        int, Opt(min=0, help="Data more than this many versions old is dropped (--robot: 16).")
+    ] = FT["max_lag"],
     demo_store: Annotated[str | None, Opt(help="Demonstrations for the BC term.")] = FT["demo_store"],
     robot: Annotated[
         str | None, Opt(help="Fine-tune on this robot (as deploy takes it): sim:Lift, a file.")
