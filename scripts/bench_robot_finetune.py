@@ -34,6 +34,7 @@ from _common import provenance
 
 ROOT = Path("runs/bench_robot")
 RESULT = Path("benchmarks/robot_finetune.json")
+PLOT = Path("benchmarks/robot_finetune.png")
 EVAL_EPISODES = 50
 SNAPSHOT_S = 60.0
 CONFIG_KEYS = ("objective", "policy_lr", "epochs", "minibatch_size", "min_new_steps", "max_lag", "stale",
@@ -235,6 +236,33 @@ def report() -> str:
     return "\n".join(rows)
 
 
+def plot(out: Path = PLOT) -> Path:
+    """Held-out success vs robot minutes, one line per run, coloured by mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"async": "C0", "sync": "C1", "async+logs": "C2"}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    seen = set()
+    for r in sorted(load_results()["runs"], key=lambda r: (r["mode"], r["seed"])):
+        xs = [c["robot_s"] / 60 for c in r["curve"]]
+        ys = [c["success"] for c in r["curve"]]
+        label = None if r["mode"] in seen else r["mode"]
+        seen.add(r["mode"])
+        ax.plot(xs, ys, color=colours.get(r["mode"], "C3"), alpha=0.8, marker=".", label=label)
+    ax.axhline(0.9, color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="robot minutes (20 Hz wall clock)", ylabel="held-out success (50 episodes)", ylim=(0, 1.02),
+           title="finetune --robot sim:Lift from the 10-demo BC start")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def make_logs(episodes: int) -> dict:
     """``deploy --sample`` of the BC start, unpaced: the logged episodes a ``+logs`` run starts from."""
     from gipo_robot.hardware.config import load_robot
@@ -299,6 +327,7 @@ def main() -> None:
                 write_row(evaluate_cell(cell_dir, args.every))
     if args.report:
         print(report())
+        print(f"plot: {plot()}")
 
 
 if __name__ == "__main__":
