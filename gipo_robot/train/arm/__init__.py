@@ -4,8 +4,8 @@
 behind the safety guard at its control rate, sampling from the policy's Gaussian, and stores every episode
 with its behaviour log-probs, versions and interventions; the learner (a second process) trains with the
 objective (GIPO by default) on whatever has landed and publishes versioned weights. The robot never waits
-for the learner, so what the learner trains on is stale by construction; GIPO's trust weight is what keeps
-it useful. The modules, in the order data flows:
+for the learner, so what the learner trains on is a few versions old by construction, and GIPO's trust
+weight decides how much each older sample still counts. The modules, in the order data flows:
 
 - :mod:`.config` — :class:`ArmConfig`, the run's settings (FinetuneConfig's learner fields plus the robot's);
 - :mod:`.channel` — the run directory as the channel between the two processes;
