@@ -31,6 +31,7 @@ def test_finetune_on_the_robot_improves_the_bc_start_on_lift(tmp_path):
     bc = evaluate(load_policy(tmp_path / "bc"), env, 30, execute_steps=1, progress=False).success_rate
     tuned = evaluate(load_policy(tmp_path / "run" / "checkpoint"), env, 30, execute_steps=1, progress=False)
     env.close()
+    print(f"held-out success: BC {bc:.2f} -> fine-tuned {tuned.success_rate:.2f}")
     # Same 30 held-out seeds for both; the BC start is mediocre by construction (10 demos).
     assert 0.2 <= bc <= 0.8, bc
     assert tuned.success_rate >= bc + 0.1, (bc, tuned.success_rate)
