@@ -35,6 +35,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from gipo_robot.datasets import DatasetError
 from gipo_robot.hardware.pacing import Pacer, format_ms, realtime_priority
 from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec
 from gipo_robot.hardware.safety import SafetyConfig, SafetyGuard
@@ -325,7 +326,10 @@ def _run_episode(
         try:
             runner.reset(seed=seed)
             for step in runner.run():
-                writer.add({**step.row(features=store.schema), **_sampled(actor, version)})
+                try:
+                    writer.add({**step.row(features=store.schema), **_sampled(actor, version)})
+                except DatasetError as err:  # a NaN/inf measurement: a sensor fault, the steps so far kept
+                    raise RobotError(f"sensor fault: {err}") from err
         except RobotError as err:
             guard.hold()
             error = f"{type(err).__name__}: {err}"
@@ -335,6 +339,7 @@ def _run_episode(
             raise
         else:
             guard.hold()  # the episode is over: hold (no lapse for the watchdog) while it is committed
+        steps = writer.n_steps  # the steps recorded (a faulty last one is not)
         index = _commit(writer, runner, guard, pacer, error, seed, policy_name)
     run_pacer.period_errors += pacer.period_errors
     run_pacer.work += pacer.work
@@ -342,7 +347,7 @@ def _run_episode(
     return {
         "index": index,
         "seed": seed,
-        "steps": runner.steps,
+        "steps": steps,
         # an episode a robot error cut short counts as failed
         "success": bool(runner.success) and error is None,
         "error": error,
@@ -371,7 +376,7 @@ def _commit(
 ) -> int | None:
     """Commit the episode's steps (an episode needs at least one) as failed if ``error``; returns its
     store index, or None when there was nothing to commit."""
-    if runner.steps == 0:
+    if writer.n_steps == 0:
         writer.discard()
         return None
     extra = {

@@ -222,3 +222,31 @@ def test_serial_bus_unplugged_mid_episode(tmp_path):
     assert store.n_episodes == 1
     meta = store.episode_meta(0)
     assert meta.success is False and meta.source == "deploy" and "BusError" in meta.extra["error"]
+
+
+def test_a_non_finite_measurement_commits_the_steps_so_far_as_a_failed_episode(tmp_path, lift_checkpoint):
+    # Issue 28 item 5: a sensor that starts reading NaN used to end deploy with a DatasetError blaming the
+    # dataset and lose the episode's steps.
+    class NanAfter(SimRobot):  # the simulator, with a sensor that reads NaN from step 5 on
+        steps = 0
+
+        def act(self, action):
+            self.steps += 1
+            return super().act(action)
+
+        def observe(self):
+            obs = dict(super().observe())
+            if self.steps >= 5:
+                obs["robot0_eef_pos"] = np.full(3, np.nan)
+            return obs
+
+    robot = NanAfter("Lift", horizon=30)
+    store = open_deploy_store(tmp_path / "s.zarr", robot.spec)
+    result = deploy(load_policy(lift_checkpoint), robot, store, DeployConfig(episodes=2, realtime=False))
+    robot.close()
+    assert (
+        result.error is not None and "sensor fault" in result.error and "obs.robot0_eef_pos" in result.error
+    )
+    assert len(result.episodes) == 1 and result.episodes[0]["steps"] == 5
+    assert store.n_episodes == 1 and store.episode_meta(0).length == 5 and not store.episode_meta(0).success
+    assert "sensor fault" in store.episode_meta(0).extra["error"]
