@@ -224,22 +224,25 @@ def test_serial_bus_unplugged_mid_episode(tmp_path):
     assert meta.success is False and meta.source == "deploy" and "BusError" in meta.extra["error"]
 
 
+class NanAfter(SimRobot):
+    """The simulator, with a sensor that reads NaN from step 5 on (a sensor fault)."""
+
+    steps = 0
+
+    def act(self, action):
+        self.steps += 1
+        return super().act(action)
+
+    def observe(self):
+        obs = dict(super().observe())
+        if self.steps >= 5:
+            obs["robot0_eef_pos"] = np.full(3, np.nan)
+        return obs
+
+
 def test_a_non_finite_measurement_commits_the_steps_so_far_as_a_failed_episode(tmp_path, lift_checkpoint):
     # Issue 28 item 5: a sensor that starts reading NaN used to end deploy with a DatasetError blaming the
     # dataset and lose the episode's steps.
-    class NanAfter(SimRobot):  # the simulator, with a sensor that reads NaN from step 5 on
-        steps = 0
-
-        def act(self, action):
-            self.steps += 1
-            return super().act(action)
-
-        def observe(self):
-            obs = dict(super().observe())
-            if self.steps >= 5:
-                obs["robot0_eef_pos"] = np.full(3, np.nan)
-            return obs
-
     robot = NanAfter("Lift", horizon=30)
     store = open_deploy_store(tmp_path / "s.zarr", robot.spec)
     result = deploy(load_policy(lift_checkpoint), robot, store, DeployConfig(episodes=2, realtime=False))

@@ -299,21 +299,8 @@ def test_a_relabelled_episode_changes_what_the_learner_learns(tmp_path, lift_bc_
 
 def test_a_non_finite_measurement_ends_the_episode_as_a_failed_one(tmp_path, lift_bc_policy):
     from gipo_robot.datasets.schema import sampled_step_schema
-    from gipo_robot.sim.robot import SimRobot
     from gipo_robot.train.arm.actor_loop import ArmActor
-
-    class NanAfter(SimRobot):  # the simulator, with a joint sensor that starts reading NaN at step 5
-        steps = 0
-
-        def act(self, action):
-            self.steps += 1
-            return super().act(action)
-
-        def observe(self):
-            obs = dict(super().observe())
-            if self.steps >= 5:
-                obs["robot0_eef_pos"] = np.full(3, np.nan)
-            return obs
+    from tests.loops.test_deploy import NanAfter
 
     robot = NanAfter("Lift", horizon=30)
     channel = RunChannel(tmp_path / "run")

@@ -348,8 +348,7 @@ class ArmActor:
                           robot_s=self.robot_s, version=self.version, success_20=rate,
                           finished=finished)  # fmt: skip
 
-    def _learner_text(self) -> str:
-        beat = self.channel.heartbeat("learner")
+    def _learner_text(self, beat: dict[str, Any]) -> str:
         if not beat:
             return "learner not started"
         if beat.get("age_s", 0.0) > self.config.learner_timeout_s or beat.get("state") == "failed":
@@ -363,7 +362,7 @@ class ArmActor:
         return (
             f"ep {len(self.labels) + 1} step {result.steps} | success({WINDOW}) {rate} | "
             f"interventions {self.interventions + result.interventions} | lag {lag} | "
-            f"{self._learner_text()} | "
+            f"{self._learner_text(beat)} | "
             f"{self.robot_s / 60:.1f} min" + (" | TAKEOVER" if takeover else "")
         )
 

@@ -29,7 +29,17 @@ import torch
 from gipo_robot.policies.bc import BCData
 from gipo_robot.train.replay import RolloutBatch
 
-__all__ = ["episode_batch", "intervention_data", "mc_returns", "policy_steps"]
+__all__ = ["episode_batch", "episode_keys", "intervention_data", "mc_returns", "policy_steps"]
+
+
+STEP_KEYS = ("action", "sample", "logp_per_dim", "policy_version", "intervention")
+"""The step features an episode batch and the BC data read, where the store has them."""
+
+
+def episode_keys(schema: object, low_dim: Sequence[str]) -> list[str]:
+    """The features to read of each stored episode: ``obs.<k>`` per policy input, and :data:`STEP_KEYS`
+    that ``schema`` has."""
+    return [f"obs.{k}" for k in low_dim] + [k for k in STEP_KEYS if k in schema]  # type: ignore[operator]
 
 
 def policy_steps(steps: Mapping[str, np.ndarray]) -> np.ndarray:

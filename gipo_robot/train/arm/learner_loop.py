@@ -41,7 +41,7 @@ from gipo_robot.policies.checkpoint import load_critic, load_policy
 from gipo_robot.policies.critic import Critic
 from gipo_robot.train.arm.channel import RunChannel
 from gipo_robot.train.arm.config import ArmConfig
-from gipo_robot.train.arm.episodes import episode_batch, intervention_data
+from gipo_robot.train.arm.episodes import episode_batch, episode_keys, intervention_data
 from gipo_robot.train.arm.logs import LoggedData
 from gipo_robot.train.learner import FinetuneError, Learner
 from gipo_robot.train.replay import ReplayBuffer
@@ -188,11 +188,7 @@ class ArmLearner:
         if store is None or stop <= first:
             return
         table = store.meta_table()
-        keys = [f"obs.{k}" for k in self.low_dim] + [
-            k
-            for k in ("action", "sample", "logp_per_dim", "policy_version", "intervention")
-            if k in store.schema
-        ]
+        keys = episode_keys(store.schema, self.low_dim)
         demos = []
         for i in range(first, stop):
             steps = store.episode(i, keys)

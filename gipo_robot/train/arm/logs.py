@@ -25,7 +25,13 @@ import torch
 from gipo_robot.datasets import DatasetError
 from gipo_robot.datasets.importers import open_dataset
 from gipo_robot.policies.bc import BCData
-from gipo_robot.train.arm.episodes import episode_batch, intervention_data, mc_returns, policy_steps
+from gipo_robot.train.arm.episodes import (
+    episode_batch,
+    episode_keys,
+    intervention_data,
+    mc_returns,
+    policy_steps,
+)
 from gipo_robot.train.replay import RolloutBatch
 
 __all__ = ["LoggedData"]
@@ -68,10 +74,7 @@ class LoggedData:
             if missing:
                 raise DatasetError(f"lacks {missing}, which the policy reads", path=path, feature=missing[0])
             table = store.meta_table()
-            keys = [f"obs.{k}" for k in low_dim] + [
-                k for k in ("action", "sample", "logp_per_dim", "policy_version", "intervention")
-                if k in store.schema
-            ]  # fmt: skip
+            keys = episode_keys(store.schema, low_dim)
             for i in range(store.n_episodes):
                 steps = store.episode(i, keys)
                 success = bool(table["success"][i])

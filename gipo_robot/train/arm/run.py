@@ -14,6 +14,7 @@ machine with a GPU that sees the same run directory.
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -44,8 +45,6 @@ def start_learner(run: Path, *, parent: bool = True) -> subprocess.Popen:
     """The learner of ``run`` as a child process (it stops when this process is gone, if ``parent``)."""
     args = [sys.executable, "-m", "gipo_robot.train.arm.learner_loop", str(run)]
     if parent:
-        import os
-
         args += ["--parent", str(os.getpid())]
     log = (run / "learner.log").open("a")
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
