@@ -1,0 +1,5 @@
+from __future__ import absolute_import
+from .websocket_handler import RosbridgeWebSocket
+from .tcp_handler import RosbridgeTcpSocket
+from .udp_handler import RosbridgeUdpSocket,RosbridgeUdpFactory
+from .client_mananger import ClientManager
