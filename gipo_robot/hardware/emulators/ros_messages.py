@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gipo_robot.hardware.ros_bridge import TIME_FIELDS
+from gipo_robot.hardware.ros_config import TIME_FIELDS
 
 __all__ = ["conform", "message_schemas"]
 

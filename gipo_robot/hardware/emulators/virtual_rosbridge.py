@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from gipo_robot.hardware.emulators.ros_messages import conform, message_schemas
-from gipo_robot.hardware.ros_bridge import COMMAND_TYPES, TIME_FIELDS, from_ros_time, ros1_type, ros_time
+from gipo_robot.hardware.ros_config import COMMAND_TYPES, TIME_FIELDS, from_ros_time, ros1_type, ros_time
 
 LOGGER = logging.getLogger(__name__)
 
