@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ROBOT_STOPPED = 0, 1, 2, 3
+"""The exit codes of every command (see :mod:`gipo_robot.cli.main`)."""
 
 app = typer.Typer(
     name="gipo-robot",
@@ -53,3 +60,32 @@ def given_on_command_line(ctx: typer.Context, names: list[str]) -> list[str]:
     """The parameters among ``names`` the user typed (not left at their defaults)."""
     # By name: typer vendors its own copy of click, whose ParameterSource is not click's.
     return [n for n in names if getattr(ctx.get_parameter_source(n), "name", None) == "COMMANDLINE"]
+
+
+MIN_FREE_BYTES = 64 * 2**20
+"""Free space a command that writes episodes or checkpoints wants before it starts (64 MiB)."""
+
+
+def check_writable(path: Path, *, min_free: int = MIN_FREE_BYTES) -> None:
+    """Fail before any work (before a robot moves) when ``path`` cannot be written.
+
+    ``path`` is a store, checkpoint or run folder to create or to append to. A probe file is created and
+    removed where it will go (its nearest existing folder), and the disk must have ``min_free`` bytes free.
+
+    Raises:
+        ValueError: naming ``path``: a read-only or full disk, or no permission.
+    """
+    where = Path(path)
+    while not where.is_dir():  # the folder itself if it exists, else its nearest existing parent
+        where = where.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".gipo-write-check-", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot write there: {err.strerror or err}") from None
+    free = shutil.disk_usage(where).free
+    if free < min_free:
+        raise ValueError(
+            f"{path}: only {free / 2**20:.1f} MiB free on its disk; it needs {min_free / 2**20:.0f} MiB"
+        )

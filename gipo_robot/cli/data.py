@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from gipo_robot.cli.common import JsonFlag, app, emit, error_exit, stdout_to_stderr
+from gipo_robot.cli.common import JsonFlag, app, check_writable, emit, error_exit, stdout_to_stderr
 
 
 @app.command()
@@ -142,6 +142,12 @@ def collect_demos_command(
 
     start = time.perf_counter()
     successes, lengths = [], []
+    try:
+        if out.exists() and not overwrite:
+            raise ValueError(f"{out}: already exists (pass --overwrite to replace it)")
+        check_writable(out)
+    except ValueError as err:
+        raise error_exit(err, as_json) from None
     with stdout_to_stderr(True):
         env = make_env(task, cameras=tuple(camera or ()), image_size=image_size)
         task = env.config.task  # robosuite aliases resolved

@@ -10,7 +10,16 @@ from typing import Annotated, Any
 
 import typer
 
-from gipo_robot.cli.common import JsonFlag, app, emit, error_exit, given_on_command_line, stdout_to_stderr
+from gipo_robot.cli.common import (
+    EXIT_ROBOT_STOPPED,
+    JsonFlag,
+    app,
+    check_writable,
+    emit,
+    error_exit,
+    given_on_command_line,
+    stdout_to_stderr,
+)
 from gipo_robot.train.arm.config import ArmConfig
 from gipo_robot.train.config import FinetuneConfig
 
@@ -102,6 +111,7 @@ def _finetune_vector(ctx: typer.Context, flags: dict[str, Any]) -> None:
         config = _config(FinetuneConfig, ctx, flags["config_file"], flags, FT_FLAGS)
         if flags["policy"] is None and not flags["resume"]:
             raise ValueError("finetune needs --policy (or --resume)")
+        check_writable(out)
         with stdout_to_stderr(as_json):
             history = run_finetune(config, flags["policy"] or out / "checkpoint", out, resume=flags["resume"])
     except (CheckpointError, FinetuneError, SimError, ImportError, ValueError, KeyError) as err:
@@ -142,6 +152,7 @@ def _finetune_robot(ctx: typer.Context, flags: dict[str, Any]) -> None:
         if flags["learner"] not in ("local", "external"):
             raise ValueError(f"--learner must be local or external, got {flags['learner']!r}")
         operator = _operator(config, flags["labels"])
+        check_writable(out)
         with stdout_to_stderr(as_json):
             device = _device(flags["device"], config)
             result = finetune_on_robot(
@@ -160,6 +171,8 @@ def _finetune_robot(ctx: typer.Context, flags: dict[str, Any]) -> None:
         f"\nlearning curve: {result['files']['png']}"
     )
     emit(result, as_json, human)
+    if s["error"]:  # an e-stop or a robot fault ended the session (the arm held, the episode committed)
+        raise typer.Exit(code=EXIT_ROBOT_STOPPED)
 
 
 def _operator(config: ArmConfig, labels: str | None) -> Any:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from gipo_robot.cli.common import JsonFlag, app, emit, error_exit, stdout_to_stderr
+from gipo_robot.cli.common import JsonFlag, app, check_writable, emit, error_exit, stdout_to_stderr
 
 
 @app.command()
@@ -152,6 +152,7 @@ def train_bc(
             success_only=success_only,
             seed=seed,
         )
+        check_writable(out)
         with stdout_to_stderr(as_json):
             result = run_bc(open_dataset(store), config, out=out)
     except (DatasetError, ValueError) as err:

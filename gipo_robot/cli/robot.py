@@ -11,7 +11,15 @@ from typing import Annotated, Any
 
 import typer
 
-from gipo_robot.cli.common import JsonFlag, app, emit, error_exit, stdout_to_stderr
+from gipo_robot.cli.common import (
+    EXIT_ROBOT_STOPPED,
+    JsonFlag,
+    app,
+    check_writable,
+    emit,
+    error_exit,
+    stdout_to_stderr,
+)
 
 
 @app.command("deploy")
@@ -69,6 +77,7 @@ def deploy_command(
             sample=sample,
             policy_version=_policy_version(policy) if sample else 0,
         )
+        check_writable(out)
         with stdout_to_stderr(as_json):
             arm = load_robot(robot)
             check_policy_fits(pol.config, arm.spec, where=f"policy at {policy}")
@@ -92,6 +101,8 @@ def deploy_command(
         + (f"\nstopped by: {summary['error']}" if summary["error"] else "")
     )
     emit(summary, as_json, human)
+    if summary["error"]:  # an e-stop or a robot fault (the arm held, the episode committed as failed)
+        raise typer.Exit(code=EXIT_ROBOT_STOPPED)
 
 
 def _guard_text(counts: dict[str, int], changes: dict[str, dict[str, dict[str, float]]], steps: int) -> str:
@@ -167,7 +178,7 @@ def record(
     from gipo_robot.hardware.config import load_robot
     from gipo_robot.hardware.pacing import realtime_priority
     from gipo_robot.loops.actor import PolicyActor
-    from gipo_robot.loops.record import RecorderConfig
+    from gipo_robot.loops.record import FAULTS, RecorderConfig
     from gipo_robot.loops.record import record as run_record
     from gipo_robot.policies import CheckpointError
     from gipo_robot.teleop.devices import TeleopError, device_options, make_device
@@ -181,6 +192,7 @@ def record(
             out=str(out), task=task, episodes=episodes, max_seconds=max_seconds, fps=fps, realtime=realtime,
             seed=seed,
         )  # fmt: skip
+        check_writable(out)
         with stdout_to_stderr(True):
             follower = load_robot(robot)
             if "events" in options and options["events"] is None:
@@ -204,12 +216,12 @@ def record(
     human = (
         f"saved {len(result.saved)} episode(s) ({result.successes} successful), "
         f"discarded {result.discarded}, {result.steps} steps, {result.dropped_frames} dropped frames; "
-        f"session ended: {result.ended}; "
+        f"session ended: {result.ended}{' (' + result.error + ')' if result.error else ''}; "
         f"{out} now holds {result.store_episodes} episodes"
     )
     emit(summary, as_json, human)
-    if result.ended == "estop":
-        raise typer.Exit(code=2)
+    if result.ended in FAULTS:  # an e-stop or a robot/device fault (the arm held, the episode committed)
+        raise typer.Exit(code=EXIT_ROBOT_STOPPED)
 
 
 @app.command("virtual-arm")

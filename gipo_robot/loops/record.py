@@ -16,7 +16,11 @@ One session, top to bottom (:func:`record`):
 4. an episode ends (:meth:`_Session.end_episode`) on ``save_success``/``save_failure`` (committed),
    ``discard`` (dropped; the next ``start`` records it again), the task ending it (a simulated success or
    time-out) or the per-episode time limit. The session ends when the target number of episodes is saved,
-   or on ``quit``, ``estop``, Ctrl-C or SIGTERM (an unsaved episode is dropped).
+   or on ``quit``, ``estop``, Ctrl-C or SIGTERM (an unsaved episode is dropped);
+5. or a fault ends it (:meth:`_Session.fault`): the robot failed (an unplugged bus, a servo error, a
+   sensor reading NaN, an e-stop of the guard) or the teleop device did. The arm holds, the steps so far
+   are committed as a failed episode whose ``extra["error"]`` says why, and the session reports it
+   (``SessionResult.ended``/``error``): a fault never loses the episode or escapes as a traceback.
 
 Who labels an episode. A person at the device (``device.labels_episodes``: a keyboard, or a SpaceMouse or
 leader arm with one) labels every episode: when the task or the time limit stops the recording, the arm
@@ -54,7 +58,7 @@ from typing import IO, Any
 import numpy as np
 
 from gipo_robot.hardware.pacing import Pacer
-from gipo_robot.hardware.robot import Robot
+from gipo_robot.hardware.robot import Robot, RobotError
 from gipo_robot.hardware.safety import EStopError, SafetyGuard
 from gipo_robot.loops.console import StatusLine, StopSignals
 from gipo_robot.loops.record_store import BackgroundWriter, open_store
@@ -124,7 +128,11 @@ class SessionResult:
     steps: int = 0
     dropped_frames: int = 0
     ended: str = "target"
-    """Why the session ended: ``target`` (episode count reached), ``quit``, ``estop`` or ``interrupted``."""
+    """Why the session ended: ``target`` (episode count reached), ``quit``, ``interrupted`` (Ctrl-C), or the
+    robot stopped: ``estop`` (the operator's or the guard's), ``robot_fault`` (an unplugged bus, a servo
+    error, a sensor reading NaN) or ``device_fault`` (the teleop device failed)."""
+    error: str | None = None
+    """What stopped the robot (``BusError: ...``), or None."""
     store_episodes: int = 0
     """Episodes in the store afterwards (earlier sessions included)."""
     episodes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -155,13 +163,16 @@ class _Episode:
     busy: list[float] = dataclasses.field(default_factory=list)
 
     def extra(self, period: float, reason: str, device: str, guard: Any) -> dict[str, Any]:
-        """The episode's ``extra`` metadata: timing, how it ended, who labelled it, safety interventions."""
+        """The episode's ``extra`` metadata: timing, how it ended, who labelled it, safety interventions.
+
+        ``reason``: ``operator`` (a save event), ``task``, ``time_limit``, or a fault (``robot_fault``,
+        ``device_fault``, ``estop``: then the episode is a failure no one labelled)."""
         dt = np.diff(self.times) if len(self.times) > 1 else np.full(1, period)
         error = np.abs(dt - period)
         duration = self.times[-1] - self.times[0] if self.times else 0.0
         return {
-            "end": self.stopped or reason,
-            "label": "operator" if reason == "operator" else "task",
+            "end": reason if reason in FAULTS else self.stopped or reason,
+            "label": "operator" if reason == "operator" else "fault" if reason in FAULTS else "task",
             "device": device,
             "attempt": self.attempt,
             "seed": self.seed,
@@ -209,8 +220,8 @@ def record(
 
     Raises:
         DatasetError: the store at ``config.out`` does not fit this session.
-        TeleopError: the device failed or gave no action while recording.
-        RobotError: the robot failed (the arm is left holding).
+        TeleopError: the device failed to start.
+        RobotError: the robot could not connect. Faults once it is up end the session instead (step 5).
     """
     guard = robot if isinstance(robot, SafetyGuard) else SafetyGuard(robot, safety)
     status_out = status_stream if status_stream is not None else sys.stderr
@@ -226,8 +237,10 @@ def record(
     result = session.result
     t_session = time.perf_counter()
     stop = StopSignals()
+    connected = False
     try:
         with guard, device:
+            connected = True
             if opened is None:
                 opened = store()
             session.writer = BackgroundWriter(opened, flush_steps=config.flush_steps)
@@ -237,8 +250,11 @@ def record(
                 session.run(stop)
     except (KeyboardInterrupt, _Interrupted):
         result.ended = "interrupted"
-    except EStopError:
-        result.ended = "estop"
+    except RobotError as err:  # leaving the block: the hold before disconnecting failed (the bus is gone)
+        if not connected:
+            raise  # the robot never came up: an error, and nothing was recorded
+        if result.error is None:  # else the session's own fault, already recorded, came first
+            result.ended, result.error = _fault_kind(err), f"{type(err).__name__}: {err}"
     finally:
         stop.restore()
         session.status.close()
@@ -281,6 +297,26 @@ class _Session:
         return self.episode is not None and self.episode.stopped is None
 
     def run(self, stop: StopSignals) -> None:
+        """The control loop until the session ends; a robot or device fault ends it (:meth:`fault`)."""
+        try:
+            self.loop(stop)
+        except (RobotError, TeleopError) as err:  # an e-stop is a RobotError too
+            self.fault(err)
+
+    def fault(self, err: RobotError | TeleopError) -> None:
+        """The robot or the device failed: hold the arm, commit the steps so far as a failed episode whose
+        ``extra["error"]`` says why, and end the session (``result.ended`` names the fault)."""
+        result = self.result
+        result.ended, result.error = _fault_kind(err), f"{type(err).__name__}: {err}"
+        self.status.note(f"stopped: {result.error}; holding the arm")
+        try:
+            self.guard.hold()
+        except RobotError as hold_err:  # the link is gone; leaving the guard's block tries once more
+            self.status.note(f"hold failed: {hold_err}")
+        if self.episode is not None:
+            self.end_episode(result.ended, False, error=result.error)
+
+    def loop(self, stop: StopSignals) -> None:
         """The control loop, one iteration per control period, until the session ends."""
         while True:
             if stop.signal is not None:  # checked here, between steps: see StopSignals
@@ -361,6 +397,9 @@ class _Session:
         if episode.steps == 0:
             episode.t0 = time.perf_counter()
         step = guarded_step(self.guard, lambda obs: self.choose(obs, command), t0=episode.t0)
+        nonfinite = step.nonfinite()
+        if nonfinite is not None:  # caught here: the writer thread would reject the row, dropping the episode
+            raise RobotError(f"sensor fault: NaN or inf in {nonfinite} at step {episode.steps}")
         # the observation's time in the episode: measured when paced, nominal when not
         t = step.timestamp if self.config.realtime else episode.steps * self.period
         intervening = episode.takeover and self.policy is not None
@@ -404,8 +443,9 @@ class _Session:
             raise TeleopError(f"{self.device.name}: no action while recording (step {self.episode.steps})")
         return command.action
 
-    def end_episode(self, reason: str, success: bool) -> None:
-        """Commit the episode (or drop it: discarded, or no step yet), then hold the arm."""
+    def end_episode(self, reason: str, success: bool, *, error: str | None = None) -> None:
+        """Commit the episode (or drop it: discarded, or no step yet), then hold the arm (after a fault,
+        :meth:`fault` has tried the hold and the device is no longer asked)."""
         episode, result = self.episode, self.result
         if reason == "discard" or episode.steps == 0:
             self.writer.discard()
@@ -413,6 +453,8 @@ class _Session:
             self.status.note(f"attempt {episode.attempt} discarded after {episode.steps} steps")
         else:
             extra = episode.extra(self.period, reason, self.device.name, self.guard)
+            if error is not None:
+                extra["error"] = error
             index = self.writer.commit(success=success, extra=extra)
             result.saved.append(index)
             result.successes += int(success)
@@ -424,9 +466,10 @@ class _Session:
                 f"episode {index} saved ({outcome}, {extra['end']}, labelled by {extra['label']}): "
                 f"{episode.steps} steps, {episode.steps * self.period:.1f} s, dropped {episode.dropped}"
             )
-        self.device.end_episode()
-        self.guard.hold()
         self.episode = None
+        if reason not in FAULTS:
+            self.device.end_episode()
+            self.guard.hold()
 
     def describe(self, rate: float) -> str:
         """The status line's text, ``rate`` the loop's measured rate (Hz)."""
@@ -449,3 +492,12 @@ class _Session:
 
 _STOPPED = {"task": "the task ended it", "time_limit": "time limit"}
 """How the status line says why recording stopped."""
+
+FAULTS = ("estop", "robot_fault", "device_fault")
+"""The session endings where the robot stopped (the CLI's exit code 3)."""
+
+
+def _fault_kind(err: Exception) -> str:
+    if isinstance(err, EStopError):
+        return "estop"
+    return "robot_fault" if isinstance(err, RobotError) else "device_fault"

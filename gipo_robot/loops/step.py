@@ -97,6 +97,14 @@ class Step:
             )
         return row
 
+    def nonfinite(self) -> str | None:
+        """The first observation with a NaN or inf (``obs.joint_pos``): a sensor fault; None if all finite."""
+        for name, value in self.obs.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                return f"obs.{name}"
+        return None
+
 
 def guarded_step(
     robot: Robot, choose: Callable[[dict[str, np.ndarray]], np.ndarray], *, t0: float = 0.0

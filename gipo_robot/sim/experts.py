@@ -369,6 +369,7 @@ def record_demos(
     """
     from gipo_robot.datasets import EpisodeStore, step_schema
 
+    ScriptedExpert(task, noise)  # no expert for the task, or a bad noise: fail before any store exists
     own = env is None
     env = env if env is not None else make_env(task, **env_kwargs)
     try:
