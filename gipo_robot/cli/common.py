@@ -40,7 +40,7 @@ def emit(result: dict, as_json: bool, human: str) -> None:
 def error_exit(err: Exception, as_json: bool) -> typer.Exit:
     """Report an input error (``{"error": ...}`` on stdout under --json); return the exit to raise."""
     if as_json:
-        sys.stdout.write(json.dumps({"error": str(err)}) + "\n")
+        sys.stdout.write(json.dumps({"error": str(err), "exit_code": EXIT_ERROR}) + "\n")
     else:
         typer.echo(f"error: {err}", err=True)
     return typer.Exit(code=1)
