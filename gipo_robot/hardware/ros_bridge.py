@@ -21,11 +21,19 @@ queue the commands and replay them on reconnection), and after ``reconnect_budge
 ``observe``/``act`` raise :class:`~gipo_robot.hardware.robot.RobotError`. :meth:`RosArm.hold` publishes
 the last measured position and never raises.
 
-Non-finite readings. A joint whose position arrives as ``null`` (rosbridge's JSON for a NaN) or NaN/inf is
-observed as NaN: deciding what to do is the guard's job (:class:`~gipo_robot.hardware.safety.SafetyGuard`
-counts a sensor fault and holds). Nothing non-finite is ever published: :meth:`RosArm.hold` holds each
-joint at its last finite reading (or, never read, its last commanded target). A velocity differenced
-across a NaN reading is NaN too (unknown, not invented).
+Disconnect. :meth:`RosArm.disconnect` holds the arm, then, before it closes the websocket, waits (at most
+``confirm_timeout_s``) for rosbridge to answer a call of :data:`CONFIRM_SERVICE`: rosbridge handles a
+connection's operations one at a time and in order, and the ROS 1 server (0.11.x) drops the ones still queued
+when the websocket closes, so without this the hold sent last could be lost. Any answer confirms, an error too
+(rosapi not running: "service does not exist"). No answer in time: the websocket is closed anyway and
+``disconnect`` raises a :class:`~gipo_robot.hardware.robot.RobotError` saying the hold is unconfirmed.
+
+Non-finite readings. A joint whose position arrives as ``null`` (rosbridge's JSON for NaN *and* inf, so
+the two look alike) or NaN/inf is observed as NaN: deciding what to do is the guard's job
+(:class:`~gipo_robot.hardware.safety.SafetyGuard` counts a sensor fault and holds). Nothing non-finite is
+ever published: :meth:`RosArm.hold` holds each joint at its last finite reading (or, never read, its last
+commanded target). A velocity differenced across a NaN reading is NaN too (unknown, not invented).
+:meth:`RosArm.reset` refuses to move home from a non-finite reading (a ``RobotError`` "sensor fault: ...").
 
 Needs the ``[ros]`` extra (``pip install gipo-robot[ros]``); roslibpy is imported on :meth:`connect`.
 Rehearse without a robot against :mod:`gipo_robot.hardware.emulators.virtual_rosbridge`.
@@ -47,6 +55,10 @@ from gipo_robot.hardware.ros_config import RosArmConfig, from_ros_time, ros1_typ
 
 LOGGER = logging.getLogger(__name__)
 
+#: The service ``disconnect`` calls to learn that rosbridge has processed everything sent before (the hold);
+#: rosapi serves it wherever ``rosbridge_websocket.launch`` runs, and a "no such service" answer counts too.
+CONFIRM_SERVICE = "/rosapi/get_time"
+
 
 class StaleStateError(RobotError):
     """No fresh ``JointState`` arrived within ``stale_after_s`` (or the link is down); nothing was sent."""
@@ -58,6 +70,11 @@ class _JointSample:
     velocity: np.ndarray  # (J,) rad/s
     stamp: float  # header stamp, s (sender's clock)
     received: float  # time.monotonic() at arrival (our clock)
+
+
+def _measured(values: list[Any], index: list[int]) -> np.ndarray:
+    """(J,) float64 of ``values`` picked by ``index``; JSON ``null`` (rosbridge's NaN or inf) becomes NaN."""
+    return np.array([math.nan if values[i] is None else float(values[i]) for i in index], dtype=np.float64)
 
 
 def _require_roslibpy() -> Any:
@@ -162,7 +179,31 @@ class RosArm(Robot):
             raise
 
     def _disconnect(self) -> None:
+        problem = self._confirm_processed() if self._link_up and self._ros is not None else None
         self._release()
+        if problem is not None:
+            raise RobotError(problem)
+
+    def _confirm_processed(self) -> str | None:
+        """Wait until rosbridge answers a call of :data:`CONFIRM_SERVICE`, which it handles only after every
+        operation sent before it (see the module docstring). Returns None once answered, else the problem."""
+        roslibpy = _require_roslibpy()
+        answered = threading.Event()
+        kind = "rosapi/GetTime" if self.config.ros_version == 1 else "rosapi_msgs/srv/GetTime"
+        service = roslibpy.Service(self._ros, CONFIRM_SERVICE, kind)
+        try:
+            service.call(roslibpy.ServiceRequest(), lambda _r: answered.set(), lambda _e: answered.set())
+        except Exception as err:  # the link went down under us
+            return f"{self.spec.name}: could not ask rosbridge at {self.address} to confirm the hold: {err}"
+        timeout = self.config.confirm_timeout_s
+        if answered.wait(timeout):
+            return None
+        return (
+            f"{self.spec.name}: rosbridge at {self.address} did not answer {CONFIRM_SERVICE} within "
+            f"{timeout} s (confirm_timeout_s), so the hold sent on disconnect is unconfirmed: rosbridge "
+            "drops what it has not processed when the websocket closes, and the arm may still follow its "
+            "last command"
+        )
 
     def _release(self) -> None:
         """Unsubscribe, close the websocket and stop reconnecting; never raises."""
@@ -220,13 +261,13 @@ class RosArm(Robot):
                 self._new_state.notify_all()
             return
         index = [names.index(j) for j in self.config.joint_names]
-        position = np.array([positions[i] for i in index], dtype=np.float64)
+        position = _measured(positions, index)
         stamp = from_ros_time(msg.get("header", {}).get("stamp", {}))
         velocities = msg.get("velocity") or []
         with self._new_state:
             previous = self._sample
             if len(velocities) == len(names):
-                velocity = np.array([velocities[i] for i in index], dtype=np.float64)
+                velocity = _measured(velocities, index)
             elif previous is not None:  # the driver publishes no velocity: difference successive samples
                 dt = stamp - previous.stamp if stamp > previous.stamp else received - previous.received
                 velocity = (position - previous.position) / max(dt, 1e-6)
@@ -332,7 +373,8 @@ class RosArm(Robot):
         ``seed`` is accepted for interface compatibility; a real arm has nothing to seed.
 
         Raises:
-            RobotError: the link or the state is bad, or home was not reached.
+            RobotError: the link or the state is bad, a joint reads null/NaN ("sensor fault") while homing, or
+                home was not reached.
         """
         self._require_connected()
         if self.config.home is not None:
@@ -341,7 +383,7 @@ class RosArm(Robot):
         return self.observe()
 
     def _move_home(self, home: np.ndarray) -> None:
-        start = self._fresh_state().position
+        start = self._finite_position()
         vmax, period = self.spec.max_joint_velocity, self.spec.period
         steps = max(1, math.ceil(float(np.max(np.abs(home - start) / (vmax * period)))))
         current = start
@@ -353,7 +395,7 @@ class RosArm(Robot):
             time.sleep(period)
         deadline = time.monotonic() + 2.0 + steps * period
         while True:
-            error = np.abs(self._fresh_state().position - home)
+            error = np.abs(self._finite_position() - home)
             if np.max(error) <= self.config.home_tolerance:
                 return
             if time.monotonic() > deadline:
@@ -363,6 +405,17 @@ class RosArm(Robot):
                     f"joint {worst!r} is {float(np.max(error)):.3f} rad off"
                 )
             time.sleep(period / 2)
+
+    def _finite_position(self) -> np.ndarray:
+        """(J,) rad, the fresh position; a non-finite joint (``null`` on the wire) is a sensor fault."""
+        position = self._fresh_state().position
+        bad = [j for j, ok in zip(self.config.joint_names, np.isfinite(position), strict=True) if not ok]
+        if bad:
+            raise RobotError(
+                f"{self.spec.name}: sensor fault: joints {bad} read null/NaN/inf on "
+                f"{self.config.joint_state_topic}; not moving home"
+            )
+        return position
 
     def observe(self) -> dict[str, np.ndarray]:
         """The latest joint state by name: ``joint_pos`` (J,) rad, ``joint_vel`` (J,) rad/s.

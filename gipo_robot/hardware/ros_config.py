@@ -74,6 +74,9 @@ class RosArmConfig:
     """A JointState older than this is stale: ``observe`` raises, ``act`` refuses."""
     connect_timeout_s: float = 5.0
     """Longest wait for the websocket, and then for the first JointState, on ``connect``."""
+    confirm_timeout_s: float = 2.0
+    """Longest wait on ``disconnect`` for rosbridge to answer the round trip that proves it processed the
+    hold (and every command before it) before the websocket closes; see ``RosArm._confirm_processed``."""
     reconnect_initial_s: float = 0.5
     """First delay before reconnecting after the websocket drops; doubles each failed try."""
     reconnect_max_s: float = 5.0
@@ -132,6 +135,7 @@ class RosArmConfig:
             "control_hz",
             "stale_after_s",
             "connect_timeout_s",
+            "confirm_timeout_s",
             "reconnect_initial_s",
             "reconnect_max_s",
             "reconnect_budget_s",

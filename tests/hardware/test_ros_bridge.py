@@ -171,6 +171,31 @@ def test_reset_moves_home_and_hold_keeps_the_measured_position():
             wait_until(lambda: bool(np.allclose(list(bridge.joint_positions().values()), targets, atol=1e-6)))
 
 
+def test_disconnect_waits_until_rosbridge_has_answered_after_the_hold():
+    with VirtualRosbridge(VirtualRosbridgeConfig(port=0)) as bridge:
+        arm = RosArm.from_config(bridge.robot_config(**FAST))
+        arm.connect()
+        arm.act(np.full(6, 0.5))
+        sent = wait_until(lambda: bridge.arm.commands or None)
+        arm.disconnect()  # hold, /rosapi/get_time answered, close: no error
+        assert not arm.is_connected
+        wait_until(lambda: bridge.arm.commands == sent + 1)  # the hold
+
+
+def test_an_unconfirmed_hold_is_a_clear_error_and_the_link_is_closed_anyway():
+    with VirtualRosbridge(VirtualRosbridgeConfig(port=0)) as bridge:
+        arm = RosArm.from_config(bridge.robot_config(confirm_timeout_s=0.3, **FAST))
+        arm.connect()
+        bridge.answering = False  # a server too busy to reply: the hold may be dropped when we close
+        start = time.monotonic()
+        unconfirmed = r"did not answer /rosapi/get_time within 0.3 s \(confirm_timeout_s\)"
+        with pytest.raises(RobotError, match=unconfirmed):
+            arm.disconnect()
+        assert 0.3 <= time.monotonic() - start < 3.0
+        assert not arm.is_connected
+        arm.disconnect()  # idempotent, silent
+
+
 def test_reconnects_after_the_server_restarts_then_gives_up_after_the_budget():
     first = VirtualRosbridge(VirtualRosbridgeConfig(port=0)).start()
     port = first.port

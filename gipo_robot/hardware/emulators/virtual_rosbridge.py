@@ -6,12 +6,16 @@ Legend: ``J`` number of joints; positions in rad, velocities in rad/s, times in 
 Why not the real ``rosbridge_server``: it is neither in Debian (bookworm ships ROS 1 core packages such as
 ``python3-rospy``, but not ``rosbridge_suite``) nor on PyPI (``rosbridge-server-rs`` there is a binary
 that needs a sourced ROS 2 install: ``librcl``, ``librmw``, ...). So this module speaks the same wire
-protocol (``ROSBRIDGE_PROTOCOL.md`` of RobotWebTools/rosbridge_suite) to the same client, roslibpy:
+protocol (``ROSBRIDGE_PROTOCOL.md`` of RobotWebTools/rosbridge_suite) to the same client, roslibpy. (The
+tests also run RosArm against the real ROS 1 server, vendored in ``third_party/rosbridge_suite``, on
+Debian's ROS 1: ``make test-ros``. One difference found there: the real server drops the operations still
+queued when a websocket closes; this one handles every message it has received.)
 
 - websocket text frames holding JSON objects with an ``op``; ops ``advertise``, ``unadvertise``,
   ``publish``, ``subscribe`` (``throttle_rate`` honoured; ``compression`` ``"none"`` only),
-  ``unsubscribe`` (by ``id``, or all), ``set_level``; replies to bad requests with ``status`` messages
-  (``level`` ``error``/``warning``/``info``, sent at or above the client's level, ``error`` by default);
+  ``unsubscribe`` (by ``id``, or all), ``set_level``, ``call_service`` (``/rosapi/get_time`` only);
+  replies to bad requests with ``status`` messages (``level`` ``error``/``warning``/``info``, sent at or
+  above the client's level, ``error`` by default);
 - published messages are checked against the message type like rosbridge does
   (:mod:`~gipo_robot.hardware.emulators.ros_messages`): unknown fields or wrong types are an error
   (message dropped), missing fields are filled with defaults (a warning), and an omitted ``header`` or
@@ -232,6 +236,7 @@ class VirtualRosbridge:
         publishing: Set False to stop publishing JointState (a hung driver) while the socket stays up.
         null_joints: Names of joints whose position and velocity are published as ``null``, what rosbridge
             sends for a NaN reading (a failed encoder); empty by default.
+        answering: Set False to leave service calls unanswered (a server too busy to reply).
         port: The bound port (useful with ``config.port = 0``), known once started.
     """
 
@@ -240,6 +245,7 @@ class VirtualRosbridge:
         self.arm = SimulatedArm(self.config)
         self.publishing = True
         self.null_joints: set[str] = set()
+        self.answering = True
         self.port: int | None = None
         self._schemas = message_schemas(self.config.ros_version)
         self._topics: dict[str, str] = {
@@ -420,6 +426,9 @@ class VirtualRosbridge:
             await self._status(client, "error", "a rosbridge message is a JSON object with a string 'op'")
             return
         op, request_id = message["op"], message.get("id")
+        if op == "call_service":
+            await self._call_service(client, message)
+            return
         handler = {
             "advertise": self._advertise,
             "unadvertise": self._unadvertise,
@@ -540,6 +549,26 @@ class VirtualRosbridge:
             _require_websockets().broadcast(
                 receivers, json.dumps({"op": "publish", "topic": topic, "msg": msg})
             )
+
+    async def _call_service(self, client: _Client, message: dict[str, Any]) -> None:
+        """Serve ``/rosapi/get_time`` (what RosArm calls to confirm its hold); refuse other services like
+        rosbridge refuses a missing one: a ``status`` error, then a ``service_response`` with result false."""
+        service, request_id = message.get("service"), message.get("id")
+        if not self.answering:
+            return
+        reply: dict[str, Any] = {"op": "service_response", "service": service, "result": True}
+        if request_id is not None:
+            reply["id"] = request_id
+        if service == "/rosapi/get_time":
+            reply["values"] = {"time": ros_time(time.time(), self.config.ros_version)}
+        else:
+            text = f"call_service {service}: not supported by the virtual rosbridge (only /rosapi/get_time)"
+            await self._status(client, "error", text, request_id)
+            reply.update(result=False, values=text)
+        try:
+            await client.ws.send(json.dumps(reply))
+        except Exception as err:  # the client is gone
+            LOGGER.debug("virtual rosbridge: service response not sent: %s", err)
 
     async def _status(self, client: _Client, level: str, text: str, request_id: Any = None) -> None:
         LOGGER.log(logging.WARNING if level == "error" else logging.INFO, "virtual rosbridge: %s", text)
