@@ -1,6 +1,8 @@
 """The safety guard every action passes before it reaches an arm: limits, NaN reject, watchdog, e-stop.
 
-Legend: ``A`` action size, ``J`` number of joints, ``T`` one control period (s, ``spec.period``).
+Legend: ``A`` action size, ``J`` number of joints, ``T`` the control loop's period (s,
+:attr:`SafetyGuard.period`: the robot's ``spec.period`` unless the loop runs at another rate, e.g. a
+recording at ``--fps 10`` on a 30 Hz arm; the per-step limits then stay the same in rad/s).
 
 The limits are pure functions of arrays in :mod:`gipo_robot.hardware.limits` (LeRobot's
 ``ensure_safe_goal_position`` style), so each one can be read and tested alone; :class:`SafetyGuard` is a
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
 import threading
 import time
@@ -99,14 +102,18 @@ class SafetyGuard(Robot):
         robot: the robot to protect (not yet connected; the guard connects it).
         config: the limits; None uses :class:`SafetyConfig`'s defaults.
 
+        period: the control loop's period, s (None: the robot's ``spec.period``); see :meth:`set_period`.
+
     Raises:
         ValueError: a config that does not fit the spec (``max_step`` length, unknown ``joint_feature``).
     """
 
-    def __init__(self, robot: Robot, config: SafetyConfig | None = None) -> None:
+    def __init__(
+        self, robot: Robot, config: SafetyConfig | None = None, *, period: float | None = None
+    ) -> None:
         self.robot = robot
         self.config = config or SafetyConfig()
-        self._resolve_limits()
+        self.set_period(period)
         self._io_lock = threading.Lock()
         self._estop_reason: str | None = None
         self._obs: dict[str, np.ndarray] | None = None
@@ -125,8 +132,20 @@ class SafetyGuard(Robot):
         self._counts = dict.fromkeys(INTERVENTION_KINDS, 0)
         self._changes: dict[str, np.ndarray] = {}  # kind -> (2, A): largest, summed change
 
+    def set_period(self, period: float | None) -> None:
+        """Compute the per-step limits (the default ``max_step``, the velocity check) and the watchdog for a
+        control loop running every ``period`` s (None: the robot's ``spec.period``), so that the configured
+        joint velocities hold in rad/s at any loop rate. (Before, a loop slower than the robot's rate got
+        the per-step limit of the robot's rate: at 10 Hz on a 30 Hz arm, a third of the velocity limit.)
+        An explicit ``SafetyConfig.max_step`` is per step and stays as given."""
+        period = self.spec.period if period is None else period
+        if not (isinstance(period, int | float) and math.isfinite(period) and period > 0):
+            raise ValueError(f"SafetyGuard: the control period must be > 0 s, got {period!r}")
+        self.period = float(period)
+        self._resolve_limits()
+
     def _resolve_limits(self) -> None:
-        """Turn the config into (A,) physical arrays for this spec."""
+        """Turn the config into (A,) physical arrays for this spec and control period."""
         spec, cfg = self.spec, self.config
         a = spec.action_dim
         self._motion = motion_mask(spec)
@@ -144,7 +163,7 @@ class SafetyGuard(Robot):
             if spec.action_mode == "ee_delta":
                 default = np.maximum(np.abs(spec.action_low), np.abs(spec.action_high))
             else:
-                default = self._max_velocity * spec.period
+                default = self._max_velocity * self.period
             max_step = default
         elif isinstance(cfg.max_step, list):
             if len(cfg.max_step) != a:
@@ -435,7 +454,7 @@ class SafetyGuard(Robot):
         max_step = self._max_step * scale
         measured = self._measured(self._obs)
         vel_step = (
-            self._max_velocity * cfg.velocity_margin * spec.period
+            self._max_velocity * cfg.velocity_margin * self.period
             if cfg.velocity_margin is not None
             else np.full(spec.action_dim, np.inf)
         )
@@ -469,7 +488,7 @@ class SafetyGuard(Robot):
     # ------------------------------------------------------------------ watchdog
 
     def _watchdog_loop(self) -> None:
-        period = self.spec.period
+        period = self.period
         timeout = self.config.watchdog_periods * period
         while not self._watchdog_stop.wait(min(period / 2, 0.05)):
             if not self._watchdog_armed or self._watchdog_fired:

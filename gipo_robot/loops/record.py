@@ -226,6 +226,7 @@ def record(
     guard = robot if isinstance(robot, SafetyGuard) else SafetyGuard(robot, safety)
     status_out = status_stream if status_stream is not None else sys.stderr
     session = _Session(guard, device, config, policy, status_out)
+    guard.set_period(session.period)  # --fps other than the robot's: the velocity limits stay in rad/s
     attrs = {"recorder": config.to_dict(), "device": device.name, "policy": policy is not None}
 
     def store() -> Any:

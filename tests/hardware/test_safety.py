@@ -200,6 +200,27 @@ def test_default_max_step_is_one_period_of_max_velocity():
     assert arm.physical[0, 0] == pytest.approx(0.1)
 
 
+def test_the_per_step_limits_follow_the_loop_period_not_the_robot_rate():
+    # Issue 28 item 9: a leader moving at 0.9 rad/s recorded at 2 Hz on this 10 Hz arm (1 rad/s limit on
+    # j0) asks for 0.45 rad per step. The per-step limits of the robot's rate (0.1 rad) clamped every step,
+    # capping the follower at a fifth of its velocity limit; at the loop's period (0.5 s) they allow 0.5 rad.
+    ramp = [[0.45 * k / 2.0, 0.0, -0.2] for k in range(1, 4)]  # a = q / 2 on j0 (range +-2 rad)
+    robot_rate = RecordingArm()
+    drive(guarded(robot_rate, max_step=None, velocity_margin=1.0), ramp)
+    np.testing.assert_allclose(robot_rate.physical[:, 0], [0.1, 0.2, 0.3])  # 0.2 rad/s at 2 Hz
+    arm = RecordingArm()
+    guard = SafetyGuard(arm, SafetyConfig(**{**OFF, "max_step": None, "velocity_margin": 1.0}), period=0.5)
+    guard.connect()
+    drive(guard, ramp)
+    np.testing.assert_allclose(arm.physical[:, 0], [0.45, 0.9, 1.35])
+    assert guard.interventions["delta"] == guard.interventions["velocity"] == 0
+    # ... and still hold the velocity limit in rad/s: a 1.2 rad jump is cut to 1 rad/s * 0.5 s.
+    drive(guard, [[0.6, 0.0, -0.2]])
+    assert arm.physical[-1, 0] == pytest.approx(0.5) and guard.interventions["delta"] == 1
+    with pytest.raises(ValueError, match="control period must be > 0 s"):
+        guard.set_period(0.0)
+
+
 def test_velocity_limits_the_target_relative_to_the_measured_position():
     # A stuck arm (track = 0: it never moves from q = 0). The delta check alone lets the target walk away
     # from it (0.2, 0.4, 0.6: each step only 0.2 from the previous target); the velocity check keeps it

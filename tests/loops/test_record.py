@@ -115,3 +115,15 @@ def test_takeover_steps_are_marked_as_interventions(lift, tmp_path):
     np.testing.assert_allclose(ep["action"][~expected, :6], 0.0, atol=1e-6)
     meta = EpisodeStore.open(out).episode_meta(0)
     assert meta.extra["intervention_steps"] == 7 and not meta.success and meta.extra["end"] == "operator"
+
+
+def test_a_session_at_another_rate_gives_the_guard_its_period(lift, tmp_path):
+    # --fps 5 on the 20 Hz simulator: the guard's per-step limits are computed for 0.2 s steps (issue 28
+    # item 9; tests/hardware/test_safety.py checks what that does to the limits).
+    from gipo_robot.hardware.safety import SafetyGuard
+
+    guard = SafetyGuard(lift)
+    out = str(tmp_path / "fps.zarr")
+    config = RecorderConfig(out=out, fps=5.0, max_seconds=0.4, realtime=False, status=False)
+    result = record(guard, Stubborn(np.array([0, 0, 0, 0, 0, 0, -1.0])), config)
+    assert result.saved == [0] and result.steps == 2 and guard.period == pytest.approx(0.2)
