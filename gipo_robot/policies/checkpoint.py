@@ -40,6 +40,7 @@ __all__ = [
     "POLICY_TYPES",
     "CheckpointError",
     "check_spec",
+    "file_sha256",
     "load_critic",
     "load_gaussian_policy",
     "load_policy",
@@ -68,7 +69,8 @@ class CheckpointError(Exception):
     """A checkpoint that cannot be loaded (missing, corrupt, tampered, or for another spec)."""
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, as hex."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -104,7 +106,7 @@ def save_policy(
         tmp = path / f".{name}.tmp"
         save_file(_state(module), str(tmp), metadata={"format": FORMAT})
         tmp.replace(path / name)
-        digests[name] = _sha256(path / name)
+        digests[name] = file_sha256(path / name)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -177,7 +179,7 @@ def load_weights(module: nn.Module, path: str | Path, file_name: str, config: di
     expected = config.get("weights_sha256", {}).get(file_name)
     if expected is None:
         raise CheckpointError(f"{path / CONFIG_FILE} records no sha256 for {file_name}")
-    if _sha256(file) != expected:
+    if file_sha256(file) != expected:
         raise CheckpointError(
             f"{file} does not match the sha256 in {CONFIG_FILE}: it was modified or truncated"
         )
