@@ -2,35 +2,63 @@
 
 ``RUN/checkpoint/`` holds a policy checkpoint with its critic (:func:`gipo_robot.policies.save_policy`) plus
 ``trainer_state.safetensors`` (replay buffer tensors, optimiser moments, the sampling generator's state)
-and ``trainer_state.json`` (progress counters, optimiser hyper-parameters). safetensors + JSON, never
-pickle. ``RUN/metrics.csv`` is the per-iteration history, rewritten atomically.
+and ``trainer_state.json`` (progress counters, optimiser hyper-parameters, the tensors' sha256). safetensors +
+JSON, never pickle. ``RUN/metrics.csv`` is the per-iteration history, rewritten atomically.
+
+A checkpoint is one unit: :func:`save_trainer_state` writes every file into ``checkpoint.tmp-<pid>/``, fsyncs
+them, then swaps the directory in with renames::
+
+    checkpoint.prev/ -> checkpoint.trash-<pid>/     (the one before last, removed at the end)
+    checkpoint/      -> checkpoint.prev/            (kept: the previous good checkpoint)
+    checkpoint.tmp-<pid>/ -> checkpoint/            (the commit)
+
+so a process killed at any moment leaves ``checkpoint/`` either the old iteration's or the new one's, never a
+mix; killed between the last two renames, it leaves no ``checkpoint/`` and :func:`recover_checkpoint` puts
+``checkpoint.prev/`` back. Every save step names a crash point (:data:`SAVE_STEPS`): with
+``GIPO_CRASH_AT=STEP@N`` in its environment a process SIGKILLs itself at that step of the save whose
+progress counter (``iteration``, or the robot learner's ``rounds``) is N (``STEP`` alone: every save). Tests
+use it; nothing else sets it.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from gipo_robot.policies.checkpoint import save_policy
+from gipo_robot.policies.checkpoint import CheckpointError, file_sha256, read_config, save_policy
 from gipo_robot.policies.critic import Critic
 from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.train.replay import ReplayBuffer
 
 __all__ = [
+    "SAVE_STEPS",
     "TrainerState",
     "load_trainer_state",
     "read_history",
+    "recover_checkpoint",
     "save_trainer_state",
     "tensorboard_writer",
     "write_history",
 ]
+
+TENSORS_FILE = "trainer_state.safetensors"
+META_FILE = "trainer_state.json"
+CRASH_ENV = "GIPO_CRASH_AT"
+SAVE_STEPS = ("policy", "trainer_state", "retired", "swapped")
+"""The crash points of a save: the policy files written into the temporary directory; every file written
+and synced; the old checkpoint moved to ``checkpoint.prev`` (no ``checkpoint/`` now); the new one in
+place (the one before last not yet removed)."""
 
 
 def _optimizer_tensors(optim: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, Tensor], dict]:
@@ -70,8 +98,14 @@ def save_trainer_state(
     progress: dict[str, Any],
     provenance: dict[str, Any],
 ) -> None:
-    """Write ``path/``: a policy checkpoint (with critic) and ``trainer_state.safetensors``/``.json``."""
-    save_policy(path, policy, critic=critic, provenance=provenance)
+    """Write ``path/`` as one unit (see the module docstring): a policy checkpoint (with critic) and
+    ``trainer_state.safetensors``/``.json``; the checkpoint it replaces becomes ``path.prev/``."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_policy(tmp, policy, critic=critic, provenance=provenance)
+    _crash_point("policy", progress)
     tensors = {f"replay.{k}": v for k, v in replay.to_tensors().items()}
     tensors["rng.torch"] = generator.get_state()
     meta: dict[str, Any] = {"progress": progress, "optimizers": {}}
@@ -79,12 +113,61 @@ def save_trainer_state(
         t, m = _optimizer_tensors(optim, f"optim.{name}")
         tensors.update(t)
         meta["optimizers"][name] = m
-    tmp = path / ".trainer_state.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(path / "trainer_state.safetensors")
-    tmp = path / ".trainer_state.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(path / "trainer_state.json")
+    save_file(tensors, str(tmp / TENSORS_FILE))
+    meta["tensors_sha256"] = file_sha256(tmp / TENSORS_FILE)
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+    for file in tmp.iterdir():
+        _fsync(file)
+    _fsync(tmp)
+    _crash_point("trainer_state", progress)
+    prev, trash = _previous(path), path.with_name(f"{path.name}.trash-{os.getpid()}")
+    if prev.exists():
+        os.rename(prev, trash)
+    if path.exists():
+        os.rename(path, prev)
+    _crash_point("retired", progress)
+    os.rename(tmp, path)  # the commit
+    _fsync(path.parent)
+    _crash_point("swapped", progress)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def recover_checkpoint(path: Path) -> bool:
+    """Make ``path`` the checkpoint to resume from; return whether there is one.
+
+    Undoes a save that a kill interrupted (``path.prev`` goes back to ``path`` when ``path`` is missing),
+    removes the temporary copies a kill left beside it, and checks every file of the checkpoint against the
+    sha256 its JSON records.
+
+    Raises:
+        CheckpointError: a checkpoint whose files do not match their sha256 or do not parse, naming the
+            file, saying that it is damage (not an interrupted save), and naming the previous checkpoint
+            when that one is intact.
+    """
+    path, prev = Path(path), _previous(Path(path))
+    if not path.exists() and prev.exists():
+        os.rename(prev, path)
+    for pattern in (f"{path.name}.tmp-*", f"{path.name}.trash-*"):
+        for leftover in path.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
+    if not (path / META_FILE).exists():
+        return False
+    try:
+        _check_files(path)
+    except CheckpointError as err:
+        note = ""
+        try:
+            counter = _check_files(prev)
+        except CheckpointError:  # none, or damaged too
+            pass
+        else:
+            note = (f" The previous checkpoint {prev} (after {counter}) is intact: to resume from it, "
+                    f"replace {path} with it (rm -r {path} && mv {prev} {path}).")  # fmt: skip
+        raise CheckpointError(
+            f"{path} is damaged: {err}. Checkpoints are swapped in whole, so this is not an interrupted "
+            f"save: a file changed after it was written (a disk fault, or an edit).{note}"
+        ) from None
+    return True
 
 
 @dataclass
@@ -93,7 +176,8 @@ class TrainerState:
 
     Attributes:
         replay: the replay buffer as it was after the last finished iteration.
-        progress: ``{"iteration", "env_steps", "launches"}`` counters.
+        progress: ``{"iteration", "env_steps", "launches"}`` counters, and ``store_episodes`` (the rollout
+            store's episode count the checkpoint accounts for) where the run recorded it.
     """
 
     replay: ReplayBuffer
@@ -103,15 +187,81 @@ class TrainerState:
 def load_trainer_state(
     path: Path, *, optims: dict[str, torch.optim.Optimizer], generator: torch.Generator
 ) -> TrainerState:
-    """Read ``path/trainer_state.*``: restore the optimisers and the generator in place; return the rest."""
-    tensors = load_file(str(path / "trainer_state.safetensors"))
-    meta = json.loads((path / "trainer_state.json").read_text())
+    """Read ``path/trainer_state.*``: restore the optimisers and the generator in place; return the rest.
+
+    Raises:
+        CheckpointError: a file that is missing, unreadable or does not match its sha256 (naming it).
+    """
+    path = Path(path)
+    meta = _read_meta(path)
+    try:
+        tensors = load_file(str(path / TENSORS_FILE))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path / TENSORS_FILE} is not a readable safetensors file: {e}") from None
     replay = ReplayBuffer.from_tensors({k[7:]: v for k, v in tensors.items() if k.startswith("replay.")})
     generator.set_state(tensors["rng.torch"])
     for name, optim in optims.items():
         _load_optimizer(optim, tensors, meta["optimizers"][name], f"optim.{name}")
     progress = {"launches": 0, **meta["progress"]}
     return TrainerState(replay, progress)
+
+
+def _previous(path: Path) -> Path:
+    """Where the checkpoint before ``path``'s is kept."""
+    return path.with_name(f"{path.name}.prev")
+
+
+def _crash_point(step: str, progress: dict[str, Any]) -> None:
+    """SIGKILL this process here when ``GIPO_CRASH_AT`` names this step (and this save's counter)."""
+    want = os.environ.get(CRASH_ENV)
+    if not want:
+        return
+    name, _, count = want.partition("@")
+    if name == step and (not count or int(count) == progress.get("iteration", progress.get("rounds"))):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a directory's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """``trainer_state.json``, its tensors file checked against the sha256 it records (when it does)."""
+    file = path / META_FILE
+    try:
+        meta = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{file} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{file} is not valid JSON: {e}") from None
+    tensors = path / TENSORS_FILE
+    if not tensors.is_file():
+        raise CheckpointError(f"{tensors} is missing")
+    expected = meta.get("tensors_sha256")  # None: saved before it was recorded
+    if expected is not None and file_sha256(tensors) != expected:
+        raise CheckpointError(f"{tensors} does not match the sha256 in {META_FILE}")
+    return meta
+
+
+def _check_files(path: Path) -> str:
+    """Check every file of the checkpoint at ``path`` against its sha256; return its progress, in words."""
+    meta = _read_meta(path)
+    config = read_config(path)
+    for name, expected in config.get("weights_sha256", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"{file} is missing")
+        if file_sha256(file) != expected:
+            raise CheckpointError(f"{file} does not match the sha256 in its config.json")
+    progress = meta.get("progress", {})
+    if "iteration" in progress:
+        return f"iteration {progress['iteration']}"
+    return f"round {progress.get('rounds')}"
 
 
 def tensorboard_writer(path: Path):
