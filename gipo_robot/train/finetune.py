@@ -21,6 +21,10 @@ Decisions worth knowing:
 - Each iteration starts every env from a fresh reset (seeded by the run seed and the iteration), and the
   episodes still running at its end are cut (``truncated``, bootstrapped with V). So an iteration boundary
   holds no simulator state, and resuming from a checkpoint replays exactly the same run.
+- A checkpoint is one unit, swapped in whole after every iteration (:mod:`gipo_robot.train.state`), and
+  records how many episodes of the rollout store it accounts for. A run killed at any moment (kill -9
+  included) resumes from the last whole checkpoint: the episodes stored after it are dropped and collected
+  again, so in simulation the resumed run equals one that was never interrupted.
 - An iteration's episodes reach the store only once its whole batch is collected. If a Ray worker dies
   mid-collection (``backend="ray"``), the partial batch is dropped, the sampling generator rewound, and
   the iteration collected again on the replaced worker: the run goes on (``worker_restarts`` counts it)
@@ -59,6 +63,7 @@ from gipo_robot.train.replay import ReplayBuffer
 from gipo_robot.train.state import (
     load_trainer_state,
     read_history,
+    recover_checkpoint,
     save_trainer_state,
     tensorboard_writer,
     write_history,
@@ -81,26 +86,27 @@ def finetune(
 
     ``out`` receives ``config.json`` (which starts the same run again: ``gipo-robot finetune --config``),
     ``metrics.csv``, TensorBoard events (``tb/``), the rollout store (``rollouts.zarr``), ``checkpoint/``
-    (latest state, resumable) and ``learning_curve.png``.
+    (latest state, resumable), ``checkpoint.prev/`` (the one before) and ``learning_curve.png``.
 
     Args:
         config: the run's settings.
         policy_path: a policy checkpoint (e.g. from ``gipo-robot train-bc``).
         out: run directory.
-        resume: continue the run in ``out`` from its last checkpoint (same config required).
+        resume: continue the run in ``out`` from its last checkpoint (same config; later rollouts dropped).
         stop_after: stop (resumably) once this many iterations are done; None runs to ``config.env_steps``.
         progress: show a progress bar on stderr (its total is the budget rounded up to whole iterations).
         on_iteration: called with each iteration's record.
 
     Raises:
         FinetuneError: non-finite updates ``max_bad_updates`` times in a row, or a resume that does not fit.
-        CheckpointError: the policy does not fit the task's observation/action spec.
+        CheckpointError: the policy does not fit the task's spec, or the checkpoint to resume is damaged.
     """
     run = _Run.start(config, Path(policy_path), Path(out), resume=resume)
     bar = tqdm(total=config.total_env_steps, initial=run.env_steps, desc=f"finetune {config.objective}",
                unit="step", disable=not progress)  # fmt: skip
-    if progress and config.total_env_steps != config.env_steps:
-        bar.write(_rounding_note(config), file=sys.stderr)
+    for note in (_rounding_note(config), run.resume_note) if progress else ():
+        if note:
+            bar.write(note, file=sys.stderr)
     try:
         for iteration in range(run.start_iteration, config.iterations):
             if stop_after is not None and iteration >= stop_after:
@@ -169,6 +175,7 @@ class _Run:
     env_steps: int = 0
     arrival: Any = None  # the last asynchronous batch's arrival (which worker, how stale)
     t_end: float = 0.0  # when the previous iteration ended (asynchronous throughput)
+    resume_note: str = ""  # where a resumed run goes on from (shown with the progress bar)
 
     @classmethod
     def start(cls, config: FinetuneConfig, policy_path: Path, out: Path, *, resume: bool) -> _Run:
@@ -177,11 +184,11 @@ class _Run:
         from gipo_robot.datasets.schema import step_schema
         from gipo_robot.sim import make_env, make_vector_env
 
-        out.mkdir(parents=True, exist_ok=True)
         if resume:
+            policy_path = _checkpoint_to_resume(out)
             _check_resume(config, out)
-            policy_path = out / "checkpoint"
         else:
+            out.mkdir(parents=True, exist_ok=True)
             save_config(config, out / "config.json")
         venv = None
         if not config.async_collection:
@@ -209,11 +216,7 @@ class _Run:
         )  # fmt: skip
         launches = 0
         if resume:
-            state = load_trainer_state(policy_path, optims=run.learner.optimizers, generator=run.generator)
-            run.replay, launches = state.replay, state.progress["launches"]
-            run.start_iteration, run.env_steps = state.progress["iteration"], state.progress["env_steps"]
-            run.history = read_history(out / "metrics.csv")[: run.start_iteration]
-            run.store = EpisodeStore.open(out / "rollouts.zarr", "a")
+            launches = run.resume(policy_path)
         else:
             run.store = EpisodeStore.create(out / "rollouts.zarr", step_schema(spec), fps=spec.control_hz,
                                             overwrite=True)  # fmt: skip
@@ -221,6 +224,31 @@ class _Run:
             run.collector = _async_collector(config, policy, run.start_iteration, launches)
         run.t_end = time.perf_counter()
         return run
+
+    def resume(self, path: Path) -> int:
+        """Take up the checkpoint at ``path``: replay, optimisers, generator, counters and history; drop
+        the rollout episodes stored after it. Returns the asynchronous collector's launch count."""
+        from gipo_robot.datasets import EpisodeStore
+
+        state = load_trainer_state(path, optims=self.learner.optimizers, generator=self.generator)
+        self.replay = state.replay
+        self.start_iteration, self.env_steps = state.progress["iteration"], state.progress["env_steps"]
+        self.history = read_history(self.out / "metrics.csv")[: self.start_iteration]
+        self.store = EpisodeStore.open(self.out / "rollouts.zarr", "a")
+        # Episodes committed after the checkpoint came from the iteration it is rolled back to: the resumed
+        # run collects them again (the same ones, in simulation), so the store keeps each once.
+        accounted = state.progress.get("store_episodes")  # None: a checkpoint from before it was recorded
+        dropped = 0
+        while accounted is not None and self.store.n_episodes > accounted:
+            self.store.drop_episode(self.store.n_episodes - 1)  # a rewrite each: a few per resume
+            dropped += 1
+        note = f"resuming after iteration {self.start_iteration} of {self.config.iterations} from {path}"
+        if dropped:
+            note += f"; dropped {dropped} rollout episode(s) stored after it (collected again)"
+        elif accounted is not None and self.store.n_episodes < accounted:
+            note += f"; rollouts.zarr holds {self.store.n_episodes} episodes, the checkpoint {accounted}"
+        self.resume_note = note
+        return state.progress["launches"]
 
     def collect(self, iteration: int, record: dict[str, Any]) -> Any:
         """The iteration's batch (lockstep, or the first asynchronous one ready), its episodes stored."""
@@ -258,7 +286,8 @@ class _Run:
         save_trainer_state(
             self.out / "checkpoint", policy=self.policy, critic=self.critic, optims=self.learner.optimizers,
             replay=self.replay, generator=self.generator,
-            progress={"iteration": iteration + 1, "env_steps": self.env_steps, "launches": launches},
+            progress={"iteration": iteration + 1, "env_steps": self.env_steps, "launches": launches,
+                      "store_episodes": self.store.n_episodes},
             provenance={"trainer": "finetune", "config": asdict(self.config),
                         "base_policy": str(policy_path)},
         )  # fmt: skip
@@ -275,10 +304,26 @@ class _Run:
 
 
 def _rounding_note(config: FinetuneConfig) -> str:
-    """Say that the budget was rounded up to whole iterations (the progress bar shows the real total)."""
+    """Say that the budget was rounded up to whole iterations (the progress bar shows the real total), or
+    nothing when it was not."""
+    if config.total_env_steps == config.env_steps:
+        return ""
     return (
         f"env_steps {config.env_steps:,} rounded up to {config.total_env_steps:,}: "
         f"whole iterations of {config.batch_envs} envs x {config.steps_per_env:,} steps"
+    )
+
+
+def _checkpoint_to_resume(out: Path) -> Path:
+    """``out/checkpoint``, an interrupted save undone (:func:`recover_checkpoint`); FinetuneError if none."""
+    path = out / "checkpoint"
+    if recover_checkpoint(path):
+        return path
+    if path.exists():
+        raise FinetuneError(f"{path} holds no trainer state (trainer_state.json): it cannot be resumed")
+    raise FinetuneError(
+        f"nothing to resume in {out}: there is no checkpoint (the run was stopped before its first "
+        "checkpoint, or never started there); start it again without --resume"
     )
 
 
