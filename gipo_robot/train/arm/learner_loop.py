@@ -11,7 +11,9 @@ One loop, read top to bottom (:meth:`ArmLearner.run`)::
         BC data     the operator's intervention steps (and demonstrations: demo_store, logged teleop)
         update      once min_new_steps new steps are there (sync mode: after every episode): critic, then
                     policy, epochs x new steps / minibatch gradient steps (the update-to-data ratio)
-        publish     v + 1 as a safetensors checkpoint + latest.json (atomic), then checkpoint and log
+        log         metrics.csv, then
+        checkpoint  the learner's whole state, swapped in as one unit (gipo_robot.train.state), then
+        publish     v + 1 as a safetensors checkpoint + latest.json (atomic)
         heartbeat   learner.json: version, rounds, updates/s, state
 
 It never waits on the actor for anything but data, and stops when the actor says it has finished (or, when
@@ -19,7 +21,9 @@ started by ``finetune --robot``, when that process is gone) and no new episode i
 
 Resume: ``RUN/checkpoint/`` holds policy, critic, optimisers, the minibatch generator and the counters of
 the last finished round; the replay buffer is rebuilt from the store (every committed episode is there),
-so a killed learner loses at most the round in progress.
+so a killed learner (kill -9 included, mid-save too) loses at most the round in progress. A version is
+checkpointed before it is published, and a resumed learner publishes its checkpoint's version if a kill
+came between the two, so every version the actor is handed is one the learner's checkpoint holds.
 """
 
 from __future__ import annotations
@@ -45,7 +49,13 @@ from gipo_robot.train.arm.episodes import episode_batch, episode_keys, intervent
 from gipo_robot.train.arm.logs import LoggedData
 from gipo_robot.train.learner import FinetuneError, Learner
 from gipo_robot.train.replay import ReplayBuffer
-from gipo_robot.train.state import load_trainer_state, read_history, save_trainer_state, write_history
+from gipo_robot.train.state import (
+    load_trainer_state,
+    read_history,
+    recover_checkpoint,
+    save_trainer_state,
+    write_history,
+)
 
 __all__ = ["ArmLearner", "main"]
 
@@ -67,7 +77,7 @@ class ArmLearner:
         self.channel = RunChannel(self.dir)
         self.config = load_config(ArmConfig, self.dir / "config.json")
         self.parent = parent
-        resume = (self.dir / "checkpoint" / "trainer_state.json").exists()
+        resume = recover_checkpoint(self.dir / "checkpoint")  # an interrupted save undone
         start = self.dir / "checkpoint" if resume else self.channel.weights / "v000000"
         self.policy = load_policy(start)
         self.chunk, self.low_dim = self.policy.config.chunk, sorted(self.policy.config.low_dim)
@@ -88,6 +98,9 @@ class ArmLearner:
             self.version, self.rounds, self.consumed = p["version"], p["rounds"], p["consumed"]
             self.env_steps = p["env_steps"]
             self.history = read_history(self.dir / "metrics.csv")[: self.rounds]
+            published = self.channel.latest()
+            if published is None or published[0] < self.version:  # killed after its checkpoint
+                self._publish()
         elif self.logs.n_episodes and self.config.critic_pretrain_steps:
             self.logs.pretrain_critic(
                 self.critic, self.learner.optimizers["critic"], self.config, self.generator
@@ -148,10 +161,10 @@ class ArmLearner:
         self.version += 1
         self.rounds += 1
         self.pending = 0
-        self.channel.publish(self.policy, self.version, {"trainer": "finetune --robot", "round": self.rounds})
-        self._checkpoint()
-        self.history.append(record)
+        self.history.append(record)  # logged first: a resume cuts the history back to its checkpoint
         write_history(self.dir / "metrics.csv", self.history)
+        self._checkpoint()
+        self._publish()
         if self.rounds % 5 == 0:
             self._plot()
         self._beat("running", last=record)
@@ -264,6 +277,9 @@ class ArmLearner:
             replay=ReplayBuffer(1), generator=self.generator, progress=progress,
             provenance={"trainer": "finetune --robot", "version": self.version},
         )  # fmt: skip
+
+    def _publish(self) -> None:
+        self.channel.publish(self.policy, self.version, {"trainer": "finetune --robot", "round": self.rounds})
 
     def _beat(self, state: str, **extra: Any) -> None:
         elapsed = time.perf_counter() - self.t_start
