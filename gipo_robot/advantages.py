@@ -88,6 +88,7 @@ def vtrace(
     lam: float = 1.0,
     rho_bar: float = 1.0,
     c_bar: float = 1.0,
+    weight_advantages: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """V-trace value targets and policy-gradient advantages for off-policy (stale) data.
 
@@ -95,7 +96,7 @@ def vtrace(
 
         δ_t   = ρ_t (r_t + γ (1 - terminated_t) V(s_{t+1}) - V(s_t))
         v_t   = V(s_t) + δ_t + γ c_t (1 - done_t) (v_{t+1} - V(s_{t+1}))
-        A_t   = ρ_t (r_t + γ (1 - terminated_t) v̂_{t+1} - V(s_t))
+        A_t   = ρ_t (r_t + γ (1 - terminated_t) v̂_{t+1} - V(s_t))     (without ρ_t: weight_advantages=False)
 
     where ``v̂_{t+1} = v_{t+1}`` inside an episode and ``V(s_{t+1})`` at a truncation or the data's end.
     With ``π = μ``, ``ρ̄ = c̄ = 1`` the targets ``v_t`` equal GAE(λ)'s returns.
@@ -107,6 +108,10 @@ def vtrace(
         lam: trace-cutting λ (1 in IMPALA).
         rho_bar: truncation of the importance weight in δ and the advantage.
         c_bar: truncation of the trace coefficients.
+        weight_advantages: multiply the advantages by ``ρ_t``, as IMPALA's policy gradient
+            ``ρ_t ∇log π · A_t`` does. False for a surrogate that applies its own importance ratio
+            ``π/μ`` (PPO-Clip, GIPO, ...; every objective in :mod:`gipo_robot.objectives`), which would
+            otherwise weight each sample twice.
 
     Returns:
         ``(advantages, value_targets)``, each ``(T, ...)``: the same order as :func:`gae`.
@@ -133,8 +138,8 @@ def vtrace(
     # v̂_{t+1}: the next target inside an episode, the bootstrap value at a boundary or the data's end.
     next_targets = next_values.clone()
     next_targets[:-1] = torch.where(continues[:-1].bool(), targets[1:], next_values[:-1])
-    advantages = clipped_rhos * (rewards + gamma * not_terminal * next_targets - values)
-    return advantages, targets
+    advantages = rewards + gamma * not_terminal * next_targets - values
+    return (clipped_rhos * advantages if weight_advantages else advantages), targets
 
 
 def normalize(advantages: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:

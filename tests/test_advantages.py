@@ -74,6 +74,13 @@ def test_vtrace_two_steps_by_hand():
     )
     assert_close(targets, torch.tensor([1.5, 1.0], dtype=F))
     assert_close(adv, torch.tensor([1.5, 1.0], dtype=F))
+    # For a surrogate that applies π/μ itself: A1 = r1 + γ V(s2) - V1 = 2, without ρ1; the targets stay.
+    unweighted, same_targets = vtrace(
+        log_rhos, *(torch.tensor(v, dtype=F) for v in ([1.0, 1.0], [0.0, 0.0], [0.0, 2.0])), z, z, gamma=0.5,
+        weight_advantages=False,
+    )  # fmt: skip
+    assert_close(unweighted, torch.tensor([1.5, 2.0], dtype=F))
+    assert_close(same_targets, targets)
 
 
 @pytest.mark.parametrize(("terminated", "truncated"), [(NO, NO), (at(1), NO), (NO, at(2))])

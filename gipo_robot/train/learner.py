@@ -41,7 +41,8 @@ def advantages(
     batch: RolloutBatch, policy: GaussianPolicy, critic: Critic, config: FinetuneConfig
 ) -> tuple[Tensor, Tensor]:
     """``(advantages, value_targets)``, each ``(T, N)``, of one batch under the current critic (and, for
-    V-trace, the current policy's importance ratios over the executed steps)."""
+    V-trace, the current policy's importance ratios over the executed steps: in the value targets only; the
+    objective applies the ratio to the advantage itself)."""
     t, n = batch.shape
     with torch.no_grad():
         values = critic(batch.flat("obs")).view(t, n)
@@ -55,7 +56,7 @@ def advantages(
         log_rhos = ((logp - batch.logp_behavior) * batch.exec_mask[..., None]).sum(dim=(2, 3))
         return vtrace(
             log_rhos, batch.rewards, values, next_values, batch.terminated, batch.truncated,
-            gamma=config.gamma, lam=config.gae_lambda,
+            gamma=config.gamma, lam=config.gae_lambda, weight_advantages=False,
         )  # fmt: skip
 
 
@@ -80,7 +81,7 @@ class Learner:
             "critic": torch.optim.Adam(critic.parameters(), lr=config.critic_lr),
         }
         self.bc_coef = config.bc_coef  # the robot loop turns the BC term on once interventions arrive
-        self.bad_updates = 0  # consecutive non-finite policy updates
+        self.bad_updates = 0  # consecutive non-finite updates (policy or critic)
 
     def update(
         self, replay: ReplayBuffer, iteration: int, generator: torch.Generator, n_updates: int | None = None
@@ -95,11 +96,14 @@ class Learner:
                 (the robot loop passes its own, from the steps that arrived since the last round).
 
         Raises:
-            FinetuneError: ``max_bad_updates`` non-finite policy updates in a row.
+            FinetuneError: ``max_bad_updates`` non-finite updates in a row (of the policy or the critic:
+                each is skipped and counted, never stepped).
         """
         n_updates = self.config.updates_per_iter if n_updates is None else n_updates
         data = self._gather(replay)
-        record: dict[str, Any] = {"value_loss": self._update_critic(data, replay, generator, n_updates)}
+        record: dict[str, Any] = {
+            "value_loss": self._update_critic(data, replay, generator, iteration, n_updates)
+        }
         if iteration >= self.config.critic_warmup_iters:
             record.update(self._update_policy(data, replay, generator, iteration, n_updates))
         else:
@@ -126,9 +130,14 @@ class Learner:
         }
 
     def _update_critic(
-        self, data: dict[str, Any], replay: ReplayBuffer, generator: torch.Generator, n_updates: int
+        self,
+        data: dict[str, Any],
+        replay: ReplayBuffer,
+        generator: torch.Generator,
+        iteration: int,
+        n_updates: int,
     ) -> float:
-        """``U`` steps of the value regression; returns the mean loss."""
+        """``U`` steps of the value regression; returns the mean loss (NaN if every step was skipped)."""
         config, optim = self.config, self.optimizers["critic"]
         losses = []
         for idx in replay.minibatches(config.minibatch_size, n_updates, generator):
@@ -136,10 +145,15 @@ class Learner:
             loss = torch.nn.functional.mse_loss(self.critic(obs), data["ret"][idx])
             optim.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.critic.parameters(), config.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), config.grad_clip)
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                optim.zero_grad(set_to_none=True)  # the same guard as the policy's: skip, count, stop
+                self._count_bad_update(iteration, loss, grad_norm, what="critic")
+                continue
+            self.bad_updates = 0
             optim.step()
             losses.append(loss.item())
-        return float(np.mean(losses))
+        return float(np.mean(losses)) if losses else float("nan")
 
     def _update_policy(
         self,
@@ -195,11 +209,17 @@ class Learner:
             stats["bc_nll"] = bc.detach()
         return loss, stats
 
-    def _count_bad_update(self, iteration: int, loss: Tensor, grad_norm: Tensor) -> None:
+    def _count_bad_update(
+        self, iteration: int, loss: Tensor, grad_norm: Tensor, what: str = "policy"
+    ) -> None:
         self.bad_updates += 1
         if self.bad_updates >= self.config.max_bad_updates:
+            hint = (
+                "lower policy_lr or check the behaviour log-probs in the replay"
+                if what == "policy"
+                else "lower critic_lr or check the rewards and value targets in the replay"
+            )
             raise FinetuneError(
-                f"{self.bad_updates} non-finite updates in a row at iteration {iteration + 1} "
-                f"(loss {loss.item()}, grad norm {grad_norm.item()}); lower policy_lr or "
-                "check the behaviour log-probs in the replay"
+                f"{self.bad_updates} non-finite {what} updates in a row at iteration {iteration + 1} "
+                f"(loss {loss.item()}, grad norm {grad_norm.item()}); {hint}"
             )

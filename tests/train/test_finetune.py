@@ -80,7 +80,7 @@ def test_non_finite_updates_are_skipped_then_stop_the_run(tmp_path, lift_bc_poli
 
     monkeypatch.setitem(objectives.OBJECTIVES, "broken", broken)
     config = FinetuneConfig(**{**TINY, "objective": "broken", "max_bad_updates": 3})
-    with pytest.raises(FinetuneError, match="3 non-finite updates in a row"):
+    with pytest.raises(FinetuneError, match="3 non-finite policy updates in a row"):
         finetune(config, lift_bc_policy, tmp_path / "run", progress=False)
 
 
