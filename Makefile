@@ -14,7 +14,13 @@ export PYOPENGL_PLATFORM ?= egl
 LEROBOT_VENV  := .venv-lerobot
 LEROBOT_STAMP := $(LEROBOT_VENV)/.installed
 
-.PHONY: setup setup-lerobot quickstart test test-lerobot lint bench clean
+# Debian bookworm's ROS 1 (in the system Python, /usr/bin/python3) for RosArm's tests against the real rosbridge
+# (third_party/rosbridge_suite, run by scripts/ros1/). apt-get runs only when a package is missing.
+ROS_DEBS := python3-rospy python3-rosmaster python3-rosservice python3-rostopic python3-rosnode python3-genpy \
+	python3-catkin-pkg python3-std-msgs python3-sensor-msgs python3-trajectory-msgs python3-autobahn \
+	python3-twisted python3-tornado python3-bson python3-pil iproute2
+
+.PHONY: setup setup-lerobot setup-ros quickstart test test-lerobot test-ros lint bench clean
 
 setup: $(STAMP)
 
@@ -40,7 +46,23 @@ quickstart: setup
 
 test: setup
 	$(BIN)/ruff check gipo_robot tests scripts
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not ros1"
+
+setup-ros:
+	@missing=$$(for p in $(ROS_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+		echo "setup-ros: apt-get install" $$missing; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+		|| { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; \
+	fi
+
+# RosArm against the real rosbridge_suite ROS 1 server (0.11.17): the tests start rosmaster, rosapi, rosbridge
+# and a rospy arm on 127.0.0.1 and stop them; GIPO_REQUIRE_ROS=1 turns a missing package into a failure.
+test-ros: setup setup-ros
+	GIPO_REQUIRE_ROS=1 $(BIN)/python -m pytest -q tests/hardware/ros1
 
 # The LeRobot integration tests, against the real lerobot package in the second venv.
 test-lerobot: setup-lerobot
