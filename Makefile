@@ -53,6 +53,8 @@ setup-ros:
 		| grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+		if [ -n "$$sudo" ] && ! command -v sudo >/dev/null; then \
+			echo "setup-ros: apt-get install $$missing needs root or sudo" >&2; exit 1; fi; \
 		echo "setup-ros: apt-get install" $$missing; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		$$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
