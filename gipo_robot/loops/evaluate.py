@@ -22,7 +22,7 @@ from gipo_robot.hardware.robot import Robot
 from gipo_robot.loops.actor import PolicyActor
 from gipo_robot.loops.step import EpisodeRunner, knows_task
 
-__all__ = ["EVAL_SEED", "EvalResult", "evaluate", "wilson_interval"]
+__all__ = ["EVAL_SEED", "EvalResult", "evaluate", "summarize", "wilson_interval"]
 
 EVAL_SEED = 1_000_000
 """Default first evaluation seed: far from the small seeds used to collect demonstrations and rollouts."""
@@ -152,14 +152,19 @@ def evaluate(
     finally:
         if not connected:
             robot.disconnect()
+    return summarize(records, videos)
+
+
+def summarize(records: list[dict[str, Any]], videos: list[str] | None = None) -> EvalResult:
+    """The :class:`EvalResult` of per-episode records (``{"seed", "success", "return", "length"}``)."""
     k = sum(r["success"] for r in records)
     return EvalResult(
-        success_rate=k / episodes,
-        success_ci95=wilson_interval(k, episodes),
+        success_rate=k / len(records),
+        success_ci95=wilson_interval(k, len(records)),
         mean_return=float(np.mean([r["return"] for r in records])),
         mean_length=float(np.mean([r["length"] for r in records])),
         episodes=records,
-        videos=videos,
+        videos=videos or [],
     )
 
 
