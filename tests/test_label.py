@@ -83,6 +83,7 @@ def run(*args: str, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
 
 
 def test_label_one_episode_json(store):
+    store.close()  # the command is another process: it takes the store's writer lock
     out = run(store.path, "--episode", "0", "--success", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {
@@ -108,6 +109,7 @@ def test_label_one_episode_json(store):
     ],
 )
 def test_label_errors_are_one_json_object_and_exit_1(store, args, message):
+    store.close()  # the command is another process: it takes the store's writer lock
     out = run(store.path, *args, "--json")
     assert out.returncode == 1
     assert message in json.loads(out.stdout)["error"]
@@ -177,6 +179,7 @@ def test_interactive_without_a_terminal_fails_clearly(store, tmp_path):
 
 def test_label_command_interactive_on_a_pty(store, terminal):
     """The console script with its standard input on a pty: prompts on stdout, one key per episode."""
+    store.close()  # the command is another process: it takes the store's writer lock
     master, slave = terminal
     child = subprocess.Popen(
         [GIPO, "label", store.path, "--json"], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -7,7 +7,9 @@ minibatch of 256 frames spent ~70 ms in zarr for ~4 ms of file reads and the dec
 the chunk key encoding, chunk shape, fill value and codec pipeline from the array's own metadata,
 reads ``<array>/<chunk key>`` with one ``open().read()``, checks the CRC32C where the pipeline has one,
 undoes Blosc/Zstd, and decodes image frames in a thread pool (file reads and ``imagecodecs``/Blosc
-release the GIL). A missing chunk file reads as the fill value, as in zarr.
+release the GIL). A missing chunk file reads as the fill value, as in zarr, unless the reader is built
+with ``lost_is_error`` (a store whose every chunk is written: a missing file is a lost one), when it
+raises :class:`LostChunkError`.
 
 It only handles what it fully understands: a zarr v3 array in a local folder, a regular chunk grid
 with one chunk across every trailing dimension, no array->array filters, an array->bytes codec that is
@@ -55,6 +57,10 @@ class ChecksumError(ValueError):
     """A chunk's stored CRC32C disagrees with its bytes."""
 
 
+class LostChunkError(FileNotFoundError):
+    """A chunk file that must exist (its store writes every chunk) is missing."""
+
+
 class ChunkReader:
     """Reads rows of one local zarr v3 array straight from its chunk files.
 
@@ -71,8 +77,10 @@ class ChunkReader:
         fill_value: object,
         decoders: Sequence[Callable[[ChunkBytes], ChunkBytes]],
         final: Callable[[ChunkBytes], np.ndarray],
+        lost_is_error: bool = False,
     ) -> None:
         self.folder = folder
+        self.lost_is_error = lost_is_error
         self._key = key
         self.chunk_shape = chunk_shape
         self.rows_per_chunk = chunk_shape[0]
@@ -87,8 +95,14 @@ class ChunkReader:
         self.cached = self.rows_per_chunk > 1
 
     @classmethod
-    def for_array(cls, array: zarr.Array) -> ChunkReader | None:
-        """A reader for ``array``, or ``None`` when its storage or codecs are not ones this module handles."""
+    def for_array(cls, array: zarr.Array, *, lost_is_error: bool = False) -> ChunkReader | None:
+        """A reader for ``array``, or ``None`` when its storage or codecs are not ones this module handles.
+
+        Args:
+            array: a local zarr v3 array.
+            lost_is_error: raise :class:`LostChunkError` for a missing chunk file, instead of reading it as
+                the fill value.
+        """
         store = array.store_path.store
         meta = array.metadata
         if not isinstance(store, LocalStore) or meta.zarr_format != 3 or array.ndim == 0:
@@ -136,7 +150,7 @@ class ChunkReader:
         def key(chunk: int) -> str:
             return meta.encode_chunk_key((chunk, *trailing))
 
-        return cls(folder, key, chunk_shape, dtype, meta.fill_value, decoders, final)
+        return cls(folder, key, chunk_shape, dtype, meta.fill_value, decoders, final, lost_is_error)
 
     # ------------------------------------------------------------------ one chunk
 
@@ -145,12 +159,18 @@ class ChunkReader:
 
         Raises:
             ChecksumError: the stored CRC32C disagrees with the bytes.
+            LostChunkError: no file, and the reader was built with ``lost_is_error``.
             ValueError, RuntimeError, OSError: the file is unreadable or its bytes do not decode.
         """
         try:
             with open(os.path.join(self.folder, self._key(chunk)), "rb") as f:
                 data = f.read()
         except FileNotFoundError:
+            if self.lost_is_error:
+                raise LostChunkError(
+                    f"chunk file {self._key(chunk)} (rows {chunk * self.rows_per_chunk}.."
+                    f"{(chunk + 1) * self.rows_per_chunk - 1}) is lost"
+                ) from None
             return self._fill
         for decode in self._decoders:
             data = decode(data)

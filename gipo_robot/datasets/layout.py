@@ -18,6 +18,15 @@ features use Blosc/Zstd with byte shuffle in chunks of about 64 KiB (a power-of-
 small enough that a random minibatch decodes little it does not need. Every chunk carries a CRC32C
 checksum, so a damaged chunk reads as a :class:`DatasetError` instead of as wrong numbers.
 
+Every chunk is written. zarr skips a chunk whose values all equal the fill value (``write_empty_chunks``
+is off by default) and reads a missing chunk file as fill values, so a lost file and a chunk of zeros
+would look the same. The store writes through :func:`writing_handle` (``write_empty_chunks`` on), and a
+store created that way carries the root attribute ``every_chunk_written: true``
+(:data:`EVERY_CHUNK_WRITTEN`): in such a store every chunk that holds a committed row has a file, and a
+missing one is lost (:func:`~gipo_robot.datasets.chunkfiles.missing_chunks`, ``gipo-robot validate``).
+Stores created before this attribute existed may lack all-fill chunks legitimately, so their chunk files
+are not checked for existence (appending to them does not add the attribute).
+
 Legend: ``E`` episodes, ``T_total`` steps of all episodes.
 """
 
@@ -36,7 +45,9 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ZstdCodec
+from zarr.core.array import AsyncArray
 
+from gipo_robot.datasets.chunkfiles import first_missing
 from gipo_robot.datasets.codecs import ImageCodec
 from gipo_robot.datasets.schema import EPISODE_META_FIELDS, DatasetError, Feature, Schema
 
@@ -46,6 +57,8 @@ LOW_DIM_CHUNK_BYTES = 64 * 1024
 META_CHUNK = 4096
 TEXT_CHUNK = 64
 ENDS_FILL = -1
+EVERY_CHUNK_WRITTEN = "every_chunk_written"
+"""Root attribute of stores in which every chunk holding a committed row has a file (module docstring)."""
 CHUNK_KEY_ENCODING = {"name": "default", "configuration": {"separator": "."}}
 """Chunk files of ``data/<feature>`` are named ``c.<i>.0.0.0``, side by side in the array's folder: the
 default ``/`` separator makes three nested folders per image frame, each taking a 4 KiB block on
@@ -91,6 +104,12 @@ def create_feature_array(group: zarr.Group, feature: Feature, rows: int = 0) -> 
     )
 
 
+def writing_handle(array: zarr.Array) -> zarr.Array:
+    """A handle on ``array`` that writes every chunk, also one of fill values (``write_empty_chunks``: a
+    runtime setting of zarr, not stored in the array's metadata)."""
+    return zarr.Array(AsyncArray(array.metadata, array.store_path, config={"write_empty_chunks": True}))
+
+
 def _json_default(value: Any) -> Any:
     """``json.dumps`` fallback: dataclasses as dicts, numpy values as Python values, paths as text."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -123,6 +142,74 @@ def guard(path: object, feature: str | None = None, episode: int | None = None) 
         raise DatasetError(
             f"cannot read or write: {type(err).__name__}: {err}", path=path, feature=feature, episode=episode
         ) from err
+
+
+def open_array(
+    group: zarr.Group, key: str, name: str, dtype: str, shape: tuple[int, ...], *, path: object, writing: bool
+) -> zarr.Array:
+    """The array ``key`` of a store, checked: an array (not a group) of ``dtype`` (``"str"``: text) and
+    shape ``(rows, *shape)``; a :func:`writing_handle` when ``writing``.
+
+    Raises:
+        DatasetError: missing, a group, or of another dtype or shape (naming ``name``).
+    """
+    with guard(path, feature=name):
+        try:
+            arr = group[key]
+        except KeyError as err:
+            raise DatasetError(f"missing array {key}", path=path, feature=name) from err
+    if not isinstance(arr, zarr.Array):
+        raise DatasetError(f"{key} is a group, expected an array", path=path, feature=name)
+    if dtype == "str":
+        if arr.dtype.kind not in "OTU":
+            raise DatasetError(f"{key} has dtype {arr.dtype}, expected text", path=path, feature=name)
+    elif np.dtype(arr.dtype) != np.dtype(dtype):
+        raise DatasetError(
+            f"{key} has dtype {np.dtype(arr.dtype)}, expected {np.dtype(dtype)}", path=path, feature=name
+        )
+    if arr.ndim != 1 + len(shape) or tuple(arr.shape[1:]) != tuple(shape):
+        raise DatasetError(
+            f"{key} has shape {arr.shape}, expected (rows, *{tuple(shape)})", path=path, feature=name
+        )
+    return writing_handle(arr) if writing else arr
+
+
+def read_episode_ends(array: zarr.Array, *, strict: bool, path: object) -> np.ndarray:
+    """The committed episode ends: ``meta/episode_ends`` less a last entry that a cut-short commit left at
+    the fill value -1.
+
+    Args:
+        array: ``meta/episode_ends``.
+        strict: the store has :data:`EVERY_CHUNK_WRITTEN`: a missing chunk file is lost, not -1s (except
+            the one of a cut-short commit that grew the array into a new chunk).
+
+    Raises:
+        DatasetError: not 1-D, a lost chunk file, -1 before the last entry, or not strictly increasing.
+    """
+    with guard(path, feature="episode_ends"):
+        ends = np.asarray(array[:], dtype=np.int64)
+    if ends.ndim != 1:
+        raise DatasetError(f"meta/episode_ends must be 1-D, got shape {ends.shape}", path=path)
+    lost = first_missing(array, 0, ends.size) if strict and ends.size else None
+    if lost and not (lost[1] == ends.size - 1 and ends[-1] == ENDS_FILL):
+        raise DatasetError(
+            f"chunk file {lost[0]} of meta/episode_ends is lost (entries {lost[1]}..{lost[2] - 1})",
+            path=path,
+            feature="episode_ends",
+            episode=lost[1],
+        )
+    torn = np.flatnonzero(ends == ENDS_FILL)
+    if torn.size:
+        if torn[0] != ends.size - 1:
+            raise DatasetError(
+                f"meta/episode_ends has the fill value -1 at entry {int(torn[0])}, before the last",
+                path=path,
+                feature="episode_ends",
+                episode=int(torn[0]),
+            )
+        ends = ends[:-1]  # grown but never written: a commit that was cut short
+    check_episode_ends(ends, path)
+    return ends
 
 
 def check_episode_ends(ends: np.ndarray, path: object) -> None:

@@ -224,6 +224,29 @@ object per episode for anything else (a robomimic demo's ``model_file``, ...).""
 SOURCES = ("demo", "teleop", "rollout", "deploy")
 
 
+@dataclass(frozen=True)
+class EpisodeMeta:
+    """Per-episode metadata, one row of ``meta/episodes/``.
+
+    Attributes:
+        source: where the episode came from, one of ``demo``, ``teleop``, ``rollout``, ``deploy``.
+        success: whether the task was achieved.
+        task: free-text task name or instruction.
+        length: number of steps ``T``.
+        start_time: Unix time of the first step, seconds.
+        policy_version: behaviour policy version that produced a rollout; -1 otherwise.
+        extra: any other JSON-serialisable metadata (a robomimic demo's ``model_file``, ...).
+    """
+
+    source: str = "demo"
+    success: bool = False
+    task: str = ""
+    length: int = 0
+    start_time: float = 0.0
+    policy_version: int = -1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 class StepSpec(Protocol):
     """What :func:`step_schema` reads from a robot's spec (a ``RobotSpec`` has all three)."""
 

@@ -15,11 +15,40 @@ Reading. Local stores are read through :class:`~gipo_robot.datasets.chunks.Chunk
 chunk files directly (zarr-python's ~0.3 ms per chunk made a 256-frame minibatch cost ~100 ms), decodes
 frames in a small thread pool and caches decoded low-dim chunks; any other store, or an array whose
 codecs it does not know, is read through zarr. Both give the same bytes.
+
+What survives what (local stores; the commit protocol is in :mod:`gipo_robot.datasets.writer`):
+
+- ``kill -9`` of a writer (any death of the process, the machine staying up): every episode whose
+  commit returned is kept, the episode in flight is lost (its rows past the committed end stay invisible
+  and the next append overwrites them), the store opens and validates, the kernel drops the writer lock,
+  and the next writer removes the killed one's ``*.partial`` temp files. No ``fsync`` is needed for this:
+  what was written is in the kernel's page cache. An interrupted ``drop_episode`` or ``convert`` swap is
+  finished by the next ``open(path, "a")``.
+- Two writers: the second process that opens the store for writing (append, overwrite, convert into it)
+  gets a :class:`DatasetError` naming the first one's pid (:mod:`gipo_robot.datasets.lock`); readers are
+  never blocked and see only committed episodes (:meth:`~EpisodeStore.refresh` for new ones).
+- Power loss or a kernel crash (a local filesystem that honours ``fsync``, such as ext4, xfs or btrfs, on
+  a disk that honours cache flushes): a commit returns only after ``fsync`` of the episode's chunk files,
+  its metadata row, the ``zarr.json`` of every array it grew and their folders, and then of the new
+  ``meta/episode_ends`` entry; the end is written after the rest is on disk, so it never points at rows
+  that are not. An episode whose commit returned survives; the one in flight is lost. One window remains:
+  the next append rewrites the chunk files that hold the last committed rows (a low-dim chunk holds
+  hundreds of rows; zarr writes a temporary file and renames it over) and flushes them right after
+  the rename. ext4 (default ``auto_da_alloc``) writes a file's data before committing a rename that
+  replaces another file; on a filesystem that does not, a power cut between that rename and its
+  ``fsync`` can leave the chunk empty, and its committed rows are lost: ``gipo-robot validate --deep``
+  names it (CRC32C). Creating a store, root attributes, relabels and the renames of a swap are fsynced
+  too. ``store.durable = False`` turns every ``fsync`` off (measured cost: ``scripts/bench_store_fsync.py``).
+- Lost chunk files (deleted, or lost by the filesystem): in a store with ``every_chunk_written`` (every
+  store created since it exists), reading one raises a :class:`DatasetError` instead of returning zeros,
+  ``gipo-robot validate`` names each and ``info`` refuses to summarise (older stores may lack all-zero
+  chunks legitimately and are not checked, :mod:`gipo_robot.datasets.validate`). A lost
+  ``meta/episode_ends`` chunk that held only the last entry (a store of 1, 4097, ... episodes) cannot be
+  told from a commit cut short, and reads as one: the last episode is dropped.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -32,48 +61,28 @@ from typing import Any
 import numpy as np
 import zarr
 
+from gipo_robot.datasets.chunkfiles import first_missing, fsync_paths, fsync_tree
 from gipo_robot.datasets.chunks import ChunkReader
 from gipo_robot.datasets.layout import (
-    ENDS_FILL,
+    EVERY_CHUNK_WRITTEN,
     FORMAT_NAME,
     FORMAT_VERSION,
-    check_episode_ends,
     create_layout,
     directory_size,
     guard,
+    open_array,
+    read_episode_ends,
     recover_interrupted_swap,
     to_json,
 )
-from gipo_robot.datasets.schema import EPISODE_META_FIELDS, SOURCES, DatasetError, Feature, Schema
+from gipo_robot.datasets.lock import WriterLock, acquire
+from gipo_robot.datasets.schema import EPISODE_META_FIELDS, SOURCES, DatasetError, EpisodeMeta, Schema
 from gipo_robot.datasets.writer import EpisodeWriter, StoreWriting
 
 STAT_QUANTILES = (0.01, 0.5, 0.99)
 READ_THREADS = min(4, os.cpu_count() or 1)
 """Threads that read and decode chunks for one store (file reads, Blosc and image decoding release
 the GIL)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class EpisodeMeta:
-    """Per-episode metadata, one row of ``meta/episodes/``.
-
-    Attributes:
-        source: where the episode came from, one of ``demo``, ``teleop``, ``rollout``, ``deploy``.
-        success: whether the task was achieved.
-        task: free-text task name or instruction.
-        length: number of steps ``T``.
-        start_time: Unix time of the first step, seconds.
-        policy_version: behaviour policy version that produced a rollout; -1 otherwise.
-        extra: any other JSON-serialisable metadata (a robomimic demo's ``model_file``, ...).
-    """
-
-    source: str = "demo"
-    success: bool = False
-    task: str = ""
-    length: int = 0
-    start_time: float = 0.0
-    policy_version: int = -1
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class EpisodeStore(StoreWriting):
@@ -83,9 +92,15 @@ class EpisodeStore(StoreWriting):
     ``0..E-1`` in commit order (negative indices count from the end).
     """
 
-    def __init__(self, path: str | Path, group: zarr.Group, mode: str) -> None:
+    def __init__(
+        self, path: str | Path, group: zarr.Group, mode: str, lock: WriterLock | None = None
+    ) -> None:
         self.path = str(path)
         self.mode = mode
+        self.durable = True
+        """Whether commits ``fsync`` what they wrote (see the module docstring); off only to measure it."""
+        self._lock = lock
+        self._strict = False  # every_chunk_written (set by _load): a missing chunk file is lost, not zeros
         self._group = group
         self._writer: EpisodeWriter | None = None
         self._stats_memo: tuple[list, dict] | None = None
@@ -117,17 +132,14 @@ class EpisodeStore(StoreWriting):
             overwrite: replace an existing store at ``path``.
 
         Raises:
-            DatasetError: ``path`` exists (without ``overwrite``), or fps/robot/attrs are invalid.
+            DatasetError: ``path`` exists (without ``overwrite``), another process is writing it (also
+                with ``overwrite``: a live writer's store is never replaced), or fps/robot/attrs are invalid.
         """
         target = Path(path)
         if not isinstance(schema, Schema):
             raise DatasetError(f"schema must be a Schema, got {type(schema).__name__}", path=path)
         if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
             raise DatasetError(f"fps must be a positive number, got {fps!r}", path=path)
-        if target.exists():
-            if not overwrite:
-                raise DatasetError("already exists (pass overwrite=True to replace it)", path=path)
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
         root_attrs = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -136,10 +148,21 @@ class EpisodeStore(StoreWriting):
             "robot": to_json(robot, "robot", path),
             "user": to_json(dict(attrs or {}), "attrs", path),
             "generation": 0,
+            EVERY_CHUNK_WRITTEN: True,
         }
-        with guard(path):
-            root = create_layout(target, schema, root_attrs)
-        return cls(path, root, "a")
+        lock = acquire(target)
+        try:
+            if target.exists():
+                if not overwrite:
+                    raise DatasetError("already exists (pass overwrite=True to replace it)", path=path)
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+            with guard(path):
+                root = create_layout(target, schema, root_attrs)
+                fsync_tree(target)
+            return cls(path, root, "a", lock)
+        except BaseException:
+            lock.release()
+            raise
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> EpisodeStore:
@@ -148,27 +171,35 @@ class EpisodeStore(StoreWriting):
 
         Args:
             path: local folder or any Zarr store URL (read mode).
-            mode: ``"r"`` read-only or ``"a"`` read and append (local folders only).
+            mode: ``"r"`` read-only or ``"a"`` read and append (local folders only; takes the writer
+                lock, see :mod:`gipo_robot.datasets.lock`, until :meth:`close`).
 
         Raises:
             DatasetError: the path is missing, not a Zarr group, not an episode store, of a newer
-                format version, or inconsistent (naming the feature or array at fault).
+                format version, or inconsistent (naming the feature or array at fault); or, with mode
+                ``"a"``, another process is writing it (naming that process).
         """
         if mode not in ("r", "a"):
             raise DatasetError(f"mode must be 'r' or 'a', got {mode!r}", path=path)
         local = "://" not in str(path)
-        if local:
-            recover_interrupted_swap(Path(path), repair=(mode == "a"))
-            if not Path(path).exists():
-                raise DatasetError("no such store", path=path)
-            if mode == "a":
-                for orphan in Path(path).rglob("*.partial"):  # temp files of a killed writer
-                    orphan.unlink(missing_ok=True)
-        elif mode == "a":
+        if not local and mode == "a":
             raise DatasetError("only local stores can be opened for appending", path=path)
-        with guard(path):
-            group = zarr.open_group(str(path), mode="r" if mode == "r" else "r+")
-        return cls(path, group, mode)
+        lock = acquire(path) if mode == "a" else None  # before any repair: no other writer is alive then
+        try:
+            if local:
+                recover_interrupted_swap(Path(path), repair=(mode == "a"))
+                if not Path(path).exists():
+                    raise DatasetError("no such store", path=path)
+                if mode == "a":
+                    for orphan in Path(path).rglob("*.partial"):  # temp files of a killed writer
+                        orphan.unlink(missing_ok=True)
+            with guard(path):
+                group = zarr.open_group(str(path), mode="r" if mode == "r" else "r+")
+            return cls(path, group, mode, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
 
     def _load(self) -> None:
         """Read the root attributes, open the arrays and find the committed episode count."""
@@ -193,35 +224,23 @@ class EpisodeStore(StoreWriting):
         self.fps = float(fps)
         self.robot = attrs.get("robot")
         self._attrs = attrs
+        self._strict = attrs.get(EVERY_CHUNK_WRITTEN) is True
         self._data: dict[str, zarr.Array] = {}
         self._data_keys = {name: name for name in self.schema.names}  # feature -> array under data/
-        for feature in self.schema.features:
-            self._data[feature.name] = self._open_array(f"data/{feature.name}", feature)
+        for f in self.schema.features:
+            self._data[f.name] = self._open_array(f"data/{f.name}", f.name, f.dtype, f.shape)
         # direct chunk-file readers where the store is local and the codecs known; None: read with zarr
-        self._readers = {name: ChunkReader.for_array(arr) for name, arr in self._data.items()}
+        self._readers = {
+            name: ChunkReader.for_array(arr, lost_is_error=self._strict) for name, arr in self._data.items()
+        }
         self._meta: dict[str, zarr.Array] = {}
         for name, dtype in {**EPISODE_META_FIELDS, "extra": "str"}.items():
-            self._meta[name] = self._open_array(f"meta/episodes/{name}", None, dtype=dtype, field=name)
-        for feature in self.schema.episode_features:
-            self._meta[feature.name] = self._open_array(f"meta/episodes/{feature.name}", feature)
-        self._ends_array = self._open_array("meta/episode_ends", None, dtype="int64", field="episode_ends")
-        with guard(path, feature="episode_ends"):
-            ends = np.asarray(self._ends_array[:], dtype=np.int64)
-        if ends.ndim != 1:
-            raise DatasetError(f"meta/episode_ends must be 1-D, got shape {ends.shape}", path=path)
-        torn = np.flatnonzero(ends == ENDS_FILL)
-        if torn.size:
-            if torn[0] != ends.size - 1:
-                raise DatasetError(
-                    f"meta/episode_ends has the fill value -1 at entry {int(torn[0])}, before the last",
-                    path=path,
-                    feature="episode_ends",
-                    episode=int(torn[0]),
-                )
-            ends = ends[:-1]  # grown but never written: a commit that was cut short
-        self._ends = ends
+            self._meta[name] = self._open_array(f"meta/episodes/{name}", name, dtype)
+        for f in self.schema.episode_features:
+            self._meta[f.name] = self._open_array(f"meta/episodes/{f.name}", f.name, f.dtype, f.shape)
+        self._ends_array = self._open_array("meta/episode_ends", "episode_ends", "int64")
+        self._ends = read_episode_ends(self._ends_array, strict=self._strict, path=path)
         # Consistency the readers rely on; validate() checks the rest.
-        check_episode_ends(ends, path)
         for name, arr in self._data.items():
             if arr.shape[0] < self.n_steps:
                 raise DatasetError(
@@ -237,28 +256,8 @@ class EpisodeStore(StoreWriting):
                     feature=f"meta/episodes/{name}",
                 )
 
-    def _open_array(
-        self, key: str, feature: Feature | None, *, dtype: str | None = None, field: str | None = None
-    ) -> zarr.Array:
-        name = feature.name if feature is not None else field
-        with guard(self.path, feature=name):
-            try:
-                arr = self._group[key]
-            except KeyError as err:
-                raise self._error(f"missing array {key}", feature=name) from err
-        if not isinstance(arr, zarr.Array):
-            raise self._error(f"{key} is a group, expected an array", feature=name)
-        want = np.dtype(feature.dtype if feature is not None else (dtype if dtype != "str" else "O"))
-        got = np.dtype(arr.dtype) if dtype != "str" else np.dtype("O")
-        if dtype == "str":
-            if arr.dtype.kind not in "OTU":
-                raise self._error(f"{key} has dtype {arr.dtype}, expected text", feature=name)
-        elif got != want:
-            raise self._error(f"{key} has dtype {got}, expected {want}", feature=name)
-        trailing = feature.shape if feature is not None else ()
-        if arr.ndim != 1 + len(trailing) or tuple(arr.shape[1:]) != trailing:
-            raise self._error(f"{key} has shape {arr.shape}, expected (rows, *{trailing})", feature=name)
-        return arr
+    def _open_array(self, key: str, name: str, dtype: str, shape: tuple[int, ...] = ()) -> zarr.Array:
+        return open_array(self._group, key, name, dtype, shape, path=self.path, writing=self.mode == "a")
 
     def refresh(self) -> None:
         """Re-read the store from disk (to see episodes another process committed since opening)."""
@@ -307,6 +306,8 @@ class EpisodeStore(StoreWriting):
     def _update_root_attrs(self, **values: Any) -> None:
         with guard(self.path):
             self._group.attrs.update(values)
+            if self.durable and "://" not in self.path:
+                fsync_paths([os.path.join(self.path, "zarr.json")], self.path)
         self._attrs.update(values)
 
     def _index(self, episode: int) -> int:
@@ -344,10 +345,12 @@ class EpisodeStore(StoreWriting):
     def _read_meta(self, rows: slice) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in EPISODE_META_FIELDS:
+            self._require_chunks(name, rows)
             with guard(self.path, feature=f"meta/episodes/{name}"):
                 out[name] = np.asarray(self._meta[name][rows])
         for key in ("source", "task"):
             out[key] = out[key].astype(str)
+        self._require_chunks("extra", rows)
         with guard(self.path, feature="meta/episodes/extra"):
             texts = self._meta["extra"][rows]
         extras = []
@@ -461,9 +464,24 @@ class EpisodeStore(StoreWriting):
         i = self._index(episode)
         out = {}
         for f in self.schema.episode_features:
+            self._require_chunks(f.name, slice(i, i + 1))
             with guard(self.path, feature=f.name, episode=i):
                 out[f.name] = np.asarray(self._meta[f.name][i])
         return out
+
+    def _require_chunks(self, name: str, rows: slice) -> None:
+        """Raise if a chunk file of ``meta/episodes/<name>`` holding ``rows`` is lost (zarr would read it as
+        fill values: False, 0, ""); stores without ``every_chunk_written`` are not checked."""
+        start, stop, _ = rows.indices(self.n_episodes)
+        lost = self._strict and first_missing(self._meta[name], start, stop)
+        if lost:
+            last = min(lost[2], self.n_episodes) - 1
+            raise self._error(
+                f"chunk file {lost[0]} is lost: episodes {lost[1]}..{last} would read as fill values "
+                f"(gipo-robot validate lists every lost file)",
+                feature=f"meta/episodes/{name}",
+                episode=max(lost[1], start),
+            )
 
     def array(self, name: str) -> zarr.Array:
         """The raw zarr array ``data/<name>``; rows at or past :attr:`n_steps` are not committed."""
@@ -479,6 +497,22 @@ class EpisodeStore(StoreWriting):
     def _require_writable(self) -> None:
         if self.mode != "a":
             raise self._error("store is open read-only (open it with mode='a' to write)")
+
+    def close(self) -> None:
+        """Stop writing: discard an open :class:`EpisodeWriter`, give back the writer lock; reading still
+        works (the store is read-only from now on). Idempotent; leaving a ``with`` block calls it."""
+        if self._writer is not None:
+            self._writer.discard()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self.mode = "r"
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ statistics and summary
 

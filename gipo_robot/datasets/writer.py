@@ -17,7 +17,10 @@ rename), so a process killed at any moment leaves each file either old or new:
 
 So a kill loses at most the episode being written. ``drop_episode`` rewrites the store into a sibling
 folder and swaps it in with renames; :meth:`EpisodeStore.open` finishes or undoes an interrupted swap.
-One writer at a time: the store takes no lock, so two processes must not append to one store at once.
+Before the new end is written, the commit ``fsync``s every file the episode wrote (its chunk files, the
+metadata row, the arrays' ``zarr.json``, their folders); after it, the ``episode_ends`` files: what this
+guarantees on a power cut is in :mod:`gipo_robot.datasets.store`. One writer at a time: every writer
+holds the store's writer lock (:mod:`gipo_robot.datasets.lock`), so a second process cannot append.
 
 Legend: ``E`` episodes, ``T`` steps of one episode.
 """
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gipo_robot.datasets.chunkfiles import fsync_paths, row_files
 from gipo_robot.datasets.layout import guard, swap_paths, to_json
 from gipo_robot.datasets.schema import SOURCES, DatasetError, Feature
 
@@ -229,7 +233,12 @@ class StoreWriting:
         }
 
     def _write_rows(self, start: int, rows: Mapping[str, np.ndarray]) -> None:
-        """Write rows ``start:start+T`` of every feature (past the committed end: invisible until commit)."""
+        """Write rows ``start:start+T`` of every feature (past the committed end: invisible until commit).
+
+        A chunk file that also holds committed rows (a low-dim chunk holds hundreds) is rewritten, so it is
+        flushed (``fsync``) at once: committed rows are never left only in the page cache.
+        """
+        shared: list[str] = []
         for name, values in rows.items():
             arr = self._data[name]
             stop = start + values.shape[0]
@@ -242,6 +251,16 @@ class StoreWriting:
             finally:
                 if reader is not None:
                     reader.clear_cache()
+            if start // arr.chunks[0] * arr.chunks[0] < self.n_steps:
+                shared += row_files(arr, start, start + 1)
+        self._sync(shared, self.n_episodes)
+
+    def _sync(self, files: list[str], episode: int, root: str | None = None) -> None:
+        """``fsync`` ``files`` and their folders up to ``root`` (the store's by default) when :attr:`durable`,
+        naming the episode on failure."""
+        if self.durable and files:
+            with guard(self.path, episode=episode):
+                fsync_paths(files, self.path if root is None else root)
 
     def _commit(self, length: int, meta: dict[str, Any]) -> int:
         """Write the per-episode row, then the new episode end: the commit point."""
@@ -263,9 +282,12 @@ class StoreWriting:
                     arr.resize((i + 1, *arr.shape[1:]))
                 arr[i : i + 1] = value
         new_end = self.n_steps + length
+        written = [f for arr in self._data.values() for f in row_files(arr, self.n_steps, new_end)]
+        self._sync(written + [f for arr in self._meta.values() for f in row_files(arr, i, i + 1)], i)
         with guard(self.path, feature="episode_ends", episode=i):
             self._ends_array.resize((i + 1,))  # a kill here leaves the fill value -1: not committed
             self._ends_array[i] = new_end  # the commit
+        self._sync(row_files(self._ends_array, i, i + 1), i)
         self._ends = np.append(self._ends, np.int64(new_end))
         return i
 
@@ -277,8 +299,8 @@ class StoreWriting:
         ``extra["relabelled"]`` becomes ``{"from": old, "to": success, "time": unix seconds}`` (also when
         the label is unchanged: it then records that someone confirmed it). Two single-element writes,
         each replacing one chunk file atomically: ``meta/episodes/success``, then ``meta/episodes/extra``;
-        a kill between them leaves the new label without its note, never a torn store. Relabelling while
-        another process appends to the store is not supported (the store takes no lock).
+        a kill between them leaves the new label without its note, never a torn store. Both are
+        flushed (``fsync``); the writer lock keeps other processes from writing meanwhile.
 
         Raises:
             DatasetError: the store is read-only, ``episode`` is out of range or ``success`` is not a
@@ -296,6 +318,7 @@ class StoreWriting:
                 self._meta["success"][i : i + 1] = np.array([bool(success)])
         with guard(self.path, feature="meta/episodes/extra", episode=i):
             self._meta["extra"][i : i + 1] = np.array([json.dumps(extra)], dtype=object)
+        self._sync([f for k in ("success", "extra") for f in row_files(self._meta[k], i, i + 1)], i)
 
     def drop_episode(self, episode: int) -> None:
         """Delete one episode; later episodes move down by one index.
@@ -317,12 +340,14 @@ class StoreWriting:
         if tmp.exists():
             shutil.rmtree(tmp)
         new = type(self).create(tmp, self.schema, fps=self.fps, robot=self.robot, attrs=self.attrs)
+        new.durable = self.durable
         new._update_root_attrs(generation=int(self._attrs.get("generation", 0)) + 1)
         for j in keep:
             new._copy_episode_from(self, j)
-        del new
-        os.rename(src, old)
+        new.close()
+        os.rename(src, old)  # this store's writer lock (<src>.lock, beside it) stays held throughout
         os.rename(tmp, src)
+        self._sync([str(src / "zarr.json")], self.n_episodes, root=str(src.parent))  # and the renames
         shutil.rmtree(old)
         self.refresh()
 

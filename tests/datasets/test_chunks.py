@@ -132,10 +132,16 @@ def test_drop_and_merge_read_the_same_as_zarr(tmp_path):
     _assert_same_as_zarr(store, np.arange(store.n_steps)[::-1])
 
 
-def test_missing_chunk_reads_as_fill_value_like_zarr(tmp_path):
+def test_missing_chunk_is_lost_where_every_chunk_is_written_else_reads_as_fill_like_zarr(tmp_path):
     store = make_store(tmp_path / "s.zarr", n=2)
     frame = tmp_path / "s.zarr" / "data" / "obs.cam" / "c.3.0.0.0"
     frame.unlink()
+    with pytest.raises(
+        DatasetError, match=r"feature 'obs.cam'.*chunk file c\.3\.0\.0\.0 \(rows 3\.\.3\) is lost"
+    ):
+        EpisodeStore.open(store.path).read_rows(np.array([3, 2]), ["obs.cam"])
+    # A store written before every chunk was written may lack an all-zero chunk: read as zarr does.
+    del zarr.open_group(store.path, mode="r+").attrs["every_chunk_written"]
     got = EpisodeStore.open(store.path).read_rows(np.array([3, 2]), ["obs.cam"])["obs.cam"]
     np.testing.assert_array_equal(got[0], np.zeros((8, 8, 3), np.uint8))
     np.testing.assert_array_equal(got, _zarr_rows(store.path, "obs.cam", np.array([3, 2])))
