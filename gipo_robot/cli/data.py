@@ -1,4 +1,4 @@
-"""``gipo-robot`` commands on episode stores and datasets: info, convert, collect-demos."""
+"""``gipo-robot`` commands on episode stores and datasets: info, validate, convert, collect-demos."""
 
 from __future__ import annotations
 
@@ -24,9 +24,18 @@ def info(
 ) -> None:
     """Summarise an episode store: episodes, steps, success rate, sources, features, size on disk."""
     from gipo_robot.datasets import DatasetError, open_dataset
+    from gipo_robot.datasets.validate import lost_chunks
 
     try:
         opened = open_dataset(store)
+        lost = lost_chunks(opened) or []
+        if lost:
+            files = ", ".join(p.chunk for p in lost[:3]) + (", ..." if len(lost) > 3 else "")
+            raise DatasetError(
+                f"{len(lost)} chunk file(s) are lost ({files}): a summary would count their values as "
+                f"zeros/False; `gipo-robot validate {store}` lists them",
+                path=store,
+            )
         result = opened.info()
         if thumbnail is not None:
             from gipo_robot.datasets.thumbnail import write_thumbnail
@@ -45,6 +54,36 @@ def info(
     if result.get("thumbnail"):
         lines.append(f"thumbnail: {result['thumbnail']}")
     emit(result, as_json, "\n".join(lines))
+
+
+@app.command("validate")
+def validate_command(
+    store: Annotated[
+        Path, typer.Argument(help="An episode store (.zarr folder) or a Diffusion Policy replay buffer.")
+    ],
+    deep: Annotated[
+        bool,
+        typer.Option("--deep", help="Also decode every chunk (truncated/corrupt files, NaN); reads it all."),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a store: layout, metadata, lost chunk files; --deep also decodes every chunk. Exits 1 on a
+    problem (each names the feature, episode and chunk file)."""
+    from gipo_robot.datasets.validate import report
+
+    result = report(store, deep=deep)
+    checked = "" if result["chunk_files_checked"] else " (missing chunk files not checked: see validate.py)"
+    if result["ok"]:
+        human = f"{store}: ok, {result['episodes']} episodes, {result['steps']} steps" + checked
+    else:
+        human = f"{store}: {len(result['problems'])} problem(s){checked}\n" + "\n".join(
+            f"  {p['message']}" for p in result["problems"]
+        )
+    if not result["ok"]:
+        result["error"] = f"{len(result['problems'])} problem(s): {result['problems'][0]['message']}"
+    emit(result, as_json, human)
+    if not result["ok"]:
+        raise typer.Exit(code=1)
 
 
 @app.command()
