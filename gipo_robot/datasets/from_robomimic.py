@@ -58,7 +58,19 @@ def is_robomimic_file(path: str | Path) -> bool:
 
 
 def _demo_names(data: Any, path: Path) -> list[str]:
-    names = [k for k in data if re.fullmatch(r"demo_\d+", k)]
+    """The demos under ``data/`` in robomimic's order (by number).
+
+    robomimic's own ``SequenceDataset`` takes every key under ``data/`` for a demo and sorts them by
+    ``int(name[5:])``, so a key not named ``demo_<n>`` is an error here too, never silently skipped.
+    """
+    names = list(data)
+    others = [k for k in names if not re.fullmatch(r"demo_\d+", k)]
+    if others:
+        raise DatasetError(
+            f"data/{others[0]} is not a demo_<n> group ({len(others)} such key(s) under data/: "
+            f"{others[:5]}); robomimic reads every key under data/ as a demo: rename or remove it",
+            path=path,
+        )
     if not names:
         raise DatasetError("no demo_<n> groups under data/", path=path)
     return sorted(names, key=lambda k: int(k.split("_")[1]))
@@ -225,9 +237,8 @@ def _append_demo(
             episode_data=final,
         )
     except DatasetError as err:
-        raise DatasetError(
-            f"{src}, data/{demo}: {err}", path=store.path, feature=err.feature, episode=index
-        ) from err
+        problem = str(err).split(": ", 1)[-1]  # without the store's name: the file and the demo are at fault
+        raise DatasetError(f"data/{demo}: {problem}", path=src, feature=err.feature, episode=index) from err
 
 
 def store_to_robomimic(src: EpisodeStore | str | Path, dst: str | Path, *, overwrite: bool = False) -> Path:

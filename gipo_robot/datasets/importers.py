@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,9 @@ from typing import Any
 
 import zarr
 
-from gipo_robot.datasets.layout import FORMAT_NAME
+from gipo_robot.datasets.chunkfiles import fsync_paths
+from gipo_robot.datasets.layout import FORMAT_NAME, recover_interrupted_swap, swap_paths
+from gipo_robot.datasets.lock import acquire
 from gipo_robot.datasets.schema import DatasetError
 from gipo_robot.datasets.store import EpisodeStore
 
@@ -114,7 +118,14 @@ def _importer(fmt: str) -> Importer:
 def import_dataset(
     src: str | Path, dst: str | Path, *, fmt: str | None = None, overwrite: bool = False
 ) -> EpisodeStore:
-    """Convert the dataset at ``src`` into a new episode store at ``dst``.
+    """Convert the dataset at ``src`` into a new episode store at ``dst``, all or nothing.
+
+    The store is written to ``<dst>.rewrite`` beside ``dst`` and renamed into place when complete (an
+    existing ``dst`` is replaced with the same two renames as ``drop_episode``: ``dst`` ->
+    ``<dst>.replaced``, ``<dst>.rewrite`` -> ``dst``, which :meth:`EpisodeStore.open` finishes if a kill
+    interrupts them). A conversion that fails leaves ``dst`` as it was; one killed leaves a
+    ``<dst>.rewrite`` that the next conversion to ``dst`` removes. ``dst``'s writer lock is held
+    throughout, so a store another process is writing is never replaced.
 
     Args:
         src: the dataset (file, folder or URL, as its format takes it).
@@ -123,13 +134,43 @@ def import_dataset(
         overwrite: replace an existing store at ``dst``.
 
     Raises:
-        DatasetError: the format is unknown, ``src`` is already an episode store, or the conversion fails
-            (naming the file, feature and episode).
+        DatasetError: the format is unknown, ``src`` is already an episode store, ``dst`` exists (without
+            ``overwrite``) or is being written by another process, or the conversion fails (naming the
+            file, feature and episode).
     """
     fmt = detect_format(src) if fmt is None else fmt
     if fmt == EPISODE_STORE:
         raise DatasetError("already an episode store; nothing to import", path=src)
-    return _resolve(_importer(fmt).convert)(src, dst, overwrite=overwrite)
+    convert = _resolve(_importer(fmt).convert)
+    target = Path(dst)
+    tmp, old = swap_paths(target)
+    with acquire(target):
+        recover_interrupted_swap(target, repair=True)
+        if target.exists() and not overwrite:
+            raise DatasetError("already exists (pass overwrite=True to replace it)", path=dst)
+        _remove(tmp)  # left by a conversion or drop_episode that was killed (none is running: we lock)
+        try:
+            convert(src, tmp, overwrite=False).close()
+        except BaseException as err:
+            _remove(tmp)
+            if isinstance(err, DatasetError):  # name the store asked for, not the temporary folder
+                err.args = (str(err).replace(str(tmp), str(dst)),)
+                err.path = str(dst) if err.path == str(tmp) else err.path
+            raise
+        if target.exists():
+            os.rename(target, old)
+        os.rename(tmp, target)
+        fsync_paths([str(target / "zarr.json")], str(target.parent))
+        _remove(old)
+        return EpisodeStore.open(target, "a")
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder or file if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def open_dataset(path: str | Path, mode: str = "r") -> EpisodeStore:

@@ -8,10 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
-from gipo_robot.datasets import DatasetError, EpisodeStore, validate
+from gipo_robot.datasets import DatasetError, EpisodeStore, import_dataset, validate
 from gipo_robot.datasets.from_robomimic import robomimic_to_store, store_to_robomimic
 from gipo_robot.datasets.sampler import EpisodeSampler, SamplerConfig
-from tests.datasets.helpers import ENV_ARGS, make_episode, make_store, write_robomimic
+from tests.datasets.helpers import ENV_ARGS, make_episode, make_store, one_json_object, run, write_robomimic
 
 
 def h5_contents(path) -> dict:
@@ -89,8 +89,41 @@ def test_bad_robomimic_files_name_the_problem(tmp_path):
     write_robomimic(tmp_path / "nan.hdf5")
     with h5py.File(tmp_path / "nan.hdf5", "a") as f:
         f["data/demo_2/actions"][1, 3] = np.nan
-    with pytest.raises(DatasetError, match=r"data/demo_2.*feature 'action'.*non-finite"):
+    with pytest.raises(
+        DatasetError, match=r"nan\.hdf5, feature 'action', episode 2: data/demo_2: non-finite"
+    ):
         robomimic_to_store(tmp_path / "nan.hdf5", tmp_path / "e.zarr")
+
+
+def test_a_conversion_that_fails_half_way_leaves_no_store_and_names_the_demo(tmp_path):
+    write_robomimic(tmp_path / "short.hdf5")  # demos of 5, 3, 7 steps
+    with h5py.File(tmp_path / "short.hdf5", "a") as f:
+        actions = f["data/demo_2/actions"][:]
+        del f["data/demo_2/actions"]
+        f["data/demo_2/actions"] = actions[:-2]  # two actions short of the observations
+    out = run("convert", "short.hdf5", "out.zarr", "--json", cwd=tmp_path)
+    error = one_json_object(out)["error"]
+    assert out.returncode == 1 and "short.hdf5" in error and "data/demo_2" in error, error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.hdf5"]  # no store, no temp folder, no lock
+    # Over an existing store: the failure leaves it as it was, a success replaces it.
+    write_robomimic(tmp_path / "demo.hdf5", lengths=(4, 4))
+    assert run("convert", "demo.hdf5", "out.zarr", cwd=tmp_path).returncode == 0
+    out = run("convert", "short.hdf5", "out.zarr", "--overwrite", "--json", cwd=tmp_path)
+    assert out.returncode == 1 and "out.zarr.rewrite" not in one_json_object(out)["error"]
+    assert EpisodeStore.open(tmp_path / "out.zarr").n_episodes == 2
+    write_robomimic(tmp_path / "demo.hdf5")
+    assert run("convert", "demo.hdf5", "out.zarr", "--overwrite", cwd=tmp_path).returncode == 0
+    assert EpisodeStore.open(tmp_path / "out.zarr").episode_ends.tolist() == [5, 8, 15]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.hdf5", "out.zarr", "short.hdf5"]
+
+
+def test_a_group_not_named_demo_n_is_an_error_not_skipped(tmp_path):
+    write_robomimic(tmp_path / "odd.hdf5")  # with filter keys under mask/: those are not demos, and fine
+    with h5py.File(tmp_path / "odd.hdf5", "a") as f:
+        f.copy(f["data/demo_1"], "data/demo_extra")
+    with pytest.raises(DatasetError, match=r"odd\.hdf5: data/demo_extra is not a demo_<n> group"):
+        import_dataset(tmp_path / "odd.hdf5", tmp_path / "odd.zarr")
+    assert not (tmp_path / "odd.zarr").exists()
 
 
 def test_export_of_a_recorded_store(tmp_path):
