@@ -4,12 +4,12 @@ One loop, read top to bottom (``finetune``)::
 
     for each iteration:
         collect   T decision steps in N parallel envs with the current policy (version v)
-        store     every step into the episode store (source "rollout", behaviour logp, policy version)
         replay    add the batch to the buffer of the last K batches, evict the oldest
         advantages   recompute V and GAE (or V-trace) for every batch with the current critic
         update    critic, then policy: U minibatch steps sampled across the buffer with the objective
         evaluate  every `eval_every` iterations, deterministic episodes on held-out seeds
-        log       CSV + TensorBoard; checkpoint (policy, critic, optimisers, buffer, RNG) for resume
+        log       CSV + TensorBoard; checkpoint (policy, critic, optimisers, buffer, RNG, episodes) for resume
+        store     the episodes into the episode store (source "rollout", behaviour logp, policy version)
 
 Decisions worth knowing:
 - The update-to-data ratio does not depend on K: each iteration makes ``epochs × (fresh samples) /
@@ -21,10 +21,13 @@ Decisions worth knowing:
 - Each iteration starts every env from a fresh reset (seeded by the run seed and the iteration), and the
   episodes still running at its end are cut (``truncated``, bootstrapped with V). So an iteration boundary
   holds no simulator state, and resuming from a checkpoint replays exactly the same run.
-- A checkpoint is one unit, swapped in whole after every iteration (:mod:`gipo_robot.train.state`), and
-  records how many episodes of the rollout store it accounts for. A run killed at any moment (kill -9
-  included) resumes from the last whole checkpoint: the episodes stored after it are dropped and collected
-  again, so in simulation the resumed run equals one that was never interrupted.
+- A checkpoint is one unit, swapped in whole after every iteration (:mod:`gipo_robot.train.state`). It
+  holds the iteration's episodes and the rollout store's episode count with them; the episodes reach the
+  store only after it is saved. A run killed at any moment (kill -9 included) resumes from the last whole
+  checkpoint: an iteration that had no checkpoint yet stored nothing and is collected again, the appends a
+  kill cut short are finished from the checkpoint. Every episode is stored once, and in simulation the
+  resumed run equals one that was never interrupted. (Appending first and dropping the extra episodes on a
+  resume would rewrite the whole store per episode dropped: 18 s for one of 300 short episodes.)
 - An iteration's episodes reach the store only once its whole batch is collected. If a Ray worker dies
   mid-collection (``backend="ray"``), the partial batch is dropped, the sampling generator rewound, and
   the iteration collected again on the replaced worker: the run goes on (``worker_restarts`` counts it)
@@ -44,7 +47,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,7 @@ from gipo_robot.train.config import FinetuneConfig
 from gipo_robot.train.learner import FinetuneError, Learner
 from gipo_robot.train.replay import ReplayBuffer
 from gipo_robot.train.state import (
+    crash_point,
     load_trainer_state,
     read_history,
     recover_checkpoint,
@@ -104,16 +108,15 @@ def finetune(
     run = _Run.start(config, Path(policy_path), Path(out), resume=resume)
     bar = tqdm(total=config.total_env_steps, initial=run.env_steps, desc=f"finetune {config.objective}",
                unit="step", disable=not progress)  # fmt: skip
-    for note in (_rounding_note(config), run.resume_note) if progress else ():
-        if note:
-            bar.write(note, file=sys.stderr)
+    for note in [n for n in (_rounding_note(config), run.resume_note) if n and progress]:
+        bar.write(note, file=sys.stderr)
     try:
         for iteration in range(run.start_iteration, config.iterations):
             if stop_after is not None and iteration >= stop_after:
                 break
             record: dict[str, Any] = {"iteration": iteration + 1}
 
-            # --- collect + store (episodes reach the store only once the whole batch is there) --------------
+            # --- collect (the whole batch, or nothing) ------------------------------------------------------
             batch = run.collect(iteration, record)
 
             # --- replay (asynchronous batches arrive in any version order) ----------------------------------
@@ -137,9 +140,10 @@ def finetune(
                 record.update(eval_success=result.success_rate, eval_return=result.mean_return,
                               eval_length=result.mean_length)  # fmt: skip
 
-            # --- log + checkpoint ---------------------------------------------------------------------------
+            # --- log, checkpoint, store (the checkpoint holds the episodes until the store has them) --------
             run.log(record)
             run.checkpoint(iteration, policy_path)
+            run.store_episodes()
             bar.update(len(batch))
             bar.set_postfix(success=f"{record.get('eval_success', record['rollout_success']):.2f}",
                             sps=f"{record['env_steps_per_s']:.0f}")  # fmt: skip
@@ -176,6 +180,8 @@ class _Run:
     arrival: Any = None  # the last asynchronous batch's arrival (which worker, how stale)
     t_end: float = 0.0  # when the previous iteration ended (asynchronous throughput)
     resume_note: str = ""  # where a resumed run goes on from (shown with the progress bar)
+    episodes: list[dict[str, Any]] = field(default_factory=list)  # collected, not yet stored
+    episodes_version: int = 0  # the policy version that collected them
 
     @classmethod
     def start(cls, config: FinetuneConfig, policy_path: Path, out: Path, *, resume: bool) -> _Run:
@@ -226,8 +232,9 @@ class _Run:
         return run
 
     def resume(self, path: Path) -> int:
-        """Take up the checkpoint at ``path``: replay, optimisers, generator, counters and history; drop
-        the rollout episodes stored after it. Returns the asynchronous collector's launch count."""
+        """Take up the checkpoint at ``path``: replay, optimisers, generator, counters and history; store
+        the episodes of its iteration that the store lacks. Returns the asynchronous collector's launch
+        count."""
         from gipo_robot.datasets import EpisodeStore
 
         state = load_trainer_state(path, optims=self.learner.optimizers, generator=self.generator)
@@ -235,23 +242,24 @@ class _Run:
         self.start_iteration, self.env_steps = state.progress["iteration"], state.progress["env_steps"]
         self.history = read_history(self.out / "metrics.csv")[: self.start_iteration]
         self.store = EpisodeStore.open(self.out / "rollouts.zarr", "a")
-        # Episodes committed after the checkpoint came from the iteration it is rolled back to: the resumed
-        # run collects them again (the same ones, in simulation), so the store keeps each once.
+        # The checkpoint's own episodes that a kill kept from the store (all of them when it came right
+        # after the save, the rest when it came mid-append): stored now, once.
         accounted = state.progress.get("store_episodes")  # None: a checkpoint from before it was recorded
-        dropped = 0
-        while accounted is not None and self.store.n_episodes > accounted:
-            self.store.drop_episode(self.store.n_episodes - 1)  # a rewrite each: a few per resume
-            dropped += 1
+        first = (accounted or 0) - len(state.episodes)
         note = f"resuming after iteration {self.start_iteration} of {self.config.iterations} from {path}"
-        if dropped:
-            note += f"; dropped {dropped} rollout episode(s) stored after it (collected again)"
-        elif accounted is not None and self.store.n_episodes < accounted:
+        if accounted is not None and first <= self.store.n_episodes < accounted:
+            self.episodes = state.episodes[self.store.n_episodes - first :]
+            self.episodes_version = state.progress["episodes_version"]
+            note += f"; storing {len(self.episodes)} of its episodes a kill kept from rollouts.zarr"
+            self.store_episodes()
+        elif accounted is not None and self.store.n_episodes != accounted:
             note += f"; rollouts.zarr holds {self.store.n_episodes} episodes, the checkpoint {accounted}"
         self.resume_note = note
         return state.progress["launches"]
 
     def collect(self, iteration: int, record: dict[str, Any]) -> Any:
-        """The iteration's batch (lockstep, or the first asynchronous one ready), its episodes stored."""
+        """The iteration's batch (lockstep, or the first asynchronous one ready); its episodes are kept for
+        :meth:`checkpoint` and :meth:`store_episodes`."""
         t0 = time.perf_counter()
         if self.collector is not None:
             self.arrival = self.collector.take()
@@ -261,7 +269,7 @@ class _Run:
         else:
             got = collect_iteration(self.policy, self.venv, self.config, iteration, self.generator)
         batch = got.batch
-        store_episodes(self.store, got.episodes, task=self.config.task, version=batch.version)
+        self.episodes, self.episodes_version = got.episodes, batch.version
         collect_s = time.perf_counter() - t0
         self.env_steps += len(batch)
         # With asynchronous collection, collecting overlaps the update: throughput over the iteration.
@@ -287,11 +295,21 @@ class _Run:
             self.out / "checkpoint", policy=self.policy, critic=self.critic, optims=self.learner.optimizers,
             replay=self.replay, generator=self.generator,
             progress={"iteration": iteration + 1, "env_steps": self.env_steps, "launches": launches,
-                      "store_episodes": self.store.n_episodes},
+                      "store_episodes": self.store.n_episodes + len(self.episodes),
+                      "episodes_version": self.episodes_version},
+            episodes=self.episodes,
             provenance={"trainer": "finetune", "config": asdict(self.config),
                         "base_policy": str(policy_path)},
         )  # fmt: skip
         self.t_end = time.perf_counter()
+
+    def store_episodes(self) -> None:
+        """Append the episodes the last checkpoint holds to the rollout store, one commit each."""
+        for i, episode in enumerate(self.episodes):
+            if i:
+                crash_point("appending", len(self.history))  # a test hook: a kill between two appends
+            store_episodes(self.store, [episode], task=self.config.task, version=self.episodes_version)
+        self.episodes = []
 
     def close(self) -> None:
         """Stop the rollout workers, the evaluation env and the TensorBoard writer."""

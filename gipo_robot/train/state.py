@@ -1,9 +1,11 @@
 """The whole training state of a fine-tuning run, saved after every iteration so a run resumes exactly.
 
 ``RUN/checkpoint/`` holds a policy checkpoint with its critic (:func:`gipo_robot.policies.save_policy`) plus
-``trainer_state.safetensors`` (replay buffer tensors, optimiser moments, the sampling generator's state)
-and ``trainer_state.json`` (progress counters, optimiser hyper-parameters, the tensors' sha256). safetensors +
-JSON, never pickle. ``RUN/metrics.csv`` is the per-iteration history, rewritten atomically.
+``trainer_state.safetensors`` (replay buffer tensors, optimiser moments, the sampling generator's state),
+optionally ``episodes.safetensors`` (the last iteration's episodes, which the run appends to its store only
+after the checkpoint is saved: a resume finishes those appends) and ``trainer_state.json`` (progress counters,
+optimiser hyper-parameters, the episodes' labels, the sha256 of the tensor files). safetensors + JSON, never
+pickle. ``RUN/metrics.csv`` is the per-iteration history, rewritten atomically.
 
 A checkpoint is one unit: :func:`save_trainer_state` writes every file into ``checkpoint.tmp-<pid>/``, fsyncs
 them, then swaps the directory in with renames::
@@ -14,7 +16,7 @@ them, then swaps the directory in with renames::
 
 so a process killed at any moment leaves ``checkpoint/`` either the old iteration's or the new one's, never a
 mix; killed between the last two renames, it leaves no ``checkpoint/`` and :func:`recover_checkpoint` puts
-``checkpoint.prev/`` back. Every save step names a crash point (:data:`SAVE_STEPS`): with
+``checkpoint.prev/`` back. Every save step names a crash point (:data:`SAVE_STEPS`; :func:`crash_point`): with
 ``GIPO_CRASH_AT=STEP@N`` in its environment a process SIGKILLs itself at that step of the save whose
 progress counter (``iteration``, or the robot learner's ``rounds``) is N (``STEP`` alone: every save). Tests
 use it; nothing else sets it.
@@ -31,8 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
+from safetensors.numpy import load_file as load_arrays
+from safetensors.numpy import save_file as save_arrays
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -44,6 +49,7 @@ from gipo_robot.train.replay import ReplayBuffer
 __all__ = [
     "SAVE_STEPS",
     "TrainerState",
+    "crash_point",
     "load_trainer_state",
     "read_history",
     "recover_checkpoint",
@@ -53,6 +59,7 @@ __all__ = [
 ]
 
 TENSORS_FILE = "trainer_state.safetensors"
+EPISODES_FILE = "episodes.safetensors"
 META_FILE = "trainer_state.json"
 CRASH_ENV = "GIPO_CRASH_AT"
 SAVE_STEPS = ("policy", "trainer_state", "retired", "swapped")
@@ -97,15 +104,17 @@ def save_trainer_state(
     generator: torch.Generator,
     progress: dict[str, Any],
     provenance: dict[str, Any],
+    episodes: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Write ``path/`` as one unit (see the module docstring): a policy checkpoint (with critic) and
-    ``trainer_state.safetensors``/``.json``; the checkpoint it replaces becomes ``path.prev/``."""
-    path = Path(path)
+    """Write ``path/`` as one unit (see the module docstring): a policy checkpoint (with critic),
+    ``trainer_state.safetensors``/``.json`` and ``episodes`` (each ``{"steps": {key: (L, ...) array}, ...}``,
+    the rest JSON) when given; the checkpoint it replaces becomes ``path.prev/``."""
+    path, counter = Path(path), progress.get("iteration", progress.get("rounds"))
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     save_policy(tmp, policy, critic=critic, provenance=provenance)
-    _crash_point("policy", progress)
+    crash_point("policy", counter)
     tensors = {f"replay.{k}": v for k, v in replay.to_tensors().items()}
     tensors["rng.torch"] = generator.get_state()
     meta: dict[str, Any] = {"progress": progress, "optimizers": {}}
@@ -114,21 +123,26 @@ def save_trainer_state(
         tensors.update(t)
         meta["optimizers"][name] = m
     save_file(tensors, str(tmp / TENSORS_FILE))
-    meta["tensors_sha256"] = file_sha256(tmp / TENSORS_FILE)
+    meta["sha256"] = {TENSORS_FILE: file_sha256(tmp / TENSORS_FILE)}
+    if episodes:
+        save_arrays({f"{i}.{k}": np.ascontiguousarray(v) for i, e in enumerate(episodes)
+                     for k, v in e["steps"].items()}, str(tmp / EPISODES_FILE))  # fmt: skip
+        meta["episodes"] = [{k: v for k, v in e.items() if k != "steps"} for e in episodes]
+        meta["sha256"][EPISODES_FILE] = file_sha256(tmp / EPISODES_FILE)
     (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
     for file in tmp.iterdir():
         _fsync(file)
     _fsync(tmp)
-    _crash_point("trainer_state", progress)
+    crash_point("trainer_state", counter)
     prev, trash = _previous(path), path.with_name(f"{path.name}.trash-{os.getpid()}")
     if prev.exists():
         os.rename(prev, trash)
     if path.exists():
         os.rename(path, prev)
-    _crash_point("retired", progress)
+    crash_point("retired", counter)
     os.rename(tmp, path)  # the commit
     _fsync(path.parent)
-    _crash_point("swapped", progress)
+    crash_point("swapped", counter)
     shutil.rmtree(trash, ignore_errors=True)
 
 
@@ -178,10 +192,12 @@ class TrainerState:
         replay: the replay buffer as it was after the last finished iteration.
         progress: ``{"iteration", "env_steps", "launches"}`` counters, and ``store_episodes`` (the rollout
             store's episode count the checkpoint accounts for) where the run recorded it.
+        episodes: the episodes saved with the checkpoint, as :func:`save_trainer_state` took them.
     """
 
     replay: ReplayBuffer
     progress: dict[str, Any]
+    episodes: list[dict[str, Any]]
 
 
 def load_trainer_state(
@@ -203,7 +219,12 @@ def load_trainer_state(
     for name, optim in optims.items():
         _load_optimizer(optim, tensors, meta["optimizers"][name], f"optim.{name}")
     progress = {"launches": 0, **meta["progress"]}
-    return TrainerState(replay, progress)
+    episodes = [dict(e, steps={}) for e in meta.get("episodes", [])]
+    if episodes:
+        for key, value in load_arrays(str(path / EPISODES_FILE)).items():
+            i, name = key.split(".", 1)
+            episodes[int(i)]["steps"][name] = value
+    return TrainerState(replay, progress, episodes)
 
 
 def _previous(path: Path) -> Path:
@@ -211,13 +232,13 @@ def _previous(path: Path) -> Path:
     return path.with_name(f"{path.name}.prev")
 
 
-def _crash_point(step: str, progress: dict[str, Any]) -> None:
-    """SIGKILL this process here when ``GIPO_CRASH_AT`` names this step (and this save's counter)."""
+def crash_point(step: str, counter: int | None) -> None:
+    """SIGKILL this process here when ``GIPO_CRASH_AT`` is ``step`` or ``step@counter`` (a test hook)."""
     want = os.environ.get(CRASH_ENV)
     if not want:
         return
     name, _, count = want.partition("@")
-    if name == step and (not count or int(count) == progress.get("iteration", progress.get("rounds"))):
+    if name == step and (not count or int(count) == counter):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -231,7 +252,7 @@ def _fsync(path: Path) -> None:
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
-    """``trainer_state.json``, its tensors file checked against the sha256 it records (when it does)."""
+    """``trainer_state.json``, the tensor files checked against the sha256 it records."""
     file = path / META_FILE
     try:
         meta = json.loads(file.read_text())
@@ -239,12 +260,14 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{file} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{file} is not valid JSON: {e}") from None
-    tensors = path / TENSORS_FILE
-    if not tensors.is_file():
-        raise CheckpointError(f"{tensors} is missing")
-    expected = meta.get("tensors_sha256")  # None: saved before it was recorded
-    if expected is not None and file_sha256(tensors) != expected:
-        raise CheckpointError(f"{tensors} does not match the sha256 in {META_FILE}")
+    if not (path / TENSORS_FILE).is_file():
+        raise CheckpointError(f"{path / TENSORS_FILE} is missing")
+    for name, expected in meta.get("sha256", {}).items():  # none: saved before they were recorded
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"{file} is missing")
+        if file_sha256(file) != expected:
+            raise CheckpointError(f"{file} does not match the sha256 in {META_FILE}")
     return meta
 
 
