@@ -96,7 +96,7 @@ def finetune(
         config: the run's settings.
         policy_path: a policy checkpoint (e.g. from ``gipo-robot train-bc``).
         out: run directory.
-        resume: continue the run in ``out`` from its last checkpoint (same config; later rollouts dropped).
+        resume: continue the run in ``out`` from its last checkpoint (same config required).
         stop_after: stop (resumably) once this many iterations are done; None runs to ``config.env_steps``.
         progress: show a progress bar on stderr (its total is the budget rounded up to whole iterations).
         on_iteration: called with each iteration's record.
