@@ -32,13 +32,15 @@ What survives what (local stores; the commit protocol is in :mod:`gipo_robot.dat
   its metadata row, the ``zarr.json`` of every array it grew and their folders, and then of the new
   ``meta/episode_ends`` entry; the end is written after the rest is on disk, so it never points at rows
   that are not. An episode whose commit returned survives; the one in flight is lost. One window remains:
-  the next append rewrites the chunk files that hold the last committed rows (a low-dim chunk holds
-  hundreds of rows; zarr writes a temporary file and renames it over) and flushes them right after
-  the rename. ext4 (default ``auto_da_alloc``) writes a file's data before committing a rename that
-  replaces another file; on a filesystem that does not, a power cut between that rename and its
-  ``fsync`` can leave the chunk empty, and its committed rows are lost: ``gipo-robot validate --deep``
-  names it (CRC32C). Creating a store, root attributes, relabels and the renames of a swap are fsynced
-  too. ``store.durable = False`` turns every ``fsync`` off (measured cost: ``scripts/bench_store_fsync.py``).
+  an episode being written rewrites the chunk files that hold the last committed rows (a low-dim chunk
+  holds hundreds or thousands of rows; zarr writes a temporary file and renames it over the old one),
+  and these are flushed at that episode's commit, not at every flush of its steps (too slow for a
+  control loop that writes in line). ext4 (default ``auto_da_alloc``) writes a file's data before it
+  commits a rename that replaces another file, so a power cut leaves the old or the new chunk, both
+  holding the committed rows; on a filesystem without that rule a power cut before the commit can leave
+  that chunk empty and its committed rows lost, which ``gipo-robot validate --deep`` names (CRC32C).
+  Creating a store, root attributes, relabels and the renames of a swap are fsynced too.
+  ``store.durable = False`` turns every ``fsync`` off; ``scripts/bench_store_fsync.py`` measures the cost.
 - Lost chunk files (deleted, or lost by the filesystem): in a store with ``every_chunk_written`` (every
   store created since it exists), reading one raises a :class:`DatasetError` instead of returning zeros,
   ``gipo-robot validate`` names each and ``info`` refuses to summarise (older stores may lack all-zero

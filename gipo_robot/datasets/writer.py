@@ -235,10 +235,9 @@ class StoreWriting:
     def _write_rows(self, start: int, rows: Mapping[str, np.ndarray]) -> None:
         """Write rows ``start:start+T`` of every feature (past the committed end: invisible until commit).
 
-        A chunk file that also holds committed rows (a low-dim chunk holds hundreds) is rewritten, so it is
-        flushed (``fsync``) at once: committed rows are never left only in the page cache.
+        Not fsynced here (the commit is): a control loop writes in line, and flushing the rewritten chunks
+        measured 10-35 ms per flush on a busy disk (``scripts/bench_store_fsync.py``).
         """
-        shared: list[str] = []
         for name, values in rows.items():
             arr = self._data[name]
             stop = start + values.shape[0]
@@ -251,9 +250,6 @@ class StoreWriting:
             finally:
                 if reader is not None:
                     reader.clear_cache()
-            if start // arr.chunks[0] * arr.chunks[0] < self.n_steps:
-                shared += row_files(arr, start, start + 1)
-        self._sync(shared, self.n_episodes)
 
     def _sync(self, files: list[str], episode: int, root: str | None = None) -> None:
         """``fsync`` ``files`` and their folders up to ``root`` (the store's by default) when :attr:`durable`,
