@@ -416,7 +416,9 @@ def main() -> None:
             init_log_std=-2.5, eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=seed,
         )  # fmt: skip
         run_dir = args.runs / f"{task}_{variant}_K{replay}_s{seed}_{args.env_steps // 1000}k"
-        history = finetune(config, base, run_dir, resume=(run_dir / "checkpoint").exists())
+        # a kill between the checkpoint's last two renames leaves only checkpoint.prev: still resumable
+        resume = any((run_dir / name).exists() for name in ("checkpoint", "checkpoint.prev"))
+        history = finetune(config, base, run_dir, resume=resume)
         record = {"task": task, "objective": variant, "replay_size": replay, "seed": seed}
         record.update(summarise(history))
         if args.final_episodes:
