@@ -51,10 +51,9 @@ _HELD_GUARD = threading.Lock()
 
 
 def lock_path(store: str | Path) -> Path:
-    """The lock file of ``store``: ``<store>.lock`` beside it (the folder itself need not exist)."""
-    absolute = os.path.abspath(os.fspath(store))
-    parent, name = os.path.split(absolute)
-    return Path(os.path.realpath(parent)) / (name + LOCK_SUFFIX)
+    """The lock file of ``store``: ``<store>.lock`` beside it, symbolic links resolved (so two names of one
+    store share it); the store need not exist."""
+    return Path(os.path.realpath(os.path.abspath(os.fspath(store))) + LOCK_SUFFIX)
 
 
 class WriterLock:
@@ -86,11 +85,19 @@ class WriterLock:
 def acquire(store: str | Path) -> WriterLock:
     """Take the writer lock of ``store`` (shared with this process's other writers of it).
 
+    The folder that will hold the store is created if missing (as creating the store would).
+
     Raises:
         DatasetError: another process holds it (naming its pid), or the lock file cannot be created or
             locked (a read-only folder, a filesystem without ``flock``).
     """
     path = lock_path(store)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DatasetError(
+            f"cannot create the folder {path.parent}: {err.strerror or err}", path=store
+        ) from err
     key = str(path)
     with _HELD_GUARD:
         held = _HELD.get(key)

@@ -186,6 +186,8 @@ class EpisodeStore(StoreWriting):
         local = "://" not in str(path)
         if not local and mode == "a":
             raise DatasetError("only local stores can be opened for appending", path=path)
+        if local and not Path(path).absolute().parent.is_dir():
+            raise DatasetError("no such store", path=path)
         lock = acquire(path) if mode == "a" else None  # before any repair: no other writer is alive then
         try:
             if local:

@@ -146,3 +146,17 @@ def test_writers_in_one_process_share_the_lock_and_close_releases_it(tmp_path):
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     holder.close()
+
+
+def test_a_store_in_a_new_folder_and_one_store_under_two_names(tmp_path):
+    store = EpisodeStore.create(tmp_path / "runs" / "new" / "s.zarr", small_schema(), fps=20.0)
+    store.append_episode(make_episode(0))  # the folder is created, as before the lock existed
+    store.close()
+    (tmp_path / "link.zarr").symlink_to(tmp_path / "runs" / "new" / "s.zarr")
+    holder = _start_holder(tmp_path / "link.zarr")
+    try:
+        with pytest.raises(DatasetError, match=f"being written by process {holder.pid}"):
+            EpisodeStore.open(tmp_path / "runs" / "new" / "s.zarr", "a")  # the same store by its real name
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
