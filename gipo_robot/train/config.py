@@ -61,6 +61,9 @@ class FinetuneConfig:
         max_bad_updates: consecutive non-finite updates tolerated before the run stops with an error.
         eval_every: evaluate every this many iterations (and after the last).
         eval_episodes: episodes per evaluation.
+        eval_workers: processes that play the evaluation episodes
+            (:class:`~gipo_robot.loops.eval_pool.EvalPool`, the same per-seed results as one env); None:
+            one per core, at most ``eval_episodes``; 1: one env in the trainer's process.
         seed: seeds envs, sampling and minibatch order.
     """
 
@@ -96,6 +99,7 @@ class FinetuneConfig:
     max_bad_updates: int = 10
     eval_every: int = 2
     eval_episodes: int = 20
+    eval_workers: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -112,6 +116,8 @@ class FinetuneConfig:
         for name in ("replay_size", "env_steps", "num_envs", "steps_per_env", "epochs", "minibatch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FinetuneConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_workers is not None and (isinstance(self.eval_workers, bool) or self.eval_workers < 1):
+            raise ValueError(f"FinetuneConfig.eval_workers must be >= 1 or None, got {self.eval_workers!r}")
         for name in ("eval_every", "eval_episodes", "max_bad_updates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FinetuneConfig.{name} must be >= 1, got {getattr(self, name)}")

@@ -7,7 +7,8 @@ One loop, read top to bottom (``finetune``)::
         replay    add the batch to the buffer of the last K batches, evict the oldest
         advantages   recompute V and GAE (or V-trace) for every batch with the current critic
         update    critic, then policy: U minibatch steps sampled across the buffer with the objective
-        evaluate  every `eval_every` iterations, deterministic episodes on held-out seeds
+        evaluate  every `eval_every` iterations, deterministic episodes on held-out seeds (on `eval_workers`
+                  processes: the same per-seed results as one env)
         log       CSV + TensorBoard; checkpoint (policy, critic, optimisers, buffer, RNG, episodes) for resume
         store     the episodes into the episode store (source "rollout", behaviour logp, policy version)
 
@@ -44,6 +45,7 @@ Shapes: ``T`` decision steps per iteration, ``N`` envs, ``H`` chunk, ``A`` actio
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -55,6 +57,7 @@ import torch
 from tqdm import tqdm
 
 from gipo_robot.configs import load_config, save_config
+from gipo_robot.loops.eval_pool import EvalPool
 from gipo_robot.loops.evaluate import EVAL_SEED, evaluate
 from gipo_robot.policies.checkpoint import check_spec, load_critic, load_policy
 from gipo_robot.policies.critic import Critic
@@ -135,10 +138,10 @@ def finetune(
 
             # --- evaluate -----------------------------------------------------------------------------------
             if (iteration + 1) % config.eval_every == 0 or iteration == config.iterations - 1:
-                result = evaluate(run.policy, run.eval_env, config.eval_episodes, seed=EVAL_SEED,
-                                  execute_steps=1, progress=False)  # fmt: skip
+                t0 = time.perf_counter()
+                result = run.evaluate()
                 record.update(eval_success=result.success_rate, eval_return=result.mean_return,
-                              eval_length=result.mean_length)  # fmt: skip
+                              eval_length=result.mean_length, eval_s=time.perf_counter() - t0)  # fmt: skip
 
             # --- log, checkpoint, store (the checkpoint holds the episodes until the store has them) --------
             run.log(record)
@@ -182,6 +185,7 @@ class _Run:
     resume_note: str = ""  # where a resumed run goes on from (shown with the progress bar)
     episodes: list[dict[str, Any]] = field(default_factory=list)  # collected, not yet stored
     episodes_version: int = 0  # the policy version that collected them
+    eval_pool: Any = None  # EvalPool, started at the first evaluation (None: evaluate on eval_env)
 
     @classmethod
     def start(cls, config: FinetuneConfig, policy_path: Path, out: Path, *, resume: bool) -> _Run:
@@ -311,9 +315,21 @@ class _Run:
             store_episodes(self.store, [episode], task=self.config.task, version=self.episodes_version)
         self.episodes = []
 
+    def evaluate(self) -> Any:
+        """The current policy's deterministic episodes on the held-out seeds, on ``eval_workers`` processes
+        (the same per-seed results as on the one evaluation env)."""
+        config = self.config
+        workers = config.eval_workers or min(os.cpu_count() or 1, config.eval_episodes)
+        if workers == 1:
+            return evaluate(self.policy, self.eval_env, config.eval_episodes, seed=EVAL_SEED, execute_steps=1,
+                            progress=False)  # fmt: skip
+        if self.eval_pool is None:
+            self.eval_pool = EvalPool(self.eval_env.config, workers)
+        return self.eval_pool.evaluate(self.policy, config.eval_episodes, seed=EVAL_SEED, execute_steps=1)
+
     def close(self) -> None:
-        """Stop the rollout workers, the evaluation env and the TensorBoard writer."""
-        for sampler in (self.venv, self.collector):
+        """Stop the rollout and evaluation workers, the evaluation env and the TensorBoard writer."""
+        for sampler in (self.venv, self.collector, self.eval_pool):
             if sampler is not None:
                 sampler.close()
         self.eval_env.close()

@@ -39,6 +39,7 @@ def test_the_pool_returns_the_single_env_results_seed_by_seed(half_good_policy, 
             again = pool.evaluate(half_good_policy, 3, seed=502, execute_steps=1)  # reloads, same workers
     finally:
         env.close()
+    assert 0 < single.success_rate < 1  # mixed results: a mixed-up seed or a changed action would show
     assert pooled.episodes == single.episodes  # seed, success, return and length, bit for bit
     assert [r["seed"] for r in pooled.episodes] == list(range(500, 508))
     assert pooled.success_rate == single.success_rate and pooled.mean_return == single.mean_return
