@@ -229,6 +229,11 @@ class EpisodeStore(StoreWriting):
         self.robot = attrs.get("robot")
         self._attrs = attrs
         self._strict = attrs.get(EVERY_CHUNK_WRITTEN) is True
+        # The commit point first, then the arrays: a writer grows the arrays before it appends an episode's
+        # end, so arrays opened after reading the ends are at least that long, however a concurrent commit
+        # falls (the other order saw "0 rows but the committed episodes end at 30" mid-append).
+        self._ends_array = self._open_array("meta/episode_ends", "episode_ends", "int64")
+        self._ends = read_episode_ends(self._ends_array, strict=self._strict, path=path)
         self._data: dict[str, zarr.Array] = {}
         self._data_keys = {name: name for name in self.schema.names}  # feature -> array under data/
         for f in self.schema.features:
@@ -242,8 +247,6 @@ class EpisodeStore(StoreWriting):
             self._meta[name] = self._open_array(f"meta/episodes/{name}", name, dtype)
         for f in self.schema.episode_features:
             self._meta[f.name] = self._open_array(f"meta/episodes/{f.name}", f.name, f.dtype, f.shape)
-        self._ends_array = self._open_array("meta/episode_ends", "episode_ends", "int64")
-        self._ends = read_episode_ends(self._ends_array, strict=self._strict, path=path)
         # Consistency the readers rely on; validate() checks the rest.
         for name, arr in self._data.items():
             if arr.shape[0] < self.n_steps:
