@@ -16,6 +16,10 @@ Finished cells are appended to ``--out`` (resumable: a cell already there is ski
 nothing and prints the table: wall time, env steps/s including evaluation (training steps + evaluation
 steps over wall time), the fraction of the physics ceiling (``benchmarks/sim.json``'s two-core ceiling
 unless ``--ceiling`` says otherwise), learner updates/s, and the speedup of this commit over the baseline.
+
+``--profile`` runs this checkout once per (task, utd) with every phase of the loop timed (collection, and in
+it the env steps and the policy's inference; advantages; critic and policy updates; evaluation; logging;
+checkpoints; store writes) and stores the table under ``"profile"`` in ``--out``.
 """
 
 from __future__ import annotations
@@ -68,6 +72,81 @@ print(json.dumps({"wall_s": wall, "train_steps": history[-1]["env_steps"], "eval
                   "update_s": sum(r.get("update_s", 0.0) for r in history)}))
 """
 
+# The profile: one run of this checkout with every phase of an iteration timed (monkeypatched wrappers).
+PROFILE = r"""
+import functools, json, sys, time
+args = json.loads(sys.argv[1])
+from gipo_robot.train import finetune as ft, learner as ln
+from gipo_robot.sim import vector
+from gipo_robot.policies import gaussian
+T, stack = {}, []
+def timed(owner, name, key, only_in=None):
+    f = getattr(owner, name)
+    @functools.wraps(f)
+    def w(*a, **k):
+        if only_in is not None and only_in not in stack:
+            return f(*a, **k)
+        stack.append(key)
+        t = time.perf_counter()
+        try:
+            return f(*a, **k)
+        finally:
+            stack.pop()
+            T[key] = T.get(key, 0.0) + time.perf_counter() - t
+    setattr(owner, name, w)
+timed(ft._Run, "start", "set-up (envs, workers, policy)")
+timed(ft._Run, "collect", "collection")
+timed(vector.SubprocVectorEnv, "step", "  env steps (workers)", only_in="collection")
+timed(gaussian.GaussianPolicy, "sample", "  policy inference", only_in="collection")
+timed(gaussian.GaussianPolicy, "log_prob_per_dim", "  policy inference", only_in="collection")
+timed(ln, "advantages", "advantages")
+timed(ln.Learner, "_update_critic", "critic updates")
+timed(ln.Learner, "_update_policy", "policy updates")
+timed(*((ft._Run, "evaluate") if hasattr(ft._Run, "evaluate") else (ft, "evaluate")), "evaluation")
+if hasattr(ft._Run, "wait_for_store"):
+    timed(ft._Run, "wait_for_store", "waiting for the store")
+timed(ft._Run, "log", "log (CSV, TensorBoard)")
+timed(ft._Run, "checkpoint", "checkpoint")
+timed(ft._Run, "store_episodes", "store writes (handed to a thread since issue 27)")
+timed(ft._Run, "close", "close")
+config = ft.FinetuneConfig(task=args["task"], objective="gipo", replay_size=4, env_steps=args["env_steps"],
+                           steps_per_env=1000, epochs=2 * args["utd"], policy_lr=1e-5, init_log_std=-2.5,
+                           eval_every=5, eval_episodes=30, seed=0)
+t0 = time.perf_counter()
+history = ft.finetune(config, args["bc"], args["run"], progress=False)
+wall = time.perf_counter() - t0
+evals = [r for r in history if "eval_success" in r]
+print(json.dumps({"wall_s": wall, "phases": T, "train_steps": history[-1]["env_steps"],
+                  "eval_steps": sum(r["eval_length"] * 30 for r in evals),
+                  "updates": len(history) * config.updates_per_iter}))
+"""
+
+
+def profile(tasks: list[str], utds: list[int], env_steps: int, baseline: str) -> list[dict]:
+    """Where one run's wall time goes, per phase, for each (task, utd): this checkout, one run each."""
+    rows = []
+    for task in tasks:
+        bc = bc_start(task, worktree(baseline))
+        for utd in utds:
+            run = RUNS / f"profile_{task}_utd{utd}"
+            subprocess.run(["rm", "-rf", str(run)], check=True)
+            args = {"task": task, "utd": utd, "env_steps": env_steps, "bc": str(bc), "run": str(run)}
+            done = subprocess.run(
+                [sys.executable, "-c", PROFILE, json.dumps(args)], capture_output=True, text=True
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"profile {task} utd{utd} failed:\n{done.stderr[-3000:]}")
+            row = {"task": task, "utd": utd, **json.loads(done.stdout.strip().splitlines()[-1])}
+            rows.append(row)
+            print(
+                f"\n{task}, utd x{utd}: {row['wall_s']:.0f} s, {row['train_steps']} training + "
+                f"{row['eval_steps']:.0f} evaluation env steps, {row['updates']} updates"
+            )
+            print("| phase | s | share |\n|---|---|---|")
+            for phase, sec in row["phases"].items():
+                print(f"| {phase} | {sec:.1f} | {sec / row['wall_s']:.0%} |")
+    return rows
+
 
 def worktree(commit: str) -> Path:
     """A checkout of ``commit`` (a git worktree under runs/throughput); this checkout for HEAD."""
@@ -94,7 +173,8 @@ def bc_start(task: str, root: Path) -> Path:
     if not (path / "config.json").exists():
         code = (
             "import sys; sys.path.insert(0, sys.argv[1])\n"
-            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in getattr(f, '__module__', '')]\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in getattr(f, '__module__', '')]"
+            "\n"
             "from gipo_robot.policies.bc import BCConfig, train_bc\n"
             "from gipo_robot.sim.experts import record_demos\n"
             "s = record_demos(sys.argv[3] + '.zarr', sys.argv[2], 10, 0.3, seed=0, overwrite=True)\n"
@@ -128,10 +208,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "throughput.json")
     parser.add_argument("--ceiling", type=float, default=None, help="physics ceiling, env steps/s")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="time each phase of one run per (task, utd)")
     args = parser.parse_args()
     data = json.loads(args.out.read_text()) if args.out.exists() else {"rows": []}
     if args.report:
         report(data, args.ceiling)
+        args.out.write_text(json.dumps(data, indent=1) + "\n")
+        return
+    if args.profile:
+        data["profile"] = {
+            "rows": profile(args.tasks, args.utd, args.env_steps, args.baseline),
+            **provenance(),
+        }
         args.out.write_text(json.dumps(data, indent=1) + "\n")
         return
     head = provenance()["commit"]

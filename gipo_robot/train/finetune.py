@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -146,7 +147,7 @@ def finetune(
             # --- log, checkpoint, store (the checkpoint holds the episodes until the store has them) --------
             run.log(record)
             run.checkpoint(iteration, policy_path)
-            run.store_episodes()
+            run.store_episodes(background=True)  # written while the next iteration collects
             bar.update(len(batch))
             bar.set_postfix(success=f"{record.get('eval_success', record['rollout_success']):.2f}",
                             sps=f"{record['env_steps_per_s']:.0f}")  # fmt: skip
@@ -186,6 +187,7 @@ class _Run:
     episodes: list[dict[str, Any]] = field(default_factory=list)  # collected, not yet stored
     episodes_version: int = 0  # the policy version that collected them
     eval_pool: Any = None  # EvalPool, started at the first evaluation (None: evaluate on eval_env)
+    store_thread: Any = None  # _Background appending the last iteration's episodes, or None
 
     @classmethod
     def start(cls, config: FinetuneConfig, policy_path: Path, out: Path, *, resume: bool) -> _Run:
@@ -294,6 +296,7 @@ class _Run:
 
     def checkpoint(self, iteration: int, policy_path: Path | str) -> None:
         """Save the whole training state after ``iteration`` (what :meth:`start` resumes from)."""
+        self.wait_for_store()  # the episode count it records includes the previous iteration's
         launches = self.collector.launches if self.collector is not None else 0
         save_trainer_state(
             self.out / "checkpoint", policy=self.policy, critic=self.critic, optims=self.learner.optimizers,
@@ -307,13 +310,28 @@ class _Run:
         )  # fmt: skip
         self.t_end = time.perf_counter()
 
-    def store_episodes(self) -> None:
-        """Append the episodes the last checkpoint holds to the rollout store, one commit each."""
-        for i, episode in enumerate(self.episodes):
-            if i:
-                crash_point("appending", len(self.history))  # a test hook: a kill between two appends
-            store_episodes(self.store, [episode], task=self.config.task, version=self.episodes_version)
+    def store_episodes(self, *, background: bool = False) -> None:
+        """Append the episodes the last checkpoint holds to the rollout store, one commit each; with
+        ``background``, on a thread (off the critical path: :meth:`wait_for_store` joins it)."""
+        episodes, version, iteration = self.episodes, self.episodes_version, len(self.history)
         self.episodes = []
+
+        def append() -> None:
+            for i, episode in enumerate(episodes):
+                if i:
+                    crash_point("appending", iteration)  # a test hook: a kill between two appends
+                store_episodes(self.store, [episode], task=self.config.task, version=version)
+
+        if not background:
+            return append()
+        self.wait_for_store()
+        self.store_thread = _Background(append)
+
+    def wait_for_store(self) -> None:
+        """Wait until the episodes being appended in the background are in the store; raise its error."""
+        if self.store_thread is not None:
+            thread, self.store_thread = self.store_thread, None
+            thread.join()
 
     def evaluate(self) -> Any:
         """The current policy's deterministic episodes on the held-out seeds, on ``eval_workers`` processes
@@ -328,13 +346,35 @@ class _Run:
         return self.eval_pool.evaluate(self.policy, config.eval_episodes, seed=EVAL_SEED, execute_steps=1)
 
     def close(self) -> None:
-        """Stop the rollout and evaluation workers, the evaluation env and the TensorBoard writer."""
+        """Finish the store's appends; stop the rollout and evaluation workers, the evaluation env and
+        the TensorBoard writer."""
+        self.wait_for_store()
         for sampler in (self.venv, self.collector, self.eval_pool):
             if sampler is not None:
                 sampler.close()
         self.eval_env.close()
         if self.writer is not None:
             self.writer.close()
+
+
+class _Background(threading.Thread):
+    """A function run on a thread whose exception :meth:`join` raises in the caller."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        super().__init__(name="rollout-store", daemon=True)
+        self.fn, self.error = fn, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.fn()
+        except BaseException as err:  # handed to the main thread by join()
+            self.error = err
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
 
 
 def _rounding_note(config: FinetuneConfig) -> str:
