@@ -215,7 +215,7 @@ def store_to_lerobot(
     dst = Path(dst)
     if dst.exists():
         if not overwrite:
-            raise DatasetError("already exists (pass overwrite=True to replace it)", path=dst)
+            raise DatasetError("already exists (--overwrite, or overwrite=True in Python, replaces it)", path=dst)
         shutil.rmtree(dst)
     if store.fps != round(store.fps):
         raise DatasetError(

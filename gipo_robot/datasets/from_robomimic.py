@@ -255,7 +255,7 @@ def store_to_robomimic(src: EpisodeStore | str | Path, dst: str | Path, *, overw
     store = src if isinstance(src, EpisodeStore) else open_dataset(src)
     dst = Path(dst)
     if dst.exists() and not overwrite:
-        raise DatasetError("already exists (pass overwrite=True to replace it)", path=dst)
+        raise DatasetError("already exists (--overwrite, or overwrite=True in Python, replaces it)", path=dst)
     info = store.attrs.get("robomimic", {})
     env_args = info.get("env_args") or json.dumps(
         {"env_name": "", "type": 1, "env_kwargs": {"control_freq": store.fps}}

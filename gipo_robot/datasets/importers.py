@@ -147,7 +147,7 @@ def import_dataset(
     with acquire(target):
         recover_interrupted_swap(target, repair=True)
         if target.exists() and not overwrite:
-            raise DatasetError("already exists (pass overwrite=True to replace it)", path=dst)
+            raise DatasetError("already exists (--overwrite, or overwrite=True in Python, replaces it)", path=dst)
         _remove(tmp)  # left by a conversion or drop_episode that was killed (none is running: we lock)
         try:
             convert(src, tmp, overwrite=False).close()

@@ -156,7 +156,7 @@ class EpisodeStore(StoreWriting):
         try:
             if target.exists():
                 if not overwrite:
-                    raise DatasetError("already exists (pass overwrite=True to replace it)", path=path)
+                    raise DatasetError("already exists (--overwrite, or overwrite=True in Python, replaces it)", path=path)
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
             with guard(path):
                 root = create_layout(target, schema, root_attrs)

@@ -38,7 +38,7 @@ def test_convert_both_ways_and_errors(tmp_path):
         )
     # existing destination, then a missing source: an error object and exit code 1
     out = run("convert", "demo.hdf5", "demo.zarr", "--json", cwd=tmp_path)
-    assert out.returncode == 1 and "already exists" in one_json_object(out)["error"]
+    assert out.returncode == 1 and "already exists (--overwrite" in one_json_object(out)["error"]
     out = run("info", "missing.zarr", "--json", cwd=tmp_path)
     assert out.returncode == 1 and "missing.zarr: no such store" in one_json_object(out)["error"]
     out = run("info", "missing.zarr", cwd=tmp_path)
