@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -93,20 +95,26 @@ def save_policy(
 
     The config records the policy's ``policy_type`` (its class attribute, a key of :data:`POLICY_TYPES`).
 
-    Files are written under temporary names and renamed into place, config last, so a crash mid-save never
-    leaves a config that points at half-written weights.
+    It is written whole into a fresh folder beside ``path`` (``.<name>.tmp-<pid>``), flushed to disk and
+    renamed into place. Where ``path`` exists, everything else its folder holds (a BC run's ``metrics.csv``
+    and ``tb/``) is hard-linked into the new folder first (copied where links are not supported), the old
+    folder is moved aside (``.<name>.old-<pid>``) and removed after the swap. So a kill at any moment leaves
+    the old checkpoint or the new one, never a mix (a mix used to read as "modified or truncated"); a kill
+    between the two renames leaves the old folder beside ``path``, which :func:`read_config` names.
     """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    target = path.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     files = {WEIGHTS_FILE: policy}
     if critic is not None:
         files[CRITIC_FILE] = critic
     digests = {}
     for name, module in files.items():
-        tmp = path / f".{name}.tmp"
-        save_file(_state(module), str(tmp), metadata={"format": FORMAT})
-        tmp.replace(path / name)
-        digests[name] = file_sha256(path / name)
+        save_file(_state(module), str(tmp / name), metadata={"format": FORMAT})
+        digests[name] = file_sha256(tmp / name)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -115,17 +123,57 @@ def save_policy(
         "weights_sha256": digests,
         "provenance": provenance or {},
     }
-    tmp = path / f".{CONFIG_FILE}.tmp"
-    tmp.write_text(json.dumps(config, indent=2))
-    tmp.replace(path / CONFIG_FILE)
+    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    for file in (*tmp.iterdir(), tmp):
+        _fsync(file)
+    if target.is_dir():  # the folder's other entries go with it
+        for entry in target.iterdir():
+            if entry.name not in (CONFIG_FILE, WEIGHTS_FILE, CRITIC_FILE):
+                _link_tree(entry, tmp / entry.name)
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(target, old)
+        os.rename(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, target)
+    _fsync(target.parent)
     return path
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """``src`` (a file or a folder tree) at ``dst`` as hard links: no data copied (copies where the
+    filesystem has no hard links)."""
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dst, symlinks=True, copy_function=link)
+    else:
+        link(str(src), str(dst))
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or folder to disk (a folder: its entries, so a rename survives a power cut)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_config(path: str | Path) -> dict:
     """The checkpoint's JSON config, validated for format; raises :class:`CheckpointError` naming the file."""
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
-        raise CheckpointError(f"no policy checkpoint at {path}: {CONFIG_FILE} is missing")
+        old = sorted(Path(path).parent.glob(f".{Path(path).name}.old-*"))
+        hint = f" (a save was interrupted: the previous checkpoint is at {old[-1]})" if old else ""
+        raise CheckpointError(f"no policy checkpoint at {path}: {CONFIG_FILE} is missing{hint}")
     try:
         config = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
