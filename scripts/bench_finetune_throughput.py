@@ -4,8 +4,8 @@
         [--env-steps 20000] [--baseline 5afcb3b] [--out benchmarks/throughput.json] [--report]
 
 One *cell* is one fine-tuning run of one commit: (task, update-to-data multiplier, commit, round). Each runs
-in its own Python process with the commit's package first on ``sys.path`` (the baseline is checked out into
-a temporary git worktree, ``runs/throughput/wt-<sha>``; both use this venv), from the same BC start (trained
+in its own Python process with the commit's package first on ``sys.path`` (each commit, HEAD too, is in
+a git worktree, ``runs/throughput/wt-<sha>``; both use this venv), from the same BC start (trained
 once per task by the baseline, whose checkpoints both commits read), on the staleness benchmark's schedule
 scaled to ``--env-steps``: 2 envs × 1000 steps per iteration, GIPO K = 4, evaluation of 30 episodes every
 10k env steps and after the last iteration, then 50 final held-out episodes. ``--utd 10`` multiplies the
@@ -149,15 +149,11 @@ def profile(tasks: list[str], utds: list[int], env_steps: int, baseline: str) ->
 
 
 def worktree(commit: str) -> Path:
-    """A checkout of ``commit`` (a git worktree under runs/throughput); this checkout for HEAD."""
+    """A checkout of ``commit`` (a git worktree under runs/throughput), HEAD's too: the checkout may change
+    while the cells run."""
     sha = subprocess.run(
         ["git", "rev-parse", commit], capture_output=True, text=True, check=True
     ).stdout.strip()
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    if sha == head:
-        return ROOT
     path = RUNS / f"wt-{sha[:7]}"
     if not path.exists():
         RUNS.mkdir(parents=True, exist_ok=True)
@@ -222,7 +218,8 @@ def main() -> None:
         }
         args.out.write_text(json.dumps(data, indent=1) + "\n")
         return
-    head = provenance()["commit"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    head = head.stdout.strip()
     base_sha = subprocess.run(["git", "rev-parse", args.baseline], capture_output=True, text=True, check=True)
     baseline = base_sha.stdout.strip()
     for task in args.tasks:
@@ -235,7 +232,7 @@ def main() -> None:
                     if any((r["task"], r["utd"], r["commit"], r["round"]) == key for r in data["rows"]):
                         continue
                     t0 = time.perf_counter()
-                    cell = run_cell(task, utd, commit.removesuffix("-dirty"), round_, args.env_steps, bc)
+                    cell = run_cell(task, utd, commit, round_, args.env_steps, bc)
                     row = {"task": task, "utd": utd, "commit": commit, "round": round_,
                            "baseline": commit == baseline, **cell, **provenance()["machine"]}  # fmt: skip
                     data["rows"].append(row)
