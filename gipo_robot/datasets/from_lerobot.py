@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from gipo_robot.datasets.importers import open_dataset
-from gipo_robot.datasets.schema import DatasetError, Feature, Schema
+from gipo_robot.datasets.schema import ALREADY_EXISTS, DatasetError, Feature, Schema
 from gipo_robot.datasets.store import EpisodeStore
 
 SIDECAR = "meta/gipo_robot.json"
@@ -215,7 +215,7 @@ def store_to_lerobot(
     dst = Path(dst)
     if dst.exists():
         if not overwrite:
-            raise DatasetError("already exists (--overwrite, or overwrite=True in Python, replaces it)", path=dst)
+            raise DatasetError(ALREADY_EXISTS, path=dst)
         shutil.rmtree(dst)
     if store.fps != round(store.fps):
         raise DatasetError(

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from gipo_robot.datasets.importers import open_dataset
-from gipo_robot.datasets.schema import DatasetError, Feature, Schema
+from gipo_robot.datasets.schema import ALREADY_EXISTS, DatasetError, Feature, Schema
 from gipo_robot.datasets.store import EpisodeStore
 
 SUFFIXES = (".hdf5", ".h5")
@@ -255,7 +255,7 @@ def store_to_robomimic(src: EpisodeStore | str | Path, dst: str | Path, *, overw
     store = src if isinstance(src, EpisodeStore) else open_dataset(src)
     dst = Path(dst)
     if dst.exists() and not overwrite:
-        raise DatasetError("already exists (--overwrite, or overwrite=True in Python, replaces it)", path=dst)
+        raise DatasetError(ALREADY_EXISTS, path=dst)
     info = store.attrs.get("robomimic", {})
     env_args = info.get("env_args") or json.dumps(
         {"env_name": "", "type": 1, "env_kwargs": {"control_freq": store.fps}}

@@ -27,7 +27,7 @@ import zarr
 from gipo_robot.datasets.chunkfiles import fsync_paths
 from gipo_robot.datasets.layout import FORMAT_NAME, recover_interrupted_swap, swap_paths
 from gipo_robot.datasets.lock import acquire
-from gipo_robot.datasets.schema import DatasetError
+from gipo_robot.datasets.schema import ALREADY_EXISTS, DatasetError
 from gipo_robot.datasets.store import EpisodeStore
 
 EPISODE_STORE = "episode_store"
@@ -147,7 +147,7 @@ def import_dataset(
     with acquire(target):
         recover_interrupted_swap(target, repair=True)
         if target.exists() and not overwrite:
-            raise DatasetError("already exists (--overwrite, or overwrite=True in Python, replaces it)", path=dst)
+            raise DatasetError(ALREADY_EXISTS, path=dst)
         _remove(tmp)  # left by a conversion or drop_episode that was killed (none is running: we lock)
         try:
             convert(src, tmp, overwrite=False).close()

@@ -32,6 +32,10 @@ smaller than PNG's on rendered robosuite 84x84 frames and about 30% larger on ``
 noisy synthetic ones (``benchmarks/store_codecs.json``)."""
 
 
+ALREADY_EXISTS = "already exists (--overwrite, or overwrite=True in Python, replaces it)"
+"""The error for a destination that exists: it names the command-line flag and the Python argument."""
+
+
 class DatasetError(Exception):
     """A store, file or episode that is missing, malformed or disagrees with its schema.
 

@@ -78,7 +78,14 @@ from gipo_robot.datasets.layout import (
     to_json,
 )
 from gipo_robot.datasets.lock import WriterLock, acquire
-from gipo_robot.datasets.schema import EPISODE_META_FIELDS, SOURCES, DatasetError, EpisodeMeta, Schema
+from gipo_robot.datasets.schema import (
+    ALREADY_EXISTS,
+    EPISODE_META_FIELDS,
+    SOURCES,
+    DatasetError,
+    EpisodeMeta,
+    Schema,
+)
 from gipo_robot.datasets.writer import EpisodeWriter, StoreWriting
 
 STAT_QUANTILES = (0.01, 0.5, 0.99)
@@ -156,7 +163,7 @@ class EpisodeStore(StoreWriting):
         try:
             if target.exists():
                 if not overwrite:
-                    raise DatasetError("already exists (--overwrite, or overwrite=True in Python, replaces it)", path=path)
+                    raise DatasetError(ALREADY_EXISTS, path=path)
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
             with guard(path):
                 root = create_layout(target, schema, root_attrs)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import tempfile
-import traceback
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -41,36 +40,22 @@ def _worker(conn: Connection, env_config: Any) -> None:
 
     from gipo_robot.policies import load_policy
     from gipo_robot.sim.robosuite_env import RobosuiteEnv
+    from gipo_robot.sim.vector import serve
 
     torch.set_num_threads(1)
-    try:
-        env = RobosuiteEnv(env_config)
-        conn.send(("ok", None))
-    except Exception as err:  # report any construction failure to the parent, then exit
-        conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
-        return
-    policy = None
-    try:
-        while True:
-            command, payload = conn.recv()
-            if command == "load":
-                policy = load_policy(payload)
-                conn.send(("ok", None))
-            elif command == "episode":
-                seed, execute_steps = payload
-                result = evaluate(policy, env, 1, seed=seed, execute_steps=execute_steps, progress=False)
-                conn.send(("ok", result.episodes[0]))
-            elif command == "close":
-                conn.send(("ok", None))
-                break
-            else:
-                conn.send(("error", f"unknown command {command!r}"))
-    except (EOFError, KeyboardInterrupt):
-        pass
-    except Exception as err:
-        conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
-    finally:
-        env.close()
+    policy: list[Any] = [None]
+
+    def handle(env: Any, command: str, payload: Any) -> Any:
+        if command == "load":
+            policy[0] = load_policy(payload)
+            return None
+        if command == "episode":
+            seed, execute_steps = payload
+            result = evaluate(policy[0], env, 1, seed=seed, execute_steps=execute_steps, progress=False)
+            return result.episodes[0]
+        raise ValueError(f"unknown command {command!r}")
+
+    serve(conn, lambda: (RobosuiteEnv(env_config), None), handle)
 
 
 class EvalPool:
@@ -174,19 +159,9 @@ class EvalPool:
 
     def close(self) -> None:
         """Stop the workers (idempotent)."""
-        for conn, proc in zip(self._conns, self._procs, strict=True):
-            if proc.is_alive():
-                try:
-                    conn.send(("close", None))
-                    if conn.poll(5.0):
-                        conn.recv()
-                except (BrokenPipeError, EOFError, OSError):
-                    pass
-            proc.join(timeout=5.0)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5.0)
-            conn.close()
+        from gipo_robot.sim.vector import stop_workers
+
+        stop_workers(self._conns, self._procs)
         self._conns, self._procs = [], []
 
     def __enter__(self) -> EvalPool:

@@ -125,7 +125,7 @@ def save_policy(
     }
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     for file in (*tmp.iterdir(), tmp):
-        _fsync(file)
+        fsync_path(file)
     if target.is_dir():  # the folder's other entries go with it
         for entry in target.iterdir():
             if entry.name not in (CONFIG_FILE, WEIGHTS_FILE, CRITIC_FILE):
@@ -138,7 +138,7 @@ def save_policy(
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, target)
-    _fsync(target.parent)
+    fsync_path(target.parent)
     return path
 
 
@@ -158,7 +158,7 @@ def _link_tree(src: Path, dst: Path) -> None:
         link(str(src), str(dst))
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """Flush a file or folder to disk (a folder: its entries, so a rename survives a power cut)."""
     fd = os.open(path, os.O_RDONLY)
     try:

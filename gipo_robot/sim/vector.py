@@ -176,24 +176,41 @@ class SyncVectorEnv(VectorEnv):
 
 def _worker(conn: Connection, config: EnvConfig) -> None:
     """Worker loop: build the env, then serve ("reset", seed) / ("step", action) / ("close", None)."""
-    try:
+
+    def build() -> tuple[RobosuiteEnv, Any]:
         env = RobosuiteEnv(config)
-        conn.send(("ok", (env.robot_spec, env.observation_space, env.action_space)))
+        return env, (env.robot_spec, env.observation_space, env.action_space)
+
+    def handle(env: RobosuiteEnv, command: str, payload: Any) -> Any:
+        if command == "step":
+            return _step_autoreset(env, payload)
+        if command == "reset":
+            return env.reset(seed=payload)
+        raise ValueError(f"unknown command {command!r}")
+
+    serve(conn, build, handle)
+
+
+def serve(
+    conn: Connection, build: Callable[[], tuple[Any, Any]], handle: Callable[[Any, str, Any], Any]
+) -> None:
+    """A worker process's loop. ``build()`` makes its env and the info to send back (``("ok", info)``, or
+    ``("error", traceback)`` and the worker exits); then every ``(command, payload)`` is answered with
+    ``("ok", handle(env, command, payload))`` until ``("close", None)``. An exception is sent back as
+    ``("error", traceback)`` and ends the worker; the env is closed on the way out."""
+    try:
+        env, info = build()
+        conn.send(("ok", info))
     except Exception as err:  # report any construction failure to the parent, then exit
         conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
         return
     try:
         while True:
             command, payload = conn.recv()
-            if command == "step":
-                conn.send(("ok", _step_autoreset(env, payload)))
-            elif command == "reset":
-                conn.send(("ok", env.reset(seed=payload)))
-            elif command == "close":
+            if command == "close":
                 conn.send(("ok", None))
                 break
-            else:
-                conn.send(("error", f"unknown command {command!r}"))
+            conn.send(("ok", handle(env, command, payload)))
     except (EOFError, KeyboardInterrupt):
         pass
     except Exception as err:
@@ -272,20 +289,25 @@ class SubprocVectorEnv(VectorEnv):
         return _stack(list(obs)), np.array(reward), np.array(terminated), np.array(truncated), list(infos)
 
     def close(self) -> None:
-        for conn, proc in zip(self._conns, self._procs, strict=True):
-            if proc.is_alive():
-                try:
-                    conn.send(("close", None))
-                    if conn.poll(5.0):
-                        conn.recv()
-                except (BrokenPipeError, EOFError, OSError):
-                    pass
-            proc.join(timeout=5.0)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5.0)
-            conn.close()
+        stop_workers(self._conns, self._procs)
         self._conns, self._procs = [], []
+
+
+def stop_workers(conns: list[Connection], procs: list[Any]) -> None:
+    """Ask each worker to close (``("close", None)``), wait up to 5 s, terminate the ones still alive."""
+    for conn, proc in zip(conns, procs, strict=True):
+        if proc.is_alive():
+            try:
+                conn.send(("close", None))
+                if conn.poll(5.0):
+                    conn.recv()
+            except (BrokenPipeError, EOFError, OSError):
+                pass
+        proc.join(timeout=5.0)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(timeout=5.0)
+        conn.close()
 
 
 def _ray_vector_env(config: EnvConfig, num_envs: int, **options: Any) -> VectorEnv:

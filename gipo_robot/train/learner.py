@@ -143,16 +143,8 @@ class Learner:
         for idx in replay.minibatches(config.minibatch_size, n_updates, generator):
             obs = {k: v[idx] for k, v in data["obs"].items()}
             loss = torch.nn.functional.mse_loss(self.critic(obs), data["ret"][idx])
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), config.grad_clip)
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-                optim.zero_grad(set_to_none=True)  # the same guard as the policy's: skip, count, stop
-                self._count_bad_update(iteration, loss, grad_norm, what="critic")
-                continue
-            self.bad_updates = 0
-            optim.step()
-            losses.append(loss.item())
+            if self._step(loss, self.critic, optim, iteration, "critic") is not None:
+                losses.append(loss.item())
         return float(np.mean(losses)) if losses else float("nan")
 
     def _update_policy(
@@ -170,16 +162,10 @@ class Learner:
         skipped = 0
         for idx in replay.minibatches(config.minibatch_size, n_updates, generator):
             loss, stats = self._loss(data, idx, generator)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-                optim.zero_grad(set_to_none=True)  # the NaN guard: skip, count, stop after too many
+            grad_norm = self._step(loss, policy, optim, iteration, "policy")
+            if grad_norm is None:
                 skipped += 1
-                self._count_bad_update(iteration, loss, grad_norm)
                 continue
-            self.bad_updates = 0
-            optim.step()
             if config.log_std_floor is not None and not policy.config.state_dependent_std:
                 policy.floor_log_std(config.log_std_floor)
             stats["loss"], stats["grad_norm"] = loss.detach(), grad_norm
@@ -208,6 +194,23 @@ class Learner:
             loss = loss + self.bc_coef * bc
             stats["bc_nll"] = bc.detach()
         return loss, stats
+
+    def _step(
+        self, loss: Tensor, module: torch.nn.Module, optim: torch.optim.Optimizer, iteration: int, what: str
+    ) -> Tensor | None:
+        """One gradient step of ``module`` on ``loss`` (gradient norm clipped); the NaN guard: a non-finite
+        loss or gradient is skipped and counted (:meth:`_count_bad_update`). Returns the gradient norm, or
+        None for a skipped step."""
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), self.config.grad_clip)
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            optim.zero_grad(set_to_none=True)
+            self._count_bad_update(iteration, loss, grad_norm, what=what)
+            return None
+        self.bad_updates = 0
+        optim.step()
+        return grad_norm
 
     def _count_bad_update(
         self, iteration: int, loss: Tensor, grad_norm: Tensor, what: str = "policy"

@@ -41,7 +41,13 @@ from safetensors.numpy import save_file as save_arrays
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from gipo_robot.policies.checkpoint import CheckpointError, file_sha256, read_config, save_policy
+from gipo_robot.policies.checkpoint import (
+    CheckpointError,
+    file_sha256,
+    fsync_path,
+    read_config,
+    save_policy,
+)
 from gipo_robot.policies.critic import Critic
 from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.train.replay import ReplayBuffer
@@ -131,8 +137,8 @@ def save_trainer_state(
         meta["sha256"][EPISODES_FILE] = file_sha256(tmp / EPISODES_FILE)
     (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
     for file in tmp.iterdir():
-        _fsync(file)
-    _fsync(tmp)
+        fsync_path(file)
+    fsync_path(tmp)
     crash_point("trainer_state", counter)
     prev, trash = _previous(path), path.with_name(f"{path.name}.trash-{os.getpid()}")
     if prev.exists():
@@ -141,7 +147,7 @@ def save_trainer_state(
         os.rename(path, prev)
     crash_point("retired", counter)
     os.rename(tmp, path)  # the commit
-    _fsync(path.parent)
+    fsync_path(path.parent)
     crash_point("swapped", counter)
     shutil.rmtree(trash, ignore_errors=True)
 
@@ -240,15 +246,6 @@ def crash_point(step: str, counter: int | None) -> None:
     name, _, count = want.partition("@")
     if name == step and (not count or int(count) == counter):
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's (or a directory's entries') data to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
