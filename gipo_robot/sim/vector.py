@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib
 import multiprocessing as mp
 import traceback
 from collections.abc import Callable
@@ -186,6 +187,9 @@ def _worker(conn: Connection, config: EnvConfig) -> None:
             return _step_autoreset(env, payload)
         if command == "reset":
             return env.reset(seed=payload)
+        if command == "call":  # ("module:function", argument): see SubprocVectorEnv.call
+            module, _, name = payload[0].partition(":")
+            return getattr(importlib.import_module(module), name)(env, payload[1])
         raise ValueError(f"unknown command {command!r}")
 
     serve(conn, build, handle)
@@ -257,6 +261,26 @@ class SubprocVectorEnv(VectorEnv):
         self.robot_spec = spec
         self.single_observation_space = obs_space
         self.single_action_space = act_space
+
+    def call(self, i: int, function: str, argument: Any) -> None:
+        """Start ``function(env, argument)`` in worker ``i``, on its env, without waiting; :meth:`result`
+        returns what it returned. ``function`` is ``"module:name"``, imported in the worker by name, so the
+        simulator layer imports nothing of the layers that use it (e.g. evaluation episodes between two
+        iterations: :class:`gipo_robot.loops.eval_pool.EvalPool`). The env's state is the function's to
+        change: reset the envs before the next :meth:`step`."""
+        try:
+            self._conns[i].send(("call", (function, argument)))
+        except (BrokenPipeError, OSError) as err:
+            raise SimError(f"vector env worker {i} died (exit code {self._procs[i].exitcode})") from err
+
+    def result(self, i: int) -> Any:
+        """What the function :meth:`call` started in worker ``i`` returned (waits up to ``timeout_s``)."""
+        return self._recv(i)
+
+    @property
+    def connections(self) -> list[Connection]:
+        """The workers' pipes, in worker order (for :func:`multiprocessing.connection.wait`)."""
+        return list(self._conns)
 
     def _recv(self, i: int) -> Any:
         conn = self._conns[i]

@@ -62,8 +62,9 @@ class FinetuneConfig:
         eval_every: evaluate every this many iterations (and after the last).
         eval_episodes: episodes per evaluation.
         eval_workers: processes that play the evaluation episodes
-            (:class:`~gipo_robot.loops.eval_pool.EvalPool`, the same per-seed results as one env); None:
-            one per core, at most ``eval_episodes``; 1: one env in the trainer's process.
+            (:class:`~gipo_robot.loops.eval_pool.EvalPool`, the same per-seed results as one env); None: the
+            rollout workers between two iterations (subprocess backend), else one process per core, at most
+            ``eval_episodes``; 1: one env in the trainer's process.
         seed: seeds envs, sampling and minibatch order.
     """
 

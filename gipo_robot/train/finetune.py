@@ -341,8 +341,11 @@ class _Run:
         if workers == 1:
             return evaluate(self.policy, self.eval_env, config.eval_episodes, seed=EVAL_SEED, execute_steps=1,
                             progress=False)  # fmt: skip
-        if self.eval_pool is None:
-            self.eval_pool = EvalPool(self.eval_env.config, workers)
+        if self.eval_pool is None:  # the rollout workers between two iterations, else processes of its own
+            borrowed = (
+                EvalPool.borrow(self.venv, self.eval_env.config) if config.eval_workers is None else None
+            )
+            self.eval_pool = borrowed or EvalPool.start(self.eval_env.config, workers)
         return self.eval_pool.evaluate(self.policy, config.eval_episodes, seed=EVAL_SEED, execute_steps=1)
 
     def close(self) -> None:

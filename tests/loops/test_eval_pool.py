@@ -34,7 +34,7 @@ def test_the_pool_returns_the_single_env_results_seed_by_seed(half_good_policy, 
     env = make_env("Lift", horizon=60)
     try:
         single = evaluate(half_good_policy, env, 8, seed=500, execute_steps=1, progress=False)
-        with EvalPool(env.config, workers) as pool:
+        with EvalPool.start(env.config, workers) as pool:
             pooled = pool.evaluate(half_good_policy, 8, seed=500, execute_steps=1)
             again = pool.evaluate(half_good_policy, 3, seed=502, execute_steps=1)  # reloads, same workers
     finally:
@@ -51,8 +51,28 @@ def test_a_dead_worker_is_a_clear_error(half_good_policy):
 
     env = make_env("Lift", horizon=60)
     env.close()
-    with EvalPool(env.config, 2) as pool:
-        pool._procs[1].kill()
-        pool._procs[1].join()
-        with pytest.raises(SimError, match="evaluation worker 1 died"):
+    with EvalPool.start(env.config, 2) as pool:
+        pool.venv._procs[1].kill()
+        pool.venv._procs[1].join()
+        with pytest.raises(SimError, match="vector env worker 1 died"):
             pool.evaluate(half_good_policy, 4, seed=500, execute_steps=1)
+
+
+def test_a_training_vector_env_lends_its_workers_and_goes_on_stepping(half_good_policy):
+    from gipo_robot.sim import make_vector_env
+
+    env = make_env("Lift", horizon=60)
+    venv = make_vector_env("Lift", 2, horizon=60)
+    try:
+        single = evaluate(half_good_policy, env, 6, seed=500, execute_steps=1, progress=False)
+        pool = EvalPool.borrow(venv, env.config)
+        from gipo_robot.sim.config import EnvConfig
+
+        assert pool is not None and EvalPool.borrow(venv, EnvConfig(task="Can", horizon=60)) is None
+        assert pool.evaluate(half_good_policy, 6, seed=500, execute_steps=1).episodes == single.episodes
+        pool.close()  # borrowed: the vector env stays open and steps on after a reset
+        obs, _ = venv.reset(seed=0)
+        assert venv.step(venv.single_action_space.sample()[None].repeat(2, 0))[0].keys() == obs.keys()
+    finally:
+        venv.close()
+        env.close()

@@ -25,17 +25,29 @@ def mixed_policy(tmp_path_factory):
     return root / "p"
 
 
-def test_evaluation_on_two_workers_gives_the_one_env_numbers(tmp_path, mixed_policy):
+def test_evaluation_on_workers_gives_the_one_env_numbers_and_leaves_training_as_it_was(
+    tmp_path, mixed_policy
+):
+    # eval_workers=1: one env in this process; 2 (sync backend): two processes of the pool's own; None
+    # (subprocess backend): the rollout workers, lent between iterations. Training must not notice.
     runs = {}
-    for workers in (1, 2):
-        config = FinetuneConfig(**{**TINY, "horizon": 100, "steps_per_env": 30, "env_steps": 60,
-                                   "policy_lr": 1e-6, "eval_episodes": 6, "eval_every": 1,
-                                   "eval_workers": workers})  # fmt: skip
-        runs[workers] = finetune(config, mixed_policy, tmp_path / f"w{workers}", progress=False)
-    keys = ("eval_success", "eval_return", "eval_length")
-    assert [[r[k] for k in keys] for r in runs[2]] == [[r[k] for k in keys] for r in runs[1]]
-    assert all(0 < r["eval_success"] < 1 for r in runs[1])  # mixed: a mixed-up seed would show
-    assert all(r["eval_s"] > 0 for r in runs[2])
+    for name, backend, workers in (
+        ("one", "subprocess", 1),
+        ("own", "sync", 2),
+        ("lent", "subprocess", None),
+    ):
+        config = FinetuneConfig(**{**TINY, "horizon": 100, "steps_per_env": 30, "env_steps": 120,
+                                   "num_envs": 2, "backend": backend, "policy_lr": 1e-6, "eval_episodes": 6,
+                                   "eval_every": 1, "eval_workers": workers})  # fmt: skip
+        runs[name] = finetune(config, mixed_policy, tmp_path / name, progress=False)
+    evals = ("eval_success", "eval_return", "eval_length")
+    training = ("value_loss", "rollout_return", "env_steps")
+    for name in ("own", "lent"):
+        assert [[r[k] for k in evals] for r in runs[name]] == [[r[k] for k in evals] for r in runs["one"]]
+    same = [[repr(r[k]) for k in training] for r in runs["lent"]]  # repr: nan where no episode ended
+    assert same == [[repr(r[k]) for k in training] for r in runs["one"]]
+    assert all(0 < r["eval_success"] < 1 for r in runs["one"])  # mixed: a mixed-up seed would show
+    assert all(r["eval_s"] > 0 for r in runs["lent"])
 
 
 def test_eval_workers_must_be_positive():
