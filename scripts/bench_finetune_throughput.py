@@ -248,8 +248,11 @@ def report(data: dict, ceiling: float | None) -> None:
     if ceiling is None:
         ceiling = json.loads((ROOT / "benchmarks" / "sim.json").read_text())["ceiling_steps_per_s"]
     groups: dict[tuple, list[dict]] = {}
-    for r in data["rows"]:
-        groups.setdefault((r["task"], r["utd"], r["baseline"]), []).append(r)
+    newest = data["rows"][-1]["commit"] if data["rows"] else None
+    newest = next((r["commit"] for r in reversed(data["rows"]) if not r["baseline"]), newest)
+    for r in data["rows"]:  # the baseline's rows and the newest commit's (older commits' stay in the file)
+        if r["baseline"] or r["commit"] == newest:
+            groups.setdefault((r["task"], r["utd"], r["baseline"]), []).append(r)
     rows = []
     print("| task | utd | commit | rounds | wall s | env steps/s (eval incl.) | vs ceiling | updates/s |")
     print("|---|---|---|---|---|---|---|---|")
