@@ -5,7 +5,8 @@ Exit codes (the same for every command):
 
 - ``0``: the command did what was asked (a recording session the operator ended with Ctrl-C included);
 - ``1``: an error: bad input (a file, key or field named in the message), an I/O failure (a read-only or
-  full disk), a run that failed, or a bug (then with its traceback on stderr);
+  full disk), a run that failed, or a bug (then with its traceback on stderr; ``GIPO_TRACEBACK=1`` prints
+  it for the errors with a message too);
 - ``2``: a usage error: an unknown flag, a missing argument, a value of the wrong type;
 - ``3``: the robot stopped: an e-stop or a robot fault (an unplugged bus, a servo error, a sensor fault).
   The arm was left holding and the episode in flight was committed as failed.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -61,6 +63,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _failure(_os_error_text(err), as_json, EXIT_ERROR)
     except Exception as err:  # the last line of defence: one JSON object, even for a bug
         if _is_ours(err):
+            if os.environ.get("GIPO_TRACEBACK"):  # where a message is not enough to find the cause
+                traceback.print_exc(file=sys.stderr)
             return _failure(str(err), as_json, EXIT_ERROR)
         traceback.print_exc(file=sys.stderr)
         return _failure(f"internal error: {type(err).__name__}: {err}", as_json, EXIT_ERROR, internal=True)
