@@ -35,7 +35,7 @@ TINY = dict(
     replay_size=2,
     policy_lr=1e-3,
 )
-TIMING = {"env_steps_per_s", "update_s", "collect_s"}  # wall-clock numbers, different in every run
+TIMING = {"env_steps_per_s", "update_s", "collect_s", "eval_s"}  # wall-clock numbers, different in every run
 
 
 @pytest.fixture(scope="module")
