@@ -310,10 +310,7 @@ class _Session:
         result = self.result
         result.ended, result.error = _fault_kind(err), f"{type(err).__name__}: {err}"
         self.status.note(f"stopped: {result.error}; holding the arm")
-        try:
-            self.guard.hold()
-        except RobotError as hold_err:  # the link is gone; leaving the guard's block tries once more
-            self.status.note(f"hold failed: {hold_err}")
+        self.guard.hold()  # never raises: a hold on a link that is gone is logged
         if self.episode is not None:
             self.end_episode(result.ended, False, error=result.error)
 

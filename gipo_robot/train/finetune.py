@@ -47,9 +47,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,8 @@ class _Run:
     episodes: list[dict[str, Any]] = field(default_factory=list)  # collected, not yet stored
     episodes_version: int = 0  # the policy version that collected them
     eval_pool: Any = None  # EvalPool, started at the first evaluation (None: evaluate on eval_env)
-    store_thread: Any = None  # _Background appending the last iteration's episodes, or None
+    store_writer: Any = None  # ThreadPoolExecutor (one thread) appending to the rollout store, or None
+    store_pending: Any = None  # the Future of the last iteration's appends, or None
 
     @classmethod
     def start(cls, config: FinetuneConfig, policy_path: Path, out: Path, *, resume: bool) -> _Run:
@@ -324,14 +325,16 @@ class _Run:
 
         if not background:
             return append()
+        if self.store_writer is None:
+            self.store_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout-store")
         self.wait_for_store()
-        self.store_thread = _Background(append)
+        self.store_pending = self.store_writer.submit(append)
 
     def wait_for_store(self) -> None:
         """Wait until the episodes being appended in the background are in the store; raise its error."""
-        if self.store_thread is not None:
-            thread, self.store_thread = self.store_thread, None
-            thread.join()
+        if self.store_pending is not None:
+            pending, self.store_pending = self.store_pending, None
+            pending.result()
 
     def evaluate(self) -> Any:
         """The current policy's deterministic episodes on the held-out seeds, on ``eval_workers`` processes
@@ -352,32 +355,14 @@ class _Run:
         """Finish the store's appends; stop the rollout and evaluation workers, the evaluation env and
         the TensorBoard writer."""
         self.wait_for_store()
+        if self.store_writer is not None:
+            self.store_writer.shutdown()
         for sampler in (self.venv, self.collector, self.eval_pool):
             if sampler is not None:
                 sampler.close()
         self.eval_env.close()
         if self.writer is not None:
             self.writer.close()
-
-
-class _Background(threading.Thread):
-    """A function run on a thread whose exception :meth:`join` raises in the caller."""
-
-    def __init__(self, fn: Callable[[], None]) -> None:
-        super().__init__(name="rollout-store", daemon=True)
-        self.fn, self.error = fn, None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.fn()
-        except BaseException as err:  # handed to the main thread by join()
-            self.error = err
-
-    def join(self, timeout: float | None = None) -> None:
-        super().join(timeout)
-        if self.error is not None:
-            raise self.error
 
 
 def _rounding_note(config: FinetuneConfig) -> str:
