@@ -3,14 +3,27 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The simulator and the test tools: everything the quickstart and the tests need.
+EXTRAS := sim,dev
 # CPU torch wheel that lies on this machine's disk; installed first so nothing pulls a CUDA build.
 TORCH  := torch==2.13.0
+
+# pip over a flaky link: resume a cut download up to 20 times, retry a failed connection 10 times, and run a
+# whole install up to 3 times (a resolve that backtracks can still fetch a large wheel). `$(call pip,PYTHON,ARGS)`.
+export PIP_RETRIES ?= 10
+export PIP_RESUME_RETRIES ?= 20
+pip = for attempt in 1 2 3; do $(1) -m pip install --quiet $(2) && break; \
+	[ $$attempt = 3 ] && exit 1; echo "pip install failed (attempt $$attempt of 3); retrying in 20 s" >&2; sleep 20; done
 
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-# LeRobot 0.4.x needs torch < 2.11: it lives in a second venv (a CUDA build of torch 2.9.1 that runs on the CPU,
-# ~9 GB), so the main venv keeps the CPU wheel. pandas/pyarrow are capped because robosuite pins numpy < 2.
+# A LeRobot user's environment: LeRobot 0.6 needs Python >= 3.12, numpy 2 and torch < 2.12 (from PyPI, a CUDA build
+# that runs on the CPU; ~10 GB in all), so it lives in a second venv. gipo-robot's core goes in the way a user
+# installs it there: without the [sim] extra (robosuite needs numpy < 2).
+LEROBOT_PYTHON ?= $(or $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null),\
+	$(shell pyenv prefix 3.12 2>/dev/null | head -1)/bin/python3.12)
+LEROBOT := lerobot[dataset,feetech,dynamixel]==0.6.1
 LEROBOT_VENV  := .venv-lerobot
 LEROBOT_STAMP := $(LEROBOT_VENV)/.installed
 
@@ -26,19 +39,18 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(call pip,$(BIN)/python,--upgrade pip)
+	$(call pip,$(BIN)/python,"$(TORCH)")
+	$(call pip,$(BIN)/python,-e ".[$(EXTRAS)]")
 	touch $(STAMP)
 
 setup-lerobot: $(LEROBOT_STAMP)
 
 $(LEROBOT_STAMP): pyproject.toml
-	test -x $(LEROBOT_VENV)/bin/python || $(PYTHON) -m venv $(LEROBOT_VENV)
-	$(LEROBOT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LEROBOT_VENV)/bin/python -m pip install --quiet torch==2.9.1 torchvision==0.24.1
-	$(LEROBOT_VENV)/bin/python -m pip install --quiet "lerobot==0.4.4" "pandas<3" "pyarrow<22"
-	$(LEROBOT_VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	test -x $(LEROBOT_VENV)/bin/python || $(LEROBOT_PYTHON) -m venv $(LEROBOT_VENV)
+	$(call pip,$(LEROBOT_VENV)/bin/python,--upgrade pip)
+	$(call pip,$(LEROBOT_VENV)/bin/python,"$(LEROBOT)")
+	$(call pip,$(LEROBOT_VENV)/bin/python,-e ".[dev]")
 	touch $(LEROBOT_STAMP)
 
 quickstart: setup
