@@ -31,6 +31,7 @@ from typer.main import get_command
 
 from gipo_robot.cli import app
 from gipo_robot.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from gipo_robot.extras import install_hint
 
 __all__ = ["main", "run"]
 
@@ -57,6 +58,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _failure("aborted", as_json, EXIT_ERROR)
     except KeyboardInterrupt:
         return _failure("interrupted", as_json, 130)
+    except ImportError as err:
+        hint = install_hint(err)
+        if hint is None:  # a broken install, not a missing extra: the traceback finds it
+            traceback.print_exc(file=sys.stderr)
+        return _failure(hint or f"internal error: {type(err).__name__}: {err}", as_json, EXIT_ERROR)
     except OSError as err:
         if err.errno == errno.EPIPE:  # stdout closed by the reader (`| head`): not our failure
             return EXIT_OK

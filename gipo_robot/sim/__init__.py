@@ -16,6 +16,7 @@ _EXPORTS = {
     "RobosuiteEnv": "robosuite_env",
     "SimError": "robosuite_env",
     "RendererUnavailableError": "robosuite_env",
+    "SimUnavailableError": "robosuite_env",
     "TASKS": "tasks",
     "TaskInfo": "tasks",
     "ROBOTS": "config",

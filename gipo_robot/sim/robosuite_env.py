@@ -46,6 +46,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from gipo_robot.extras import install_hint
 from gipo_robot.hardware.robot import RobotSpec
 from gipo_robot.sim.config import ACTION_MODES, SCENE_CAMERAS, EnvConfig
 from gipo_robot.sim.spec import robot_spec
@@ -67,6 +68,10 @@ OBJECT_FEATURE = "object"
 
 class SimError(RuntimeError):
     """A simulation could not be built or stepped; the message says what to do."""
+
+
+class SimUnavailableError(SimError):
+    """The simulator is not installed (the ``[sim]`` extra); the message says how to install it."""
 
 
 class RendererUnavailableError(SimError):
@@ -112,7 +117,12 @@ def _import_robosuite() -> Any:
     )
     try:
         import robosuite
-    except (ImportError, AttributeError, RuntimeError, OSError) as err:
+    except ImportError as err:
+        hint = install_hint(err)
+        if hint is not None:  # robosuite (or its mink / numba) is not installed: the [sim] extra
+            raise SimUnavailableError(hint) from err
+        raise RendererUnavailableError(RENDERER_HELP.format(gl=os.environ.get("MUJOCO_GL"), err=err)) from err
+    except (AttributeError, RuntimeError, OSError) as err:
         raise RendererUnavailableError(RENDERER_HELP.format(gl=os.environ.get("MUJOCO_GL"), err=err)) from err
     return robosuite
 

@@ -18,7 +18,20 @@ weight decides how much each older sample still counts. The modules, in the orde
 - :mod:`.report` — the learning curve and the run's numbers.
 """
 
+
+from __future__ import annotations
+
+from typing import Any
+
 from gipo_robot.train.arm.config import ArmConfig
-from gipo_robot.train.arm.run import finetune_on_robot
 
 __all__ = ["ArmConfig", "finetune_on_robot"]
+
+
+def __getattr__(name: str) -> Any:
+    """``finetune_on_robot`` loads torch: imported on first use, so the CLI's ``--help`` stays light."""
+    if name == "finetune_on_robot":
+        from gipo_robot.train.arm.run import finetune_on_robot
+
+        return finetune_on_robot
+    raise AttributeError(f"module 'gipo_robot.train.arm' has no attribute {name!r}")
