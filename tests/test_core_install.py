@@ -35,7 +35,11 @@ def without_sim(tmp_path):
 
 def python(code: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
@@ -92,9 +96,23 @@ def test_the_core_works_without_the_simulator(without_sim, tmp_path):
 
 def test_a_simulator_command_names_the_extra(without_sim, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "gipo_robot", "collect-demos", "--task", "Lift", "--episodes", "1",
-         "--out", str(tmp_path / "demos.zarr"), "--json"],
-        env=without_sim, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "gipo_robot",
+            "collect-demos",
+            "--task",
+            "Lift",
+            "--episodes",
+            "1",
+            "--out",
+            str(tmp_path / "demos.zarr"),
+            "--json",
+        ],
+        env=without_sim,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 1
     result = json.loads(done.stdout)
