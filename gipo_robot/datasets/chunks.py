@@ -124,7 +124,7 @@ class ChunkReader:
                 return np.asarray(decode_frame(data, fmt), dtype=np.uint8).reshape(chunk_shape)
 
         elif isinstance(first, BytesCodec):
-            endian = getattr(first.endian, "value", first.endian)  # an Endian enum (zarr < 3.2) or a str
+            endian = getattr(first.endian, "value", first.endian)  # an Endian enum in zarr 3.1, a str in 3.4
             if dtype.itemsize > 1 and endian != "little":
                 return None
             wire = dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype

@@ -363,7 +363,7 @@ class EpisodeStore(StoreWriting):
             with guard(self.path, feature=f"meta/episodes/{name}"):
                 out[name] = np.asarray(self._meta[name][rows])
         for key in ("source", "task"):
-            out[key] = np.array([str(v) for v in out[key]], dtype=str)  # zarr >= 3.2 on numpy 2: StringDType
+            out[key] = np.array([str(v) for v in out[key]], dtype=str)  # zarr 3.4 on numpy 2: StringDType
         self._require_chunks("extra", rows)
         with guard(self.path, feature="meta/episodes/extra"):
             texts = self._meta["extra"][rows]
