@@ -1,17 +1,19 @@
-"""LeRobot datasets (format v3.0) <-> episode store, through the ``lerobot`` package (``[lerobot]`` extra).
+"""LeRobot datasets (format v3.0, as LeRobot 0.6 writes them) <-> episode store, through the ``lerobot``
+package (``[lerobot]`` extra: ``lerobot[dataset]>=0.6,<0.7``, Python >= 3.12).
 
 A LeRobot v3.0 dataset is a folder::
 
-    meta/info.json              fps, robot_type, features {key: {dtype, shape, names}}
+    meta/info.json              fps, robot_type, features {key: {dtype, shape, names, info}}
     meta/stats.json             per-feature normalisation statistics (LeRobot computes them)
     meta/tasks.parquet          task strings
     meta/episodes/chunk-*/...   per-episode rows: length, tasks, data/video file ranges
     data/chunk-*/file-*.parquet one row per frame (images embedded as PNG when dtype is "image")
-    videos/<key>/chunk-*/...    mp4 files (dtype "video")
+    videos/<key>/chunk-*/...    mp4 files (dtype "video"; several episodes per file)
     meta/gipo_robot.json        written here only: what LeRobot cannot hold (see below)
 
-Everything is read and written with ``lerobot.datasets.lerobot_dataset.LeRobotDataset`` (``create``,
-``add_frame``, ``save_episode``, ``finalize``; reading with a local ``root``, never the hub).
+Everything is written with LeRobot's own ``LeRobotDataset.create`` / ``add_frame`` / ``save_episode`` /
+``finalize`` and read with ``LeRobotDataset(repo_id, root=...)`` (a local folder, never the hub); the reading
+half lives in :mod:`gipo_robot.datasets.lerobot_reader`.
 
 Feature mapping (store -> LeRobot; the reverse on import)::
 
@@ -33,19 +35,27 @@ So store -> LeRobot -> store gives back every low-dim value bit for bit (float32
 mixed float dtypes concatenate to float64, which holds float32 exactly), the episode boundaries, fps and
 tasks. A dataset recorded with LeRobot (no sidecar) imports with one store feature per LeRobot feature,
 dtypes unchanged; its LeRobot feature specs (names, shapes) are kept in the store's ``lerobot`` attribute,
-so LeRobot -> store -> LeRobot restores ``meta/info.json``'s features and every frame value.
+so LeRobot -> store -> LeRobot restores ``meta/info.json``'s features and every frame value. Depth-map
+cameras (12-bit video) and string columns are refused, naming the feature.
 
 Images: ``video=False`` (default) stores frames as PNG inside the parquet files: lossless, the round trip
-is exact. ``video=True`` uses LeRobot's mp4 encoding (AV1 by default, ``yuv420p``): much smaller but
-lossy; on smooth rendered frames the error is a few grey levels on average (the tests bound it).
+is exact. ``video=True`` uses LeRobot 0.6's default mp4 encoding (AV1 through libsvtav1, ``yuv420p``, CRF 30,
+a keyframe every 2 frames): much smaller but lossy; on smooth rendered frames the error is about a grey
+level on average (the tests bound it; BENCHMARKS.md *lerobot* measures it). Frames decode with torchcodec
+where its FFmpeg libraries load, else PyAV.
+
+An export is all or nothing: the dataset is written beside ``dst`` and renamed into place, so a failure
+(a frame LeRobot rejects, a full disk) leaves ``dst`` as it was.
 
 Legend: ``E`` episodes, ``T`` steps of one episode, ``H``/``W``/``C`` image height/width/channels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +64,7 @@ from typing import Any
 import numpy as np
 
 from gipo_robot.datasets.importers import open_dataset
+from gipo_robot.datasets.lerobot_reader import EpisodeReader, pick_video_backend
 from gipo_robot.datasets.schema import ALREADY_EXISTS, DatasetError, Feature, Schema
 from gipo_robot.datasets.store import EpisodeStore
 
@@ -80,11 +91,8 @@ CHANNEL_NAMES = ("channel", "channels", "c")
 IMAGE_WRITER_THREADS = 2
 """Threads LeRobot encodes PNG frames with while frames are added (0: in the calling thread)."""
 INSTALL_HINT = (
-    "the LeRobot dataset converter needs the `lerobot` package: pip install gipo-robot[lerobot]. "
-    "LeRobot 0.4 needs torch < 2.11, so keep it in a second venv: python3.11 -m venv .venv-lerobot && "
-    ".venv-lerobot/bin/pip install torch==2.9.1 torchvision==0.24.1 && "
-    ".venv-lerobot/bin/pip install lerobot==0.4.4 'pandas<3' 'pyarrow<22' && "
-    ".venv-lerobot/bin/pip install -e '.[dev]'"
+    "the LeRobot dataset converter needs the `lerobot` package (0.6): pip install gipo-robot[lerobot] in a "
+    "Python >= 3.12 environment, e.g. your LeRobot one; `make setup-lerobot` builds one in .venv-lerobot"
 )
 
 
@@ -197,26 +205,24 @@ def store_to_lerobot(
 
     Args:
         src: the store (or its path).
-        dst: the dataset folder to create.
+        dst: the dataset folder to create; written beside it first and renamed into place.
         video: store cameras as mp4 (lossy, small) instead of PNG frames (lossless).
         env_state: float ``obs.*`` features that form ``observation.environment_state``.
         repo_id: LeRobot repo id recorded in memory only (default ``local/<dst name>``).
-        overwrite: replace an existing folder at ``dst``.
+        overwrite: replace an existing folder at ``dst`` (once the new one is complete).
 
     Returns:
         ``dst``.
 
     Raises:
         DatasetError: ``dst`` exists, the fps is not a whole number (LeRobot's fps is an int), lerobot is
-            not installed, or LeRobot rejects a frame (naming the store, feature and episode).
+            not installed, or LeRobot rejects a feature or frame (naming the store, feature and episode).
     """
     dataset_cls = _lerobot_dataset_class()
     store = src if isinstance(src, EpisodeStore) else open_dataset(src)
     dst = Path(dst)
-    if dst.exists():
-        if not overwrite:
-            raise DatasetError(ALREADY_EXISTS, path=dst)
-        shutil.rmtree(dst)
+    if dst.exists() and not overwrite:
+        raise DatasetError(ALREADY_EXISTS, path=dst)
     if store.fps != round(store.fps):
         raise DatasetError(
             f"fps {store.fps} is not a whole number; LeRobot datasets need one", path=store.path
@@ -228,26 +234,38 @@ def store_to_lerobot(
     robot_type = origin.get("robot_type")
     if robot_type is None and isinstance(store.robot, dict):
         robot_type = store.robot.get("name") or store.robot.get("robot_type")
+    partial = dst.with_name(f".{dst.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)  # left by a killed export of this pid
     try:
         dataset = dataset_cls.create(
             repo_id or f"local/{dst.name}",
             fps=round(store.fps),
             features=features,
-            root=dst,
+            root=partial,
             robot_type=robot_type if isinstance(robot_type, str) else None,
             use_videos=any(v["dtype"] == "video" for v in features.values()),
             image_writer_threads=IMAGE_WRITER_THREADS,
+            video_backend=pick_video_backend(None),
         )
     except (ValueError, TypeError, KeyError) as err:
+        shutil.rmtree(partial, ignore_errors=True)
         raise DatasetError(f"LeRobot rejected the features: {err}", path=dst) from err
     table = store.meta_table()
     try:
         for i in range(store.n_episodes):
             _write_episode(dataset, store, written, table, i, dst)
         dataset.finalize()
-    finally:
-        dataset.stop_image_writer()
-    (dst / SIDECAR).write_text(json.dumps(_sidecar(store, plan, table), allow_nan=False))
+        (partial / SIDECAR).write_text(json.dumps(_sidecar(store, plan, table), allow_nan=False))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            dataset.finalize()  # stops LeRobot's image-writer threads
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if dst.is_dir():
+        shutil.rmtree(dst)
+    elif dst.exists():
+        dst.unlink()
+    partial.rename(dst)
     return dst
 
 
@@ -377,45 +395,6 @@ def _read_sidecar(root: Path, n_episodes: int) -> dict[str, Any] | None:
     return data
 
 
-def _column(table: Any, key: str, rows: np.ndarray, shape: Sequence[int], dtype: str) -> np.ndarray:
-    """Rows of one parquet column as ``(N, *shape)`` in its stored dtype (no float64 -> float32 cast)."""
-    import pyarrow as pa
-
-    column = table.column(key).take(pa.array(rows))
-    flat = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    while pa.types.is_fixed_size_list(flat.type) or pa.types.is_list(flat.type):
-        flat = flat.flatten()
-    values = np.asarray(flat.to_numpy(zero_copy_only=False))
-    return values.astype(dtype, copy=False).reshape(len(rows), *shape)
-
-
-def _video_backend(requested: str | None) -> str:
-    """LeRobot's video decoder to use: ``requested``, else torchcodec where its FFmpeg libraries load
-    (its wheel needs a system FFmpeg), else PyAV (FFmpeg bundled in its wheel)."""
-    if requested is not None:
-        return requested
-    try:
-        from torchcodec.decoders import VideoDecoder  # noqa: F401
-    except (ImportError, RuntimeError, OSError):
-        return "pyav"
-    return "torchcodec"
-
-
-def _decode_frames(dataset: Any, key: str, episode: int, timestamps: np.ndarray, backend: str) -> np.ndarray:
-    """One episode's frames of a video feature as ``(T, H, W, C)`` uint8 (LeRobot's decoder)."""
-    from lerobot.datasets.video_utils import decode_video_frames
-
-    meta = dataset.meta
-    start = float(meta.episodes[episode][f"videos/{key}/from_timestamp"])
-    frames = decode_video_frames(
-        dataset.root / meta.get_video_file_path(episode, key),
-        [start + float(t) for t in timestamps],
-        dataset.tolerance_s,
-        backend,
-    )  # (T, C, H, W) float in [0, 1]
-    return np.round(frames.numpy() * 255.0).clip(0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-
-
 def lerobot_to_store(
     src: str | Path,
     dst: str | Path,
@@ -433,27 +412,29 @@ def lerobot_to_store(
         repo_id: LeRobot repo id to open it under (default ``local/<src name>``; only a label here).
         image_codec: frame codec for cameras of a LeRobot-recorded dataset (default: the store's default,
             lossless); a dataset written by :func:`store_to_lerobot` keeps the codecs of its store.
-        video_backend: LeRobot video decoder (``torchcodec``, ``pyav``); default: torchcodec where its
-            FFmpeg libraries load, else PyAV.
+        video_backend: LeRobot video decoder (``torchcodec``, ``pyav``); default LeRobot's: torchcodec where
+            its FFmpeg libraries load, else PyAV.
         overwrite: replace an existing store at ``dst``.
 
     Raises:
-        DatasetError: not a LeRobot dataset, unreadable, a feature the store cannot hold (strings), episode
-            rows that are not contiguous, a stale ``meta/gipo_robot.json``, or lerobot missing.
+        DatasetError: not a LeRobot dataset, unreadable, a feature the store cannot hold (strings, depth
+            maps), episode rows that are not contiguous, a video LeRobot cannot decode, a stale
+            ``meta/gipo_robot.json``, or lerobot missing.
     """
     dataset_cls = _lerobot_dataset_class()
     src = Path(src)
     if not is_lerobot_dataset(src):
         raise DatasetError("not a LeRobot dataset folder (meta/info.json is missing)", path=src)
+    backend = pick_video_backend(video_backend)
     try:
-        dataset = dataset_cls(repo_id or f"local/{src.name}", root=src)
+        dataset = dataset_cls(repo_id or f"local/{src.name}", root=src, video_backend=backend)
     except Exception as err:  # LeRobot raises many kinds; name the folder whatever it is
         raise DatasetError(f"LeRobot cannot open it: {type(err).__name__}: {err}", path=src) from err
     meta = dataset.meta
     sidecar = _read_sidecar(src, meta.total_episodes)
     schema, plan, fps, robot, attrs = _import_plan(dataset, sidecar, src, image_codec)
+    reader = EpisodeReader(dataset, plan, schema, backend, src)
     store = EpisodeStore.create(dst, schema, fps=fps, robot=robot, attrs=attrs, overwrite=overwrite)
-    reader = _EpisodeReader(dataset, plan, schema, _video_backend(video_backend), src)
     for i in range(meta.total_episodes):
         steps, frame_tasks = reader.read(i)
         try:
@@ -511,7 +492,7 @@ def _import_plan(
             "lerobot": {
                 "repo_id": dataset.repo_id,
                 "robot_type": meta.robot_type,
-                "codebase_version": meta.info.get("codebase_version"),
+                "codebase_version": meta.info.codebase_version,
                 "plan": plan,
             }
         }
@@ -519,80 +500,3 @@ def _import_plan(
     if missing:
         raise DatasetError(f"features {missing} of {SIDECAR} are not in meta/info.json", path=src)
     return schema, plan, fps, robot, attrs
-
-
-class _EpisodeReader:
-    """Reads the episodes of an open ``LeRobotDataset`` as store steps, following an import ``plan`` (LeRobot
-    key -> ``{"spec", "parts"}``: the store features it splits into), with video ``backend``."""
-
-    def __init__(
-        self, dataset: Any, plan: dict[str, dict[str, Any]], schema: Schema, backend: str, src: Path
-    ):
-        self.dataset, self.plan, self.backend, self.src = dataset, plan, backend, src
-        self.by_name = {f.name: f for f in schema.features}
-        self.hf = dataset.hf_dataset
-        self.table = self.hf.with_format("arrow")[:]
-        self.episode_column = np.asarray(self.table.column("episode_index").to_numpy())
-        self.frame_column = np.asarray(self.table.column("frame_index").to_numpy())
-        self.task_column = np.asarray(self.table.column("task_index").to_numpy())
-        self.tasks = list(dataset.meta.tasks.index)
-
-    def read(self, i: int) -> tuple[dict[str, np.ndarray], list[str]]:
-        """Episode ``i``: ``({store feature: (T, *shape)}, the task of each frame)``."""
-        rows = np.flatnonzero(self.episode_column == i)
-        length = int(self.dataset.meta.episodes[i]["length"])
-        if rows.size != length or (
-            rows.size and (np.any(np.diff(rows) != 1) or np.any(self.frame_column[rows] != np.arange(length)))
-        ):
-            raise DatasetError(
-                f"rows of the episode are not contiguous frames 0..{length - 1} ({rows.size} rows found)",
-                path=self.src,
-                episode=i,
-            )
-        steps: dict[str, np.ndarray] = {}
-        for key, entry in self.plan.items():
-            spec, parts = entry["spec"], entry["parts"]
-            if spec["dtype"] in ("image", "video"):
-                steps[parts[0]] = _as_hwc(
-                    self._frames(key, spec["dtype"], rows, i), self.by_name[parts[0]], self.src, key, i
-                )
-                continue
-            values = _column(self.table, key, rows, spec["shape"], spec["dtype"]).reshape(length, -1)
-            offset = 0
-            for name in parts:
-                f = self.by_name[name]
-                size = _size(f)
-                steps[name] = values[:, offset : offset + size].reshape(length, *f.shape).astype(f.dtype)
-                offset += size
-        return steps, [self.tasks[int(t)] for t in self.task_column[rows]]
-
-    def _frames(self, key: str, dtype: str, rows: np.ndarray, i: int) -> np.ndarray:
-        """The frames of camera ``key`` at ``rows`` (PNG in the parquet files, or decoded from video)."""
-        if dtype == "image":
-            return np.stack(
-                self.hf.with_format("numpy", columns=[key])[int(rows[0]) : int(rows[-1]) + 1][key]
-            )
-        stamps = _column(self.table, "timestamp", rows, (), "float64")
-        return _decode_frames(self.dataset, key, i, stamps, self.backend)
-
-
-def _as_hwc(frames: np.ndarray, feature: Feature, path: Path, key: str, episode: int) -> np.ndarray:
-    """Frames as ``(T, H, W, C)`` uint8 in the feature's shape (LeRobot may hand them channels-first)."""
-    frames = np.asarray(frames)
-    if frames.ndim == 3 and feature.shape[2] == 1:
-        frames = frames[..., None]
-    height, width, channels = feature.shape
-    if (
-        frames.ndim == 4
-        and frames.shape[1:] != feature.shape
-        and frames.shape[1:] == (channels, height, width)
-    ):
-        frames = frames.transpose(0, 2, 3, 1)
-    if frames.shape[1:] != feature.shape:
-        raise DatasetError(
-            f"frames of shape {frames.shape[1:]}, expected {feature.shape}",
-            path=path,
-            feature=key,
-            episode=episode,
-        )
-    return frames.astype(np.uint8, copy=False)
