@@ -1,11 +1,13 @@
 """A LeRobot policy checkpoint (ACT) as a Gaussian action-chunk policy that GIPO can fine-tune.
 
-Needs the ``lerobot`` package (``[lerobot]`` extra; LeRobot 0.4 needs torch < 2.11, hence a second venv, see
-:data:`INSTALL_HINT`). Everything LeRobot-specific is LeRobot's own code: the checkpoint loads with
-``ACTPolicy.from_pretrained``, observations go through the checkpoint's pre-processor pipeline
-(``policy_preprocessor.json``: normalisation) and ACT's output through its post-processor
-(``policy_postprocessor.json``: un-normalisation), and the chunk is ACT's ``predict_action_chunk`` (called
-without its ``no_grad`` so gradients reach ACT's weights).
+Needs the ``lerobot`` package, 0.6 (``[lerobot]`` extra: Python >= 3.12, see :data:`INSTALL_HINT`).
+Everything LeRobot-specific is LeRobot's own code: the checkpoint loads with ``ACTPolicy.from_pretrained``;
+observations go through the checkpoint's own pre-processor pipeline (``policy_preprocessor.json`` and its
+state file: renaming, batching, device, normalisation) and ACT's output through its own post-processor
+(``policy_postprocessor.json``: un-normalisation), loaded with ``make_pre_post_processors`` and kept as they
+are; the chunk is ACT's ``predict_action_chunk`` (called without its ``no_grad`` so gradients reach ACT's
+weights). So the wrapped policy's mean chunk is what LeRobot's own ``predict_action`` / ``select_action``
+returns, step by step (the tests check it bit for bit).
 
 The distribution. With ``f(o)`` ACT's action chunk in environment units (pre-processor -> ACT ->
 post-processor), the policy is a diagonal Gaussian over the first ``H`` actions of the chunk::
@@ -14,9 +16,9 @@ post-processor), the policy is a diagonal Gaussian over the first ``H`` actions 
 
 ``log_std`` is learnable and state-independent, ``(H, A)``, in ACT's normalised action units (soft-bounded as
 in :class:`~gipo_robot.policies.gaussian.GaussianPolicy`); ``action_scale`` is the slope of the checkpoint's
-un-normalisation (the action std for LeRobot's default MEAN_STD), measured once through the post-processor.
-Actions are not squashed: the robot gets ``clip(a, low, high)``, the log-prob is that of the raw sample
-(same convention as ``GaussianPolicy``).
+post-processor (the action std for LeRobot's default MEAN_STD), measured once through it: a post-processor
+that is not affine per action dimension is refused. Actions are not squashed: the robot gets
+``clip(a, low, high)``, the log-prob is that of the raw sample (same convention as ``GaussianPolicy``).
 
 ACT runs in eval mode always (dropout off, VAE latent zero), so ``f(o)`` is deterministic and the behaviour
 and learner log-probs of the same weights agree exactly.
@@ -28,10 +30,12 @@ mean. What the fine-tuning loop uses beyond the head: ``config`` (a
 ``encoder`` (an observation encoder carrying the checkpoint's state normalisation, for the critic to copy).
 
 Checkpoints: :func:`gipo_robot.policies.checkpoint.save_policy` saves a :class:`LeRobotGaussianPolicy` as it
-saves any policy (safetensors + JSON, never pickle): ACT's weights, the normalisation statistics and the
-log-std in ``model.safetensors``, ACT's config (the JSON LeRobot writes) in ``config.json``. Load it back
-with :func:`load_finetuned`; :func:`export_lerobot` writes a LeRobot checkpoint folder of the fine-tuned
-policy (``ACTPolicy.from_pretrained`` and ``make_pre_post_processors`` read it).
+saves any policy (safetensors + JSON, never pickle): ACT's weights, the processors' state tensors
+(normalisation statistics) and the log-std in ``model.safetensors``; ACT's config and the two processor
+pipelines' configs (the JSON LeRobot writes; pipelines are rebuilt with LeRobot's
+``PolicyProcessorPipeline.from_config``) in ``config.json``. Load it back with :func:`load_finetuned`;
+:func:`export_lerobot` writes a LeRobot checkpoint folder of the fine-tuned policy
+(``ACTPolicy.from_pretrained`` and ``make_pre_post_processors`` read it).
 
 Shapes: ``B`` batch, ``H`` chunk length used here (<= ACT's ``chunk_size``), ``A`` action dimension;
 low-dim observation features ``(B, *shape)``, camera features ``(B, C, h, w)`` uint8 or float in [0, 255].
@@ -64,11 +68,8 @@ __all__ = [
 ]
 
 INSTALL_HINT = (
-    "LeRobot policies need the `lerobot` package: pip install gipo-robot[lerobot]. LeRobot 0.4 needs "
-    "torch < 2.11, so keep it in a second venv: python3.11 -m venv .venv-lerobot && "
-    ".venv-lerobot/bin/pip install torch==2.9.1 torchvision==0.24.1 && "
-    ".venv-lerobot/bin/pip install lerobot==0.4.4 'pandas<3' 'pyarrow<22' && "
-    ".venv-lerobot/bin/pip install -e '.[dev]'"
+    "LeRobot policies need the `lerobot` package (0.6): pip install gipo-robot[lerobot] in a Python >= 3.12 "
+    "environment, e.g. your LeRobot one; `make setup-lerobot` builds one in .venv-lerobot"
 )
 SUPPORTED_TYPES = ("act",)
 """LeRobot policy types whose ``predict_action_chunk`` is deterministic, so it can be a Gaussian's mean."""
@@ -76,6 +77,8 @@ STATE_KEY = "observation.state"
 ENV_STATE_KEY = "observation.environment_state"
 IMAGE_PREFIX = "observation.images."
 CONFIG_NAME = "config.json"
+PIPELINES = ("preprocessor", "postprocessor")
+"""The two processor pipelines of a LeRobot policy checkpoint, ``policy_<name>.json`` each."""
 PREPROCESSOR = "policy_preprocessor.json"
 
 
@@ -84,14 +87,25 @@ def _lerobot() -> Any:
     try:
         from lerobot.configs.policies import PreTrainedConfig
         from lerobot.policies.factory import get_policy_class, make_pre_post_processors
-        from lerobot.processor import NormalizerProcessorStep, UnnormalizerProcessorStep
+        from lerobot.processor import NormalizerProcessorStep, PolicyProcessorPipeline
+        from lerobot.processor.converters import (
+            batch_to_transition,
+            policy_action_to_transition,
+            transition_to_batch,
+            transition_to_policy_action,
+        )
     except ImportError as err:
         raise ImportError(f"{INSTALL_HINT} ({type(err).__name__}: {err})") from err
     return {
         "PreTrainedConfig": PreTrainedConfig,
         "get_policy_class": get_policy_class,
         "make_pre_post_processors": make_pre_post_processors,
-        "steps": (NormalizerProcessorStep, UnnormalizerProcessorStep),
+        "Normalizer": NormalizerProcessorStep,
+        "Pipeline": PolicyProcessorPipeline,
+        "converters": {
+            "preprocessor": (batch_to_transition, transition_to_batch),
+            "postprocessor": (policy_action_to_transition, transition_to_policy_action),
+        },
     }
 
 
@@ -107,14 +121,19 @@ class LeRobotPolicyConfig(PolicyConfig):
         inputs: LeRobot input key -> the observation features concatenated (in order) to form it, e.g.
             ``{"observation.state": ["robot0_eef_pos", "robot0_gripper_qpos"], "observation.images.front":
             ["agentview_image"]}``.
-        stats: normalisation statistic name (``"action.std"``, ...) -> its shape; the values are buffers.
+        processors: ``"preprocessor"`` / ``"postprocessor"`` -> the pipeline's config as LeRobot writes it
+            to ``policy_<name>.json`` (its steps and their settings; state tensors are buffers).
+        processor_state: ``"<pipeline>/<state key>/<tensor>"`` (e.g. ``"preprocessor/
+            policy_preprocessor_step_3_normalizer_processor/action.std"``) -> the tensor's shape; the values
+            are buffers, in this order.
     """
 
     lerobot_type: str = "act"
     lerobot_config: dict[str, Any] = field(default_factory=dict)
     lerobot_version: str = ""
     inputs: dict[str, list[str]] = field(default_factory=dict)
-    stats: dict[str, list[int]] = field(default_factory=dict)
+    processors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    processor_state: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -131,15 +150,15 @@ class LeRobotPolicyConfig(PolicyConfig):
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise ValueError(f"LeRobotPolicyConfig.inputs[{key!r}] names unknown features {unknown}")
-
-
-def _split_stats(flat: dict[str, Tensor]) -> dict[str, dict[str, Tensor]]:
-    """``{"observation.state.mean": t}`` -> ``{"observation.state": {"mean": t}}`` (LeRobot's layout)."""
-    out: dict[str, dict[str, Tensor]] = {}
-    for name, value in flat.items():
-        key, stat = name.rsplit(".", 1)
-        out.setdefault(key, {})[stat] = value
-    return out
+        if sorted(self.processors) != sorted(PIPELINES):
+            raise ValueError(
+                f"LeRobotPolicyConfig.processors has {sorted(self.processors)}, expected {list(PIPELINES)}"
+            )
+        bad = [n for n in self.processor_state if n.split("/", 1)[0] not in PIPELINES or n.count("/") < 2]
+        if bad:
+            raise ValueError(
+                f"LeRobotPolicyConfig.processor_state names {bad} are not '<pipeline>/<state key>/<tensor>'"
+            )
 
 
 class LeRobotGaussianPolicy(GaussianHead):
@@ -148,52 +167,87 @@ class LeRobotGaussianPolicy(GaussianHead):
     Build one with :func:`load_lerobot_policy` (from a LeRobot checkpoint folder) or :func:`load_finetuned`.
 
     Args:
-        config: observation/action layout, chunk length, log-std bounds and the LeRobot config.
+        config: observation/action layout, chunk length, log-std bounds, the LeRobot config and the processor
+            pipelines' configs.
         lerobot_policy: the LeRobot policy module (its parameters are this module's ``lerobot.*``).
-        stats: normalisation statistics, LeRobot layout ``{key: {stat: tensor}}``.
+        processor_state: the pipelines' state tensors, one per name of ``config.processor_state``.
+        build_processors: build the pipelines now (:meth:`refresh_processors`); False when the state is a
+            placeholder that a state dict replaces next.
     """
 
     policy_type = "lerobot"  # its name in checkpoint.POLICY_TYPES
     density_units = "env"  # centred on exactly LeRobot's post-processed chunk (see GaussianHead)
 
     def __init__(
-        self, config: LeRobotPolicyConfig, lerobot_policy: nn.Module, stats: dict[str, dict[str, Tensor]]
+        self,
+        config: LeRobotPolicyConfig,
+        lerobot_policy: nn.Module,
+        processor_state: dict[str, Tensor],
+        *,
+        build_processors: bool = True,
     ) -> None:
         super().__init__()
         self.config = config
         self.lerobot = lerobot_policy
         self._init_head()  # raw_log_std (H, A) and the action buffers; scale/offset measured below
-        # Statistics as buffers (saved with the weights): one per entry of config.stats, in its order.
-        self.norm_stats = nn.Module()
-        for i, name in enumerate(config.stats):
-            key, stat = name.rsplit(".", 1)
-            self.norm_stats.register_buffer(f"s{i}", torch.as_tensor(stats[key][stat]).clone())
-        self.refresh_processors()
+        # The processors' state (normalisation statistics) as buffers, saved with the weights: one per entry
+        # of config.processor_state, in its order.
+        self.processor_state = nn.Module()
+        for i, name in enumerate(config.processor_state):
+            self.processor_state.register_buffer(f"s{i}", torch.as_tensor(processor_state[name]).clone())
+        if build_processors:
+            self.refresh_processors()
 
     # --- LeRobot pipelines ---------------------------------------------------------------------------------
 
-    def _stats(self) -> dict[str, dict[str, Tensor]]:
-        flat = {name: getattr(self.norm_stats, f"s{i}") for i, name in enumerate(self.config.stats)}
-        return _split_stats(flat)
-
     def refresh_processors(self) -> None:
-        """(Re)build LeRobot's pre/post-processors from the statistic buffers and measure the action map.
+        """(Re)build LeRobot's pre/post-processors from their configs and the state buffers, and measure the
+        action map. Call after loading a state dict.
 
-        Call after loading a state dict. The un-normalisation is affine per dimension for every LeRobot
-        normalisation mode, so ``offset = post(0)`` and ``scale = post(1) - post(0)``.
+        The post-processor must be affine per action dimension (it is for every LeRobot normalisation mode):
+        ``offset = post(0)`` and ``scale = post(1) - post(0)``, checked against ``post(-1)``.
+
+        Raises:
+            CheckpointError: a post-processor that is not increasing and affine per dimension.
         """
         lr = _lerobot()
-        self._preprocess, self._postprocess = lr["make_pre_post_processors"](
-            self.lerobot.config, dataset_stats=self._stats()
-        )
+        state: dict[str, dict[str, dict[str, Tensor]]] = {name: {} for name in PIPELINES}
+        for i, name in enumerate(self.config.processor_state):
+            pipeline, key, tensor = name.split("/", 2)
+            state[pipeline].setdefault(key, {})[tensor] = getattr(self.processor_state, f"s{i}")
+        built = {
+            name: lr["Pipeline"].from_config(
+                self.config.processors[name],
+                state_dict=state[name],
+                to_transition=lr["converters"][name][0],
+                to_output=lr["converters"][name][1],
+            )
+            for name in PIPELINES
+        }
+        self._preprocess, self._postprocess = built["preprocessor"], built["postprocessor"]
         a = self.config.action_dim
         with torch.no_grad():
-            zero = self._postprocess(torch.zeros(1, 1, a)).reshape(a)
-            one = self._postprocess(torch.ones(1, 1, a)).reshape(a)
-        if not (one - zero > 0).all():
-            raise CheckpointError(f"the action un-normalisation is not increasing: scale {one - zero}")
+            low, zero, one = (
+                self._postprocess(torch.full((1, 1, a), v)).reshape(a) for v in (-1.0, 0.0, 1.0)
+            )
+        scale = one - zero
+        if not (scale > 0).all() or not torch.allclose(zero - low, scale, rtol=1e-4, atol=1e-6):
+            raise CheckpointError(
+                f"the action post-processor is not increasing and affine per dimension: it maps -1, 0, 1 to "
+                f"{low.tolist()}, {zero.tolist()}, {one.tolist()}"
+            )
         self.action_offset.copy_(zero)
-        self.action_scale.copy_(one - zero)
+        self.action_scale.copy_(scale)
+
+    def _stats(self) -> dict[str, dict[str, Tensor]]:
+        """The pre-processor's normalisation statistics, LeRobot layout ``{key: {stat: tensor}}``."""
+        out: dict[str, dict[str, Tensor]] = {}
+        for step in self._preprocess.steps:
+            if isinstance(step, _lerobot()["Normalizer"]):
+                for name, value in step.state_dict().items():
+                    key, stat = name.rsplit(".", 1)
+                    out.setdefault(key, {})[stat] = value
+        return out
 
     def train(self, mode: bool = True) -> LeRobotGaussianPolicy:
         """Set training mode on this module but keep the LeRobot policy in eval mode (deterministic mean)."""
@@ -336,7 +390,7 @@ def load_lerobot_policy(
     """
     lr = _lerobot()
     path = Path(path)
-    for name in (CONFIG_NAME, "model.safetensors", PREPROCESSOR):
+    for name in (CONFIG_NAME, "model.safetensors", PREPROCESSOR, "policy_postprocessor.json"):
         if not (path / name).is_file():
             hint = (
                 " (a checkpoint from LeRobot < 0.4 keeps normalisation inside the model: convert it with "
@@ -362,23 +416,42 @@ def load_lerobot_policy(
         raise CheckpointError(
             f"{path / 'model.safetensors'} does not fit {path / CONFIG_NAME}: {err}"
         ) from err
-    try:
-        pre, post = lr["make_pre_post_processors"](cfg, pretrained_path=str(path))
-    except Exception as err:
-        raise CheckpointError(f"{path}: LeRobot cannot load the processor pipelines: {err}") from err
-    flat: dict[str, Tensor] = {}  # the normalisation statistics, "observation.state.mean" -> tensor
-    for step in [*pre.steps, *post.steps]:
-        if isinstance(step, lr["steps"]):
-            flat.update({k: v.detach().cpu() for k, v in step.state_dict().items()})
+    pre, post = _load_processors(lr, cfg, path)
+    # as JSON holds them (lists, not tuples): a saved config reads back equal
+    processors = json.loads(
+        json.dumps({"preprocessor": pre.get_config(), "postprocessor": post.get_config()})
+    )
+    state = {
+        f"{name}/{key}/{tensor}": value.detach().cpu()
+        for name, pipeline in (("preprocessor", pre), ("postprocessor", post))
+        for key, tensors in pipeline.state_dict().items()
+        for tensor, value in tensors.items()
+    }
     log_std = (log_std_init, log_std_min, log_std_max)
-    config = _policy_config(cfg, raw_config, flat, inputs, chunk, log_std, where=str(path))
-    return LeRobotGaussianPolicy(config, lerobot_policy, _split_stats(flat)).train(False)
+    config = _policy_config(cfg, raw_config, processors, state, inputs, chunk, log_std, where=str(path))
+    return LeRobotGaussianPolicy(config, lerobot_policy, state).train(False)
+
+
+def _load_processors(lr: dict[str, Any], cfg: Any, path: Path) -> tuple[Any, Any]:
+    """The checkpoint's own pre/post-processor pipelines, the pre-processor's device set to ``cfg.device``."""
+    steps = json.loads((path / PREPROCESSOR).read_text()).get("steps", [])
+    on_device = any(step.get("registry_name") == "device_processor" for step in steps)
+    overrides = {"device_processor": {"device": cfg.device}} if on_device else {}
+    try:
+        return lr["make_pre_post_processors"](
+            cfg,
+            pretrained_path=str(path),
+            preprocessor_overrides=overrides,
+        )
+    except Exception as err:  # LeRobot raises many kinds; name the folder whatever it is
+        raise CheckpointError(f"{path}: LeRobot cannot load the processor pipelines: {err}") from err
 
 
 def _policy_config(
     cfg: Any,
     raw_config: dict[str, Any],
-    flat_stats: dict[str, Tensor],
+    processors: dict[str, dict[str, Any]],
+    processor_state: dict[str, Tensor],
     inputs: dict[str, dict[str, list[int]]] | None,
     chunk: int | None,
     log_std: tuple[float, float, float],
@@ -436,7 +509,8 @@ def _policy_config(
             else raw_config,
             lerobot_version=lerobot_version,
             inputs={k: list(v) for k, v in layout.items()},
-            stats={k: list(v.shape) for k, v in sorted(flat_stats.items())},
+            processors=processors,
+            processor_state={k: list(v.shape) for k, v in processor_state.items()},
         )
     except ValueError as err:
         raise CheckpointError(f"{where}: {err}") from err
@@ -472,6 +546,12 @@ def load_finetuned(
         raise CheckpointError(
             f"{path / CONFIG_NAME} is a gipo-robot policy but not LeRobot-based; load it with load_policy"
         )
+    if "processors" not in section:
+        raise CheckpointError(
+            f"{path / CONFIG_NAME} was saved with LeRobot {section.get('lerobot_version') or '0.4'} by an "
+            "older gipo-robot (no processor pipelines); export it with export_lerobot there, then wrap the "
+            "export with load_lerobot_policy"
+        )
     try:
         config = LeRobotPolicyConfig(**section)
     except (TypeError, ValueError) as err:
@@ -487,8 +567,8 @@ def load_finetuned(
             ) from err
     cfg.device = "cpu"
     lerobot_policy = lr["get_policy_class"](cfg.type)(cfg)
-    stats = _split_stats({name: torch.ones(shape) for name, shape in config.stats.items()})  # loaded below
-    policy = LeRobotGaussianPolicy(config, lerobot_policy, stats)
+    placeholder = {name: torch.zeros(shape) for name, shape in config.processor_state.items()}
+    policy = LeRobotGaussianPolicy(config, lerobot_policy, placeholder, build_processors=False)
     load_weights(policy, path, "model.safetensors", saved)
     policy.refresh_processors()
     return policy.train(False)

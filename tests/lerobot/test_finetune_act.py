@@ -1,101 +1,76 @@
-"""A tiny ACT (LeRobot checkpoint) fine-tuned on Lift by gipo-robot's own loop, ``train.finetune``."""
+"""An ACT trained by LeRobot 0.6 fine-tuned with GIPO on an arm: ``finetune --robot``'s loop (the actor here,
+the learner in a child process) drives the virtual Feetech arm through gipo-robot's serial driver, an
+operator labels each episode, and the learner's GIPO rounds move ACT's weights; the result goes back to
+LeRobot as a checkpoint LeRobot's own ``predict_action`` runs. No simulator (robosuite is not in a LeRobot
+environment)."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
 from tests.lerobot.conftest import SKIP_REASON
 
-pytest.importorskip("lerobot", reason=SKIP_REASON)
+pytest.importorskip("lerobot", minversion="0.6", reason=SKIP_REASON)
 
 import torch
-from lerobot.configs.types import FeatureType, PolicyFeature
-from lerobot.policies.act.configuration_act import ACTConfig
+from lerobot.common.control_utils import predict_action
 from lerobot.policies.act.modeling_act import ACTPolicy
 from lerobot.policies.factory import make_pre_post_processors
-from safetensors.torch import load_file
 
 from gipo_robot.datasets import EpisodeStore
-from gipo_robot.policies.checkpoint import save_policy
-from gipo_robot.policies.from_lerobot import load_finetuned, load_lerobot_policy
-from gipo_robot.train.finetune import FinetuneConfig, finetune
-
-# Lift's observation spec (gipo_robot.sim): 39 robot values and a 10-d object state; 7-d action.
-ROBOT = {
-    "robot0_joint_pos": [7],
-    "robot0_joint_pos_cos": [7],
-    "robot0_joint_pos_sin": [7],
-    "robot0_joint_vel": [7],
-    "robot0_eef_pos": [3],
-    "robot0_eef_quat": [4],
-    "robot0_gripper_qpos": [2],
-    "robot0_gripper_qvel": [2],
-}
-TINY = dict(
-    task="Lift",
-    num_envs=1,
-    backend="sync",
-    steps_per_env=15,
-    env_steps=30,
-    horizon=20,
-    minibatch_size=8,
-    epochs=2,
-    eval_every=2,
-    eval_episodes=1,
-    critic_warmup_iters=0,
-    replay_size=2,
-    policy_lr=1e-4,
-)
+from gipo_robot.hardware.emulators.virtual_bus import VirtualServoBus
+from gipo_robot.policies import load_policy, save_policy
+from gipo_robot.policies.from_lerobot import export_lerobot, load_lerobot_policy
+from gipo_robot.train.arm import ArmConfig, finetune_on_robot
+from gipo_robot.train.arm.operator import ScriptedOperator
+from gipo_robot.train.state import read_history
+from tests.lerobot.made_by_lerobot import ARM_INPUTS
 
 
-def lift_act(path) -> None:
-    config = ACTConfig(
-        input_features={
-            "observation.state": PolicyFeature(FeatureType.STATE, (39,)),
-            "observation.environment_state": PolicyFeature(FeatureType.ENV, (10,)),
-        },
-        output_features={"action": PolicyFeature(FeatureType.ACTION, (7,))},
-        chunk_size=4,
-        n_action_steps=4,
-        dim_model=16,
-        n_heads=2,
-        dim_feedforward=32,
-        n_encoder_layers=1,
-        n_decoder_layers=1,
-        latent_dim=4,
-        n_vae_encoder_layers=1,
-        pretrained_backbone_weights=None,
-        device="cpu",
-    )
-    torch.manual_seed(0)
-    stats = {
-        "observation.state": {"mean": torch.zeros(39), "std": torch.ones(39)},
-        "observation.environment_state": {"mean": torch.zeros(10), "std": torch.ones(10)},
-        "action": {"mean": torch.zeros(7), "std": torch.full((7,), 0.5)},
-    }
-    pre, post = make_pre_post_processors(config, dataset_stats=stats)
-    ACTPolicy(config).save_pretrained(path)
-    pre.save_pretrained(path)
-    post.save_pretrained(path)
-
-
-def test_finetune_loop_runs_act_on_lift(tmp_path):
-    lift_act(tmp_path / "act")
-    inputs = {"observation.state": ROBOT, "observation.environment_state": {"object": [10]}}
-    save_policy(tmp_path / "start", load_lerobot_policy(tmp_path / "act", inputs=inputs))
-    # checkpoint.load_policy/load_critic dispatch LeRobot-based checkpoints to their loader: the loop needs
-    # both to start, and to resume (policy, critic and optimiser state from the run's checkpoint).
-    config = FinetuneConfig(**TINY)
-    first = finetune(config, tmp_path / "start", tmp_path / "run", progress=False, stop_after=1)
-    assert [r["iteration"] for r in first] == [1]
-    history = finetune(config, tmp_path / "start", tmp_path / "run", progress=False, resume=True)
-    assert [r["iteration"] for r in history] == [1, 2]
-    assert "eval_success" in history[-1] and history[-1]["skipped_updates"] == 0
-    store = EpisodeStore.open(tmp_path / "run" / "rollouts.zarr")
-    assert store.n_steps == 30 and sorted(set(store.meta_table()["source"])) == ["rollout"]
-    # the loop's checkpoint is the fine-tuned ACT: it loads back and its weights moved
-    tuned = load_finetuned(tmp_path / "run" / "checkpoint")
-    before = load_file(str(tmp_path / "start" / "model.safetensors"))
-    after = tuned.state_dict()
+def test_trained_act_is_finetuned_with_gipo_on_the_virtual_arm(tmp_path, trained_act):
+    checkpoint, _ = trained_act
+    start = load_lerobot_policy(checkpoint, inputs=ARM_INPUTS, log_std_init=-1.0)
+    save_policy(tmp_path / "start", start)
+    with VirtualServoBus("feetech") as bus:
+        (tmp_path / "arm.json").write_text(json.dumps(bus.robot_config()))
+        # sync mode: after each episode the actor waits for the learner's next version, so the three episodes
+        # run versions 0, 1, 2 and the learner makes a GIPO round on each (10 steps at 30 Hz)
+        config = ArmConfig(robot=str(tmp_path / "arm.json"), reward="operator", mode="sync", episodes=3,
+                           max_steps=10, min_new_steps=10, minibatch_size=8, objective="gipo")  # fmt: skip
+        result = finetune_on_robot(config, tmp_path / "start", tmp_path / "run", status=False,
+                                   operator=ScriptedOperator("yny"))  # fmt: skip
+    assert result["session"]["ended"] == "budget"
+    store = EpisodeStore.open(tmp_path / "run" / "episodes.zarr")
+    table = store.meta_table()
+    assert list(table["policy_version"]) == [0, 1, 2] and list(table["success"]) == [True, False, True]
+    steps = store.episode(0)
+    assert steps["obs.joint_pos"].shape == (10, 6) and steps["sample"].shape == (10, 6)
+    assert np.isfinite(steps["logp"]).all() and not steps["intervention"].any()
+    history = read_history(tmp_path / "run" / "metrics.csv")
+    assert len(history) >= 2 and history[-1]["skipped_updates"] == 0
+    # the published versions are fine-tuned ACTs: ACT's weights and the log-std moved, statistics did not
+    weights = tmp_path / "run" / "weights"
+    first, last = load_policy(weights / "v000000"), load_policy(weights / f"v{len(history):06d}")
+    before, after = first.state_dict(), last.state_dict()
     moved = [k for k in before if k.startswith("lerobot.") and not torch.equal(before[k], after[k])]
     assert moved and not torch.equal(before["raw_log_std"], after["raw_log_std"])
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("processor_state."))
+
+    # back to LeRobot: its own predict_action runs the fine-tuned ACT and gives the wrapped policy's chunk
+    export_lerobot(last, tmp_path / "export")
+    act = ACTPolicy.from_pretrained(tmp_path / "export")
+    pre, post = make_pre_post_processors(act.config, pretrained_path=str(tmp_path / "export"))
+    obs = {name: torch.from_numpy(steps[f"obs.{name}"][:1]).float() for name in ("joint_pos", "joint_vel")}
+    observation = {
+        "observation.state": obs["joint_pos"][0].numpy(),
+        "observation.environment_state": obs["joint_vel"][0].numpy(),
+    }
+    cpu = torch.device("cpu")
+    theirs = [predict_action(dict(observation), act, cpu, pre, post, use_amp=False) for _ in range(4)]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            last.env_mean(last.normalized_chunk(obs))[0], torch.cat(theirs), rtol=0, atol=0
+        )

@@ -1,5 +1,6 @@
-"""A tiny ACT saved by LeRobot, loaded as a Gaussian policy: its mean is ACT's own chunk, its log-prob is
-exact, gradients reach ACT and the log-std, GIPO updates move it, and checkpoints round-trip bit for bit."""
+"""An ACT saved (or trained) by LeRobot 0.6, loaded as a Gaussian policy: its mean is what LeRobot's own
+``predict_action`` returns, its log-prob is exact, gradients reach ACT and the log-std, GIPO updates move it,
+and checkpoints round-trip bit for bit."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 
 from tests.lerobot.conftest import ACTION_DIM, CHUNK, ENV_LAYOUT, SKIP_REASON, STATE_LAYOUT, write_tiny_act
 
-pytest.importorskip("lerobot", reason=SKIP_REASON)
+pytest.importorskip("lerobot", minversion="0.6", reason=SKIP_REASON)
 
 import torch
+from lerobot.common.control_utils import predict_action
 from lerobot.policies.act.modeling_act import ACTPolicy
 from lerobot.policies.factory import make_pre_post_processors
 
@@ -22,6 +24,7 @@ from gipo_robot.policies.checkpoint import CheckpointError, load_critic, load_po
 from gipo_robot.policies.critic import Critic
 from gipo_robot.policies.from_lerobot import export_lerobot, load_finetuned, load_lerobot_policy
 from gipo_robot.policies.head import GaussianHead
+from tests.lerobot.made_by_lerobot import ARM_INPUTS
 
 INPUTS = {"observation.state": STATE_LAYOUT, "observation.environment_state": ENV_LAYOUT}
 B = 8
@@ -75,6 +78,59 @@ def test_mean_is_acts_own_chunk_and_log_prob_is_exact(tiny_act):
     torch.testing.assert_close(policy.entropy(obs), normal.entropy().sum(dim=(1, 2)), rtol=1e-5, atol=1e-4)
     # clip: what the robot gets, the density ignores it (same convention as GaussianPolicy)
     assert policy.clip(torch.full((1, CHUNK, ACTION_DIM), 3.0)).max() == 1.0
+
+
+def test_trained_act_acts_as_lerobots_own_predict_action(trained_act):
+    """An ACT trained by LeRobot (processors saved next to the model): the wrapped policy's chunk is, step by
+    step, what LeRobot's deploy path returns: ``predict_action`` (observation -> pre-processor ->
+    ``select_action`` from its queue of ``n_action_steps`` -> post-processor), bit for bit."""
+    checkpoint, _ = trained_act
+    policy = load_lerobot_policy(checkpoint, inputs=ARM_INPUTS)
+    assert (policy.config.chunk, policy.config.action_dim) == (4, 6)  # chunk = ACT's n_action_steps
+    # the checkpoint's own pipelines, as LeRobot wrote them (steps, settings, state file names)
+    for name in ("preprocessor", "postprocessor"):
+        saved = json.loads((checkpoint / f"policy_{name}.json").read_text())
+        assert policy.config.processors[name] == saved
+    act = ACTPolicy.from_pretrained(checkpoint)
+    pre, post = make_pre_post_processors(act.config, pretrained_path=str(checkpoint))
+    g = torch.Generator().manual_seed(7)
+    obs = {"joint_pos": 0.4 * torch.randn(3, 6, generator=g), "joint_vel": torch.randn(3, 6, generator=g)}
+    for b in range(3):
+        one = {k: v[b : b + 1] for k, v in obs.items()}  # batches of 1 as LeRobot acts (BLAS rounds by shape)
+        with torch.no_grad():
+            chunk = policy.env_mean(policy.normalized_chunk(one))[0]  # (H=4, A=6)
+        act.reset()  # a new episode: an empty action queue
+        observation = {
+            "observation.state": obs["joint_pos"][b].numpy(),
+            "observation.environment_state": obs["joint_vel"][b].numpy(),
+        }
+        theirs = [
+            predict_action(
+                dict(observation), act, torch.device("cpu"), pre, post, use_amp=False, task="reach"
+            )
+            for _ in range(act.config.n_action_steps)
+        ]
+        torch.testing.assert_close(chunk, torch.cat(theirs), rtol=0, atol=0)
+    # the action scale is the post-processor's slope: the dataset's action std (MEAN_STD)
+    stats = json.loads((trained_act[1] / "meta" / "stats.json").read_text())
+    torch.testing.assert_close(policy.action_scale, torch.tensor(stats["action"]["std"], dtype=torch.float32))
+
+
+def test_a_post_processor_that_is_not_affine_is_refused(tiny_act, tmp_path):
+    """The Gaussian's σ is log_std times the post-processor's slope, so that slope must be one positive number
+    per action dimension; a post-processor that decreases (here: a negative action std in its statistics)
+    is refused at load time."""
+    broken = tmp_path / "act"
+    shutil.copytree(tiny_act, broken)
+    config = json.loads((broken / "policy_postprocessor.json").read_text())
+    state_file = broken / config["steps"][0]["state_file"]
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(state_file))
+    state["action.std"] = -state["action.std"]  # a decreasing map: a = -z * std + mean
+    save_file(state, str(state_file))
+    with pytest.raises(CheckpointError, match=r"post-processor is not increasing and affine"):
+        load_lerobot_policy(broken, inputs=INPUTS)
 
 
 def test_gradients_reach_act_and_the_log_std(tiny_act):
@@ -186,6 +242,19 @@ def test_wrong_spec_and_bad_checkpoints_fail_clearly(tiny_act, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(CheckpointError, match="does not match the sha256"):
         load_finetuned(tmp_path / "ft")
+    # a checkpoint fine-tuned under LeRobot 0.4 (normalisation statistics only, no processor pipelines)
+    save_policy(tmp_path / "old", policy)
+    config_file = tmp_path / "old" / "config.json"
+    config = json.loads(config_file.read_text())
+    section = config["policy"]
+    section["stats"] = section.pop("processor_state")
+    del section["processors"]
+    section["lerobot_version"] = "0.4.4"
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(
+        CheckpointError, match=r"saved with LeRobot 0\.4\.4 by an older gipo-robot.*export_lerobot"
+    ):
+        load_finetuned(tmp_path / "old")
 
 
 def test_camera_input(tmp_path):

@@ -1,5 +1,5 @@
-"""Without lerobot installed, both adapters fail with the extra's name and the second-venv recipe (runs in
-every venv: here lerobot's modules are hidden, as if it were not installed)."""
+"""Without lerobot installed, both adapters fail with the extra's name and where to get a LeRobot environment
+(runs in every venv: here lerobot's modules are hidden, as if it were not installed)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def no_lerobot(monkeypatch):
 
 def test_dataset_converter_names_the_extra(no_lerobot, tmp_path):
     store = EpisodeStore.create(tmp_path / "s.zarr", Schema((Feature("action", "float32", (2,)),)), fps=10)
-    with pytest.raises(DatasetError, match=r"pip install gipo-robot\[lerobot\].*\.venv-lerobot"):
+    with pytest.raises(
+        DatasetError, match=r"\(0\.6\): pip install gipo-robot\[lerobot\].*Python >= 3\.12.*\.venv-lerobot"
+    ):
         store_to_lerobot(store, tmp_path / "lr")
     assert not (tmp_path / "lr").exists()
     with pytest.raises(DatasetError, match=r"pip install gipo-robot\[lerobot\]"):
@@ -28,5 +30,7 @@ def test_dataset_converter_names_the_extra(no_lerobot, tmp_path):
 
 
 def test_policy_loader_names_the_extra(no_lerobot, tmp_path):
-    with pytest.raises(ImportError, match=r"pip install gipo-robot\[lerobot\].*torch==2\.9\.1"):
+    with pytest.raises(
+        ImportError, match=r"\(0\.6\): pip install gipo-robot\[lerobot\].*Python >= 3\.12.*\.venv-lerobot"
+    ):
         load_lerobot_policy(tmp_path)
