@@ -20,7 +20,11 @@ What each emulated servo does (per the vendors' manuals, simplified where noted)
   Error Status) and, if the Shutdown / Unloading Condition register lists it (by default overload and
   overheating do), switches the torque off and keeps it off: the joint goes limp. It lasts until the
   emulator stops (a reboot). :meth:`EmulatedServo.drop_torque` switches torque off without an error, as a
-  brown-out reset does.
+  brown-out reset does. A Feetech servo also shows its conditions in its Status register (65);
+- the rest of the control table LeRobot's driver touches (:data:`EXTRA_REGISTERS`: firmware version,
+  return delay, gains, torque/current limits, acceleration, Phase) holds what was written and reads back;
+  of these only Feetech's Phase bit 4 (multi-turn angle feedback: positions no longer wrap into one turn)
+  changes what the servo does.
 
 The arm is ``assets/virtual_arm.xml``, stepped in real time. The packets that reach these servos are
 parsed by :mod:`gipo_robot.hardware.emulators.virtual_bus`.
@@ -46,6 +50,42 @@ JOINT_RANGES = ((-2.0, 2.0), (-1.8, 1.8), (-1.7, 1.7), (-1.8, 1.8), (-2.5, 2.5),
 DEFAULT_MOUNT_OFFSETS = (120, -85, 200, -160, 45, -30)
 _TEMPERATURE_C = 31
 _TORQUE_OFF_REGISTER = {"dynamixel": "shutdown", "feetech": "unloading_condition"}
+#: Protocol -> registers of the real servos that this project's driver does not use but LeRobot's does
+#: (its ``configure_motors``, the SO/Koch arms' ``configure``, a health check), as (register, the value a
+#: servo holds out of the box). Addresses from the vendors' tables (Feetech "SMS/STS memory table", ROBOTIS
+#: X series control table), the same as LeRobot's ``motors/*/tables.py``; a few are in the model's table
+#: too and are listed for their factory value. They are stored and read back; what they tune (gains, torque
+#: and current limits, acceleration, return delay) is not emulated.
+EXTRA_REGISTERS: dict[str, dict[str, tuple[sp.Register, int]]] = {
+    "feetech": {
+        "firmware_major_version": (sp.Register(0, 1, eeprom=True), 3),
+        "firmware_minor_version": (sp.Register(1, 1, eeprom=True), 10),
+        "return_delay_time": (sp.Register(7, 1, eeprom=True), 250),  # 2 us per unit: 500 us
+        "response_status_level": (sp.Register(8, 1, eeprom=True), 1),
+        "max_torque_limit": (sp.Register(16, 2, eeprom=True), 1000),  # 0.1 % of stall torque
+        "phase": (sp.Register(18, 1, eeprom=True), 0),  # bit 4: multi-turn angle feedback (see below)
+        "p_coefficient": (sp.Register(21, 1, eeprom=True), 32),
+        "d_coefficient": (sp.Register(22, 1, eeprom=True), 32),
+        "i_coefficient": (sp.Register(23, 1, eeprom=True), 0),
+        "protection_current": (sp.Register(28, 2, eeprom=True), 500),  # 6.5 mA per unit
+        "overload_torque": (sp.Register(36, 1, eeprom=True), 80),  # % of max torque while overloaded
+        "torque_limit": (sp.Register(48, 2), 1000),
+        "present_voltage": (sp.Register(62, 1), 120),  # 0.1 V per unit
+        "status": (sp.Register(65, 1), 0),  # the hardware condition bits, as in the status packets
+        "maximum_acceleration": (sp.Register(85, 1), 0),
+    },
+    "dynamixel": {
+        "firmware_version": (sp.Register(6, 1, eeprom=True), 52),
+        "return_delay_time": (sp.Register(9, 1, eeprom=True), 250),
+        "current_limit": (sp.Register(38, 2, eeprom=True), 1750),
+        "velocity_limit": (sp.Register(44, 4, eeprom=True), 445),
+        "position_d_gain": (sp.Register(80, 2), 0),
+        "position_i_gain": (sp.Register(82, 2), 0),
+        "position_p_gain": (sp.Register(84, 2), 400),
+        "profile_acceleration": (sp.Register(108, 4), 0),
+        "profile_velocity": (sp.Register(112, 4), 0),
+    },
+}
 _READ_ONLY = {
     "model_number",
     "firmware_version",
@@ -58,6 +98,8 @@ _READ_ONLY = {
     "present_temperature",
     "moving",
     "hardware_error_status",
+    "present_voltage",
+    "status",
 }
 
 
@@ -75,7 +117,12 @@ class EmulatedServo:
     def __init__(self, model: sp.ServoModel, servo_id: int, mount_offset: int, q_low: float, q_high: float):
         self.model, self.id, self.mount = model, servo_id, mount_offset
         self.q_low, self.q_high = q_low, q_high
-        self.image = bytearray(max(r.address + r.size for r in model.registers.values()) + 1)
+        extras = EXTRA_REGISTERS[model.protocol]
+        self.registers = {**model.registers, **{name: reg for name, (reg, _) in extras.items()}}
+        """The whole control table emulated: the model's registers and the :data:`EXTRA_REGISTERS`."""
+        self.image = bytearray(max(r.address + r.size for r in self.registers.values()) + 1)
+        for name, (_, value) in extras.items():
+            self.set(name, value)
         self.set("model_number", model.model_number)
         self.set("id", servo_id)
         self.set("min_position_limit", 0)
@@ -90,11 +137,11 @@ class EmulatedServo:
         self.set("goal_position", self.present_ticks(0.0))
 
     def get(self, name: str) -> int:
-        reg = self.model.register(name)
+        reg = self.registers[name]
         return reg.decode(self.image[reg.address : reg.address + reg.size])
 
     def set(self, name: str, value: int) -> None:
-        reg = self.model.register(name)
+        reg = self.registers[name]
         self.image[reg.address : reg.address + reg.size] = reg.encode(value)
 
     @property
@@ -125,12 +172,16 @@ class EmulatedServo:
     def present_ticks(self, q: float) -> int:
         raw = self.model.resolution // 2 + self.mount + round(q / self.model.rad_per_tick)
         present = raw + self.model.homing_sign * self.get("homing_offset")
-        return present % self.model.resolution if self.model.protocol == "feetech" else present
+        return present % self.model.resolution if self._wraps() else present
+
+    def _wraps(self) -> bool:
+        """Whether positions wrap into one turn (a Feetech servo, unless Phase bit 4 asks for multi-turn)."""
+        return self.model.protocol == "feetech" and not self.get("phase") & 0x10
 
     def goal_q(self) -> float:
         """The joint angle the goal position register asks for, rad."""
         raw = self.get("goal_position") - self.model.homing_sign * self.get("homing_offset")
-        if self.model.protocol == "feetech":
+        if self._wraps():
             raw %= self.model.resolution
         q = (raw - self.model.resolution // 2 - self.mount) * self.model.rad_per_tick
         return min(max(q, self.q_low), self.q_high)
@@ -140,6 +191,8 @@ class EmulatedServo:
         self.set("present_position", self.present_ticks(q))
         self.set("present_velocity", round(qdot / self.model.velocity_unit))
         self.set("moving", int(abs(qdot) > 0.02))
+        if self.model.protocol == "feetech":
+            self.set("status", self.errors)
 
     def read(self, address: int, length: int) -> tuple[bytes, int]:
         """``(data, error)`` of a READ."""
@@ -153,14 +206,14 @@ class EmulatedServo:
         dxl = self.model.protocol == "dynamixel"
         touched = [
             name
-            for name, reg in self.model.registers.items()
+            for name, reg in self.registers.items()
             if reg.address < address + len(data) and address < reg.address + reg.size
         ]
         if address + len(data) > len(self.image):
             return sp.DXL_ERROR_DATA_LENGTH if dxl else 0
         if any(name in _READ_ONLY for name in touched):
             return sp.DXL_ERROR_ACCESS if dxl else 0
-        if dxl and self.torque and any(self.model.registers[n].eeprom for n in touched):
+        if dxl and self.torque and any(self.registers[n].eeprom for n in touched):
             return sp.DXL_ERROR_ACCESS
         was_on = self.torque
         old = bytes(self.image)
