@@ -1,5 +1,5 @@
-"""Hardware: the :class:`Robot` contract, the real-arm backends (serial servo bus, ROS), cameras and the
-safety guard every action passes.
+"""Hardware: the :class:`Robot` contract, the real-arm backends (serial servo bus, ROS, LeRobot's own
+robots), cameras and the safety guard every action passes.
 
 A robot config names its backend by ``type`` (:data:`~gipo_robot.hardware.config.ROBOT_TYPES`, lazily
 imported ``"module:Class"`` strings; the simulator's ``SimRobot`` is registered there like any other
@@ -35,6 +35,8 @@ _EXPORTS = {
     "load_robot": "config",
     "RobotConfigError": "config",
     "Pacer": "pacing",
+    "LeRobotArm": "from_lerobot",
+    "LeRobotArmConfig": "lerobot_config",
     "RosArm": "ros_bridge",
     "RosArmConfig": "ros_bridge",
     "StaleStateError": "ros_bridge",

@@ -8,7 +8,8 @@ Two forms::
 
 A config file is a table whose ``type`` key picks the backend from :data:`ROBOT_TYPES`; the other keys
 are the backend's (see :class:`~gipo_robot.hardware.serial_bus.SerialArm`,
-:class:`~gipo_robot.hardware.ros_bridge.RosArm`; ``type = "sim"`` takes ``task`` and the
+:class:`~gipo_robot.hardware.ros_bridge.RosArm`, :class:`~gipo_robot.hardware.from_lerobot.LeRobotArm`,
+whose ``robot`` table is LeRobot's own robot config; ``type = "sim"`` takes ``task`` and the
 :data:`SIM_OPTIONS`), plus an optional ``cameras`` list that puts OpenCV cameras on any robot
 (:mod:`gipo_robot.hardware.with_cameras`). For example::
 
@@ -57,6 +58,7 @@ ROBOT_TYPES: dict[str, str] = {
     "dynamixel": "gipo_robot.hardware.serial_bus:SerialArm",
     "feetech": "gipo_robot.hardware.serial_bus:SerialArm",
     "ros": "gipo_robot.hardware.ros_bridge:RosArm",
+    "lerobot": "gipo_robot.hardware.from_lerobot:LeRobotArm",
 }
 
 

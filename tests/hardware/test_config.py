@@ -105,7 +105,7 @@ def test_errors_name_the_file_and_the_key(tmp_path):
         load_robot("sim:Lift?horizon=ten")
     with pytest.raises(RobotConfigError, match=r"sim:Lifft.*Lift"):
         load_robot("sim:Lifft")  # robosuite never starts: the task name is checked first
-    assert set(ROBOT_TYPES) == {"sim", "dynamixel", "feetech", "ros"}
+    assert set(ROBOT_TYPES) == {"sim", "dynamixel", "feetech", "ros", "lerobot"}
 
 
 FEETECH = {
