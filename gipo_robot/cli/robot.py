@@ -148,7 +148,7 @@ def _policy_version(path: Path) -> int:
 def record(
     robot: Annotated[str, typer.Option(help="sim:TASK[?cameras=...&image_size=...] or a robot config file.")],
     out: Annotated[Path, typer.Option(help="Episode store to create, or to append to if it exists.")],
-    device: Annotated[str, typer.Option(help="keyboard, spacemouse, leader or scripted.")] = "keyboard",
+    device: Annotated[str, typer.Option(help="keyboard, spacemouse, leader, lerobot, scripted")] = "keyboard",
     task: Annotated[str, typer.Option(help="Task name or instruction stored with each episode.")] = "",
     episodes: Annotated[int, typer.Option(min=1, help="Stop after saving this many episodes.")] = 1,
     max_seconds: Annotated[
@@ -160,6 +160,7 @@ def record(
     policy: Annotated[Path | None, typer.Option(help="Policy checkpoint that drives (takeover: t).")] = None,
     leader: Annotated[str | None, typer.Option(help="--device leader: leader arm robot config.")] = None,
     leader_map: Annotated[Path | None, typer.Option(help="--device leader: joint mapping JSON/TOML.")] = None,
+    teleop: Annotated[str | None, typer.Option(help="--device lerobot: LeRobot teleoperator config.")] = None,
     noise: Annotated[float, typer.Option(min=0.0, max=1.0, help="--device scripted: expert noise.")] = 0.0,
     replay: Annotated[Path | None, typer.Option(help="--device scripted: replay a store's actions.")] = None,
     script: Annotated[
@@ -186,7 +187,7 @@ def record(
     try:
         options = device_options(
             device, seed=seed, noise=noise, replay=replay, script=script, leader=leader,
-            leader_map=leader_map, max_seconds=max_seconds, interactive=sys.stdin.isatty(),
+            leader_map=leader_map, teleop=teleop, max_seconds=max_seconds, interactive=sys.stdin.isatty(),
         )  # fmt: skip
         config = RecorderConfig(
             out=str(out), task=task, episodes=episodes, max_seconds=max_seconds, fps=fps, realtime=realtime,

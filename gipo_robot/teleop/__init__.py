@@ -23,6 +23,8 @@ _EXPORTS = {
     "SpaceMouseDevice": "spacemouse",
     "LeaderArmDevice": "leader",
     "JointMapping": "leader",
+    "LeRobotLeader": "from_lerobot",
+    "LeRobotDeltaDevice": "from_lerobot",
 }
 
 __all__ = sorted(_EXPORTS)

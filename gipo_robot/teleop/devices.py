@@ -13,8 +13,8 @@ device is also a context manager (leaving the block closes it, restoring a termi
 HID handle even on an exception).
 
 The devices, by :data:`DEVICES` name: ``keyboard`` (:mod:`~gipo_robot.teleop.keyboard`), ``spacemouse``
-(:mod:`~gipo_robot.teleop.spacemouse`), ``leader`` (:mod:`~gipo_robot.teleop.leader`) and ``scripted``
-(:class:`ScriptedDevice`, here).
+(:mod:`~gipo_robot.teleop.spacemouse`), ``leader`` (:mod:`~gipo_robot.teleop.leader`), ``lerobot`` (LeRobot's
+own teleoperators, :mod:`~gipo_robot.teleop.from_lerobot`) and ``scripted`` (:class:`ScriptedDevice`, here).
 """
 
 from __future__ import annotations
@@ -321,6 +321,12 @@ def _leader(robot: Any, options: Mapping[str, Any]) -> TeleopDevice:
     return LeaderArmDevice.from_options(robot.spec, **options)
 
 
+def _lerobot(robot: Any, options: Mapping[str, Any]) -> TeleopDevice:
+    from gipo_robot.teleop.from_lerobot import lerobot_device
+
+    return lerobot_device(robot.spec, **options)
+
+
 def _scripted(robot: Any, options: Mapping[str, Any]) -> TeleopDevice:
     options = dict(options)
     replay = options.pop("replay", None)
@@ -336,6 +342,7 @@ DEVICES: dict[str, Callable[[Any, Mapping[str, Any]], TeleopDevice]] = {
     "keyboard": _keyboard,
     "spacemouse": _spacemouse,
     "leader": _leader,
+    "lerobot": _lerobot,
     "scripted": _scripted,
 }
 
@@ -361,6 +368,7 @@ def device_options(
     script: str | None = None,
     leader: str | None = None,
     leader_map: Any = None,
+    teleop: str | None = None,
     max_seconds: float | None = None,
     interactive: bool = False,
 ) -> dict[str, Any]:
@@ -370,7 +378,9 @@ def device_options(
         name: a key of :data:`DEVICES`.
         seed, noise, replay, script: the scripted operator's seed, expert noise, store to replay and
             operator events (JSON ``{"attempt": {"step": ["discard"]}}``).
-        leader, leader_map: the leader arm's robot config and joint mapping (``leader``).
+        leader, leader_map: the leader arm's robot config and joint mapping (``leader``; the mapping
+            also for a LeRobot leader arm under ``lerobot``).
+        teleop: a LeRobot teleoperator config (``lerobot``: so101_leader, keyboard_ee, gamepad, ...).
         max_seconds: the per-episode time limit; a SpaceMouse or leader arm without a terminal for the
             event keys needs one, since nothing else can end an episode.
         interactive: a terminal is attached: SpaceMouse and leader sessions then take their event keys
@@ -397,7 +407,11 @@ def device_options(
         if leader is None:
             raise ValueError("--device leader needs --leader CONFIG (the leader arm's robot config)")
         options = {"leader": leader, "mapping": leader_map}
-    if name in ("spacemouse", "leader"):
+    elif name == "lerobot":
+        if teleop is None:
+            raise ValueError("--device lerobot needs --teleop CONFIG (a LeRobot teleoperator config)")
+        options = {"teleop": teleop, "mapping": leader_map}
+    if name in ("spacemouse", "leader", "lerobot"):
         if not interactive and max_seconds is None:
             raise ValueError(
                 f"--device {name} without a terminal for the event keys needs --max-seconds "

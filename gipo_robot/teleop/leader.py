@@ -165,11 +165,15 @@ class LeaderArmDevice(TeleopDevice):
         mapping: str | Path | JointMapping | None = None,
         events: TeleopDevice | None = None,
     ) -> LeaderArmDevice:
-        """Build from a leader robot config (``load_robot`` spec string or a Robot) and a mapping file."""
+        """Build from a leader robot config (``load_robot`` spec string or a Robot; a LeRobot teleoperator
+        config ``{"type": "lerobot", "teleop": {...}}`` is read by
+        :class:`~gipo_robot.teleop.from_lerobot.LeRobotLeader`) and a mapping file."""
         if isinstance(leader, str):
             from gipo_robot.hardware.config import load_robot
+            from gipo_robot.teleop.from_lerobot import LeRobotLeader, read_teleop_config
 
-            leader = load_robot(leader)
+            table = read_teleop_config(leader)
+            leader = load_robot(leader) if table is None else LeRobotLeader.from_config(table, leader)
         if mapping is not None and not isinstance(mapping, JointMapping):
             mapping = JointMapping.load(mapping, follower_spec.action_dim)
         return cls(leader, follower_spec, mapping, events=events)
