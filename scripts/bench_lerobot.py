@@ -3,16 +3,21 @@
     HF_HUB_OFFLINE=1 .venv-lerobot/bin/python scripts/bench_lerobot.py [--episodes 10] [--steps 100]
 
 One synthetic store (``--episodes`` × ``--steps``, a 32-d state, a 7-d action, one 84×84 camera with smooth
-moving gradients) is exported to a LeRobot dataset with PNG frames and with AV1 mp4 (``--video``), and each
-dataset is imported back. Reported per format: export and import env steps/s (median of ``--repeats``),
-dataset size on disk, the largest low-dim difference after the round trip (must be 0) and the mean/max
-absolute image error in grey levels. Results in ``benchmarks/lerobot.json``.
+moving gradients) is exported to a LeRobot dataset with PNG frames and with mp4 (``--video``: whatever the
+installed LeRobot encodes by default; 0.6: AV1 through libsvtav1), and each dataset is imported back.
+Reported per format: export and import frames (env steps) per second (median of ``--repeats``), dataset
+size on disk, the largest low-dim difference after the round trip (must be 0) and the mean/max absolute
+image error in grey levels; with the LeRobot version, the video codec and decoder, and the machine.
+
+``benchmarks/lerobot.json`` keeps one run per LeRobot version (``runs``): a new run replaces the run of the
+same version and keeps the others (the 0.4.4 run came from the older LeRobot venv).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -23,6 +28,7 @@ from _common import provenance
 
 from gipo_robot.datasets import EpisodeStore, Feature, Schema
 from gipo_robot.datasets.from_lerobot import lerobot_to_store, store_to_lerobot
+from gipo_robot.datasets.lerobot_reader import pick_video_backend
 
 
 def synthetic_store(path: Path, episodes: int, steps: int, seed: int = 0) -> EpisodeStore:
@@ -73,9 +79,12 @@ def main() -> None:
     args = parser.parse_args()
     n_steps = args.episodes * args.steps
     root = Path(tempfile.mkdtemp(prefix="bench_lerobot_"))
+    # LeRobot reads parquet files through Hugging Face datasets, which copies them into its cache: keep the
+    # copies with the rest (set before lerobot, and so datasets, is first imported)
+    os.environ["HF_DATASETS_CACHE"] = str(root / "hf_datasets_cache")
     try:
         store = synthetic_store(root / "src.zarr", args.episodes, args.steps)
-        results = {}
+        results, codec = {}, None
         for label, video in (("png", False), ("mp4", True)):
             export_s, import_s = [], []
             for r in range(args.repeats):
@@ -86,6 +95,9 @@ def main() -> None:
                 t0 = time.perf_counter()
                 again = lerobot_to_store(dst, back)
                 import_s.append(time.perf_counter() - t0)
+            if video:
+                info = json.loads((root / f"{label}_0" / "meta" / "info.json").read_text())
+                codec = info["features"]["observation.images.agentview_image"]["info"]["video.codec"]
             low_dim_diff, errors = 0.0, []
             for e in range(store.n_episodes):
                 a, b = store.episode(e), again.episode(e)
@@ -105,11 +117,27 @@ def main() -> None:
             print(label, json.dumps(results[label]))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    out = {"episodes": args.episodes, "steps": args.steps, "results": results, "provenance": provenance()}
     import lerobot
 
-    out["lerobot"] = lerobot.__version__
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    run = {
+        "lerobot": lerobot.__version__,
+        "video_codec": codec,
+        "video_decoder": pick_video_backend(None),
+        "episodes": args.episodes,
+        "steps": args.steps,
+        "results": results,
+        "provenance": provenance(),
+    }
+    write_run(Path(args.out), run)
+
+
+def write_run(path: Path, run: dict) -> None:
+    """Put ``run`` into the ``runs`` of ``path``, replacing the run of the same LeRobot version (a file in the
+    one-run layout of the first version becomes the first of the runs)."""
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    runs = old.get("runs", [old] if "results" in old else [])
+    runs = [r for r in runs if r.get("lerobot") != run["lerobot"]] + [run]
+    path.write_text(json.dumps({"runs": runs}, indent=1))
 
 
 if __name__ == "__main__":
