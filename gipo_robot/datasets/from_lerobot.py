@@ -40,8 +40,8 @@ cameras (12-bit video) and string columns are refused, naming the feature.
 
 Images: ``video=False`` (default) stores frames as PNG inside the parquet files: lossless, the round trip
 is exact. ``video=True`` uses LeRobot 0.6's default mp4 encoding (AV1 through libsvtav1, ``yuv420p``, CRF 30,
-a keyframe every 2 frames): much smaller but lossy; on smooth rendered frames the error is about a grey
-level on average (the tests bound it; BENCHMARKS.md *lerobot* measures it). Frames decode with torchcodec
+a keyframe every 2 frames): 0.6x the size of PNG but lossy; on smooth rendered frames the error is 1.4 grey
+levels on average (BENCHMARKS.md *lerobot*; the tests bound it). Frames decode with torchcodec
 where its FFmpeg libraries load, else PyAV.
 
 An export is all or nothing: the dataset is written beside ``dst`` and renamed into place, so a failure

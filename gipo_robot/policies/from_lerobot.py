@@ -489,6 +489,11 @@ def _policy_config(
                 f"({total} values)"
             )
         low_dim.update(parts)
+    if getattr(cfg, "temporal_ensemble_coeff", None) is not None:
+        raise CheckpointError(
+            f"{where}: temporal_ensemble_coeff is set: LeRobot then averages overlapping chunks at every "
+            "step, which no one chunk (the Gaussian's mean) reproduces; set it to null in config.json"
+        )
     action_shape = list(cfg.output_features["action"].shape)
     horizon = chunk if chunk is not None else int(getattr(cfg, "n_action_steps", cfg.chunk_size))
     if not 1 <= horizon <= cfg.chunk_size:

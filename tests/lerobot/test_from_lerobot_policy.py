@@ -224,6 +224,14 @@ def test_wrong_spec_and_bad_checkpoints_fail_clearly(tiny_act, tmp_path):
         load_lerobot_policy(tiny_act, inputs={"observation.state": STATE_LAYOUT})
     with pytest.raises(CheckpointError, match=r"chunk 7 is outside 1\.\.6"):
         load_lerobot_policy(tiny_act, inputs=INPUTS, chunk=7)
+    ensembled = tmp_path / "ensembled"  # one action per step averaged over overlapping chunks
+    shutil.copytree(tiny_act, ensembled)
+    config = json.loads((ensembled / "config.json").read_text())
+    (ensembled / "config.json").write_text(
+        json.dumps({**config, "temporal_ensemble_coeff": 0.01, "n_action_steps": 1})
+    )
+    with pytest.raises(CheckpointError, match=r"temporal_ensemble_coeff is set.*null in config.json"):
+        load_lerobot_policy(ensembled, inputs=INPUTS)
     old_format = tmp_path / "old"  # LeRobot < 0.4 kept normalisation in the model, no processor files
     shutil.copytree(tiny_act, old_format)
     (old_format / "policy_preprocessor.json").unlink()
