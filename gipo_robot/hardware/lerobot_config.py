@@ -50,8 +50,6 @@ __all__ = ["NO_LOAD_SPEED", "JointUnits", "LeRobotArmConfig", "import_lerobot", 
 NO_LOAD_SPEED: dict[str, float] = {
     **{m.name: m.max_velocity for m in sp.MODELS.values()},
     "sts3250": 2.0 * math.pi / 6.0 / 0.133,  # 0.133 s per 60 deg at 12 V
-    "xl330-m077": 383.0 * 2.0 * math.pi / 60.0,  # 383 rpm at 5 V
-    "xl430-w250": 57.0 * 2.0 * math.pi / 60.0,  # 57 rpm at 12 V
 }
 
 _KINDS = {

@@ -524,13 +524,15 @@ STS3215 = ServoModel(
     },
 )
 
-# XM430-W350-T: the same X-series addresses as the XL330 for every register used here.
-XM430_W350 = dataclasses.replace(
-    XL330_M288, name="xm430-w350", model_number=1020, max_velocity=46.0 * 2.0 * math.pi / 60.0
-)
+# XM430-W350-T, XL430-W250-T and XL330-M077-T (the Koch arms' other servos): the same X-series addresses
+# as the XL330-M288 for every register used here; no-load speeds at 12 V, 12 V and 5 V.
+RPM = 2.0 * math.pi / 60.0
+XM430_W350 = dataclasses.replace(XL330_M288, name="xm430-w350", model_number=1020, max_velocity=46.0 * RPM)
+XL430_W250 = dataclasses.replace(XL330_M288, name="xl430-w250", model_number=1060, max_velocity=57.0 * RPM)
+XL330_M077 = dataclasses.replace(XL330_M288, name="xl330-m077", model_number=1190, max_velocity=383.0 * RPM)
 
 #: Model name -> model. Each protocol's default model is listed in :data:`DEFAULT_MODELS`.
-MODELS: dict[str, ServoModel] = {m.name: m for m in (XL330_M288, XM430_W350, STS3215)}
+MODELS: dict[str, ServoModel] = {m.name: m for m in (XL330_M288, XM430_W350, XL430_W250, XL330_M077, STS3215)}
 DEFAULT_MODELS: dict[str, str] = {"dynamixel": XL330_M288.name, "feetech": STS3215.name}
 PROTOCOLS = tuple(DEFAULT_MODELS)
 
@@ -545,8 +547,6 @@ def model_named(name: str) -> ServoModel:
 def model_name_for_number(number: int) -> str:
     """A readable name for a reported model number (for error messages)."""
     known = {m.model_number: m.name for m in MODELS.values()}
-    # a few neighbours people plug in by mistake
-    known.update({1190: "xl330-m077", 1060: "xl430-w250"})
     return known.get(number) or f"unknown model {number}"
 
 

@@ -10,7 +10,8 @@ What each emulated servo does (per the vendors' manuals, simplified where noted)
   does not read 0 rad in its zero pose, as on a freshly built arm);
 - goal position: the servo ramps its set point toward the goal at the model's no-load speed; a position
   actuator tracks the set point. Dynamixel refuses a goal outside Min/Max Position Limit (data limit
-  error); Feetech clamps it into the limits;
+  error) in position mode (Operating Mode 3, the factory one; the multi-turn modes 4 and 5 that LeRobot's
+  Koch arms use ignore the limits); Feetech clamps it into the limits;
 - torque off: no actuator force; gear friction keeps a limp arm where it is near its zero pose (a human
   can move it: :meth:`EmulatedArm.move_by_hand`);
 - Dynamixel refuses EEPROM writes (homing offset, limits, ...) while torque is on (access error) and any
@@ -76,6 +77,7 @@ EXTRA_REGISTERS: dict[str, dict[str, tuple[sp.Register, int]]] = {
     },
     "dynamixel": {
         "firmware_version": (sp.Register(6, 1, eeprom=True), 52),
+        "operating_mode": (sp.Register(11, 1, eeprom=True), 3),  # position control (one turn)
         "return_delay_time": (sp.Register(9, 1, eeprom=True), 250),
         "current_limit": (sp.Register(38, 2, eeprom=True), 1750),
         "velocity_limit": (sp.Register(44, 4, eeprom=True), 445),
@@ -86,6 +88,9 @@ EXTRA_REGISTERS: dict[str, dict[str, tuple[sp.Register, int]]] = {
         "profile_velocity": (sp.Register(112, 4), 0),
     },
 }
+#: Dynamixel X Operating Mode 3, position control: the only mode that keeps goals within Min/Max Position
+#: Limit (extended position, 4, and current-based position, 5, are multi-turn and ignore them).
+_DXL_POSITION_MODE = 3
 _READ_ONLY = {
     "model_number",
     "firmware_version",
@@ -222,7 +227,7 @@ class EmulatedServo:
             goal, low, high = (
                 self.get(n) for n in ("goal_position", "min_position_limit", "max_position_limit")
             )
-            if dxl and not low <= goal <= high:
+            if dxl and self.get("operating_mode") == _DXL_POSITION_MODE and not low <= goal <= high:
                 self.image[:] = old
                 return sp.DXL_ERROR_DATA_LIMIT
             if not dxl:
@@ -241,9 +246,17 @@ class EmulatedArm:
         model: Servo model name every servo reports (a key of ``servo_protocol.MODELS``).
         ids: The J servo IDs, in joint order.
         mount_offsets: The J horn offsets, ticks (see the module doc).
+        models: The J servos' models, in joint order, where they differ (a Koch arm's XL430s and XL330s);
+            None: ``model`` for every servo.
     """
 
-    def __init__(self, model: str, ids: Sequence[int], mount_offsets: Sequence[int]):
+    def __init__(
+        self,
+        model: str,
+        ids: Sequence[int],
+        mount_offsets: Sequence[int],
+        models: Sequence[str] | None = None,
+    ):
         import mujoco
 
         self._mj = mujoco
@@ -252,11 +265,11 @@ class EmulatedArm:
             self.model = mujoco.MjModel.from_xml_path(str(path))
         self.data = mujoco.MjData(self.model)
         mujoco.mj_forward(self.model, self.data)
-        servo_model = sp.model_named(model)
-        self.servo_model = servo_model
+        self.servo_model = sp.model_named(model)
+        models = [self.servo_model.name] * len(ids) if models is None else models
         self.servos = {
-            servo_id: EmulatedServo(servo_model, servo_id, mount, lo, hi)
-            for servo_id, mount, (lo, hi) in zip(ids, mount_offsets, JOINT_RANGES, strict=True)
+            servo_id: EmulatedServo(sp.model_named(name), servo_id, mount, lo, hi)
+            for servo_id, name, mount, (lo, hi) in zip(ids, models, mount_offsets, JOINT_RANGES, strict=True)
         }
         self.order = list(ids)
         self.sim_start = time.monotonic()
@@ -272,10 +285,10 @@ class EmulatedArm:
         steps = min(int((now - self.sim_start - self.data.time) / dt), max_steps)
         if steps <= 0:
             return
-        vmax = self.servo_model.max_velocity
         for _ in range(steps):
             for j, servo_id in enumerate(self.order):
                 servo = self.servos[servo_id]
+                vmax = servo.model.max_velocity
                 q = float(self.data.qpos[j])
                 if not servo.torque:
                     servo.setpoint = q

@@ -110,6 +110,9 @@ class VirtualArmConfig:
     """Baud rate whose wire time the replies take (bits/s)."""
     mount_offsets: tuple[int, ...] = DEFAULT_MOUNT_OFFSETS
     """Per-servo horn offset, ticks (see the module doc)."""
+    models: tuple[str, ...] | None = None
+    """Per-servo models, in id order, where they differ (a Koch follower: two XL430-W250 then four
+    XL330-M288); None: ``model`` for every servo. :func:`robot_config_for` needs one model."""
     faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
     """Injected faults."""
 
@@ -123,6 +126,13 @@ class VirtualArmConfig:
             )
         object.__setattr__(self, "model", model.name)
         object.__setattr__(self, "ids", tuple(int(i) for i in self.ids))
+        if self.models is not None:
+            object.__setattr__(self, "models", tuple(self.models))
+            if len(self.models) != len(self.ids):
+                raise ValueError(f"VirtualArmConfig.models must have one entry per id, got {self.models}")
+            other = [m for m in self.models if sp.model_named(m).protocol != self.protocol]
+            if other:
+                raise ValueError(f"VirtualArmConfig.models {other} do not speak {self.protocol}")
         if len(self.ids) != len(JOINT_NAMES) or len(set(self.ids)) != len(self.ids):
             raise ValueError(f"VirtualArmConfig.ids must be {len(JOINT_NAMES)} distinct ids, got {self.ids}")
         if any(not 0 <= i < sp.BROADCAST_ID for i in self.ids):
@@ -214,8 +224,8 @@ class _BusServer:
         targets = [t for t in targets if t in servos]
         if inst == sp.PING:
             if proto == "dynamixel":
-                model = self.arm.servo_model.model_number
-                return [self._status(t, 0, sp.encode_value(model, 2) + b"\x01") for t in targets]
+                number = {t: sp.encode_value(servos[t].model.model_number, 2) for t in targets}
+                return [self._status(t, 0, number[t] + b"\x01") for t in targets]
             return [self._status(t) for t in targets]
         if inst == sp.READ and packet.id in servos:
             address, length, _ = sp.split_address_length(proto, packet.params)
@@ -280,7 +290,7 @@ def serve(
         config = VirtualArmConfig()
     elif isinstance(config, dict):
         config = VirtualArmConfig(**config)
-    arm = EmulatedArm(config.model, config.ids, config.mount_offsets)
+    arm = EmulatedArm(config.model, config.ids, config.mount_offsets, config.models)
     server = _BusServer(config, arm)
     master, slave, port = _open_pty()
     byte_time = 10.0 / config.baudrate

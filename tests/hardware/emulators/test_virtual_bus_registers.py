@@ -80,3 +80,25 @@ def test_dynamixel_registers_lerobot_writes_read_back():
             assert _answered(sdk, lambda: ph.read1ByteTxRx(port, 3, 9))[0] == 250  # Return_Delay_Time
         finally:
             port.closePort()
+
+
+def test_dynamixel_servos_of_several_models_and_the_multi_turn_modes():
+    # A Koch follower's bus: two XL430-W250 (model 1060), then four XL330-M288 (1200).
+    koch = ("xl430-w250", "xl430-w250") + ("xl330-m288",) * 4
+    with VirtualServoBus("dynamixel", models=koch) as bus:
+        sdk, port, ph = _client("dynamixel", bus.port)
+        try:
+            numbers = [_answered(sdk, lambda i=i: ph.ping(port, i))[0] for i in range(1, 7)]
+            assert numbers == [1060, 1060, 1200, 1200, 1200, 1200]
+            assert _answered(sdk, lambda: ph.read1ByteTxRx(port, 1, 11))[0] == 3  # factory: position mode
+            write = ph.write4ByteTxRx
+            assert _answered(sdk, lambda: write(port, 1, 48, 3000)) == (sdk.COMM_SUCCESS, 0)  # max limit
+            # position mode keeps goals within the limits; extended position (4, LeRobot's Koch joints)
+            # is multi-turn and ignores them
+            assert _answered(sdk, lambda: write(port, 1, 116, 3500))[1] == 6  # data limit error
+            assert _answered(sdk, lambda: ph.write1ByteTxRx(port, 1, 11, 4)) == (sdk.COMM_SUCCESS, 0)
+            assert _answered(sdk, lambda: write(port, 1, 116, 3500)) == (sdk.COMM_SUCCESS, 0)
+        finally:
+            port.closePort()
+    with pytest.raises(ValueError, match=r"VirtualArmConfig\.models \['sts3215'\] do not speak dynamixel"):
+        VirtualServoBus("dynamixel", models=("sts3215", *koch[1:]))
