@@ -29,7 +29,9 @@ error on a read or write) and ``OSError``/``serial`` errors (the adapter unplugg
 servo reports, so a servo in overload would go unnoticed; while torque is on, every ``health_check_every``
 ``observe`` reads each servo's torque switch and hardware error register (Feetech ``Status``, Dynamixel
 ``Hardware_Error_Status``) and raises :class:`~gipo_robot.hardware.servo_faults.ServoFaultError` for a
-condition or a limp servo. :meth:`LeRobotArm.hold` writes goal = present (raw ticks) and never raises.
+condition or a limp servo that a second reading confirms (LeRobot's SDK can take a late reply to an earlier
+request for the answer on a loaded bus; a real fault persists). :meth:`LeRobotArm.hold` writes goal =
+present (raw ticks) and never raises.
 :meth:`~LeRobotArm.disconnect` leaves torque on, holding (gipo-robot's rule for every arm: a follower
 switched limp would fall), whatever LeRobot's ``disable_torque_on_disconnect`` says.
 """
