@@ -78,9 +78,11 @@ setup-ros:
 test-ros: setup setup-ros
 	GIPO_REQUIRE_ROS=1 $(BIN)/python -m pytest -q tests/hardware/ros1
 
-# The LeRobot integration tests, against the real lerobot package in the second venv.
+# The LeRobot integration tests, against the real lerobot package in the second venv; then the core's own
+# tests there, on Python 3.12, numpy 2 and zarr 3.4 without the simulator (a test that needs it skips, saying so).
 test-lerobot: setup-lerobot
 	HF_HUB_OFFLINE=1 $(LEROBOT_VENV)/bin/python -m pytest -q tests/lerobot
+	$(LEROBOT_VENV)/bin/python -m pytest -q -m "not slow and not ros1" --ignore=tests/lerobot tests
 
 lint: setup
 	$(BIN)/ruff check gipo_robot tests scripts

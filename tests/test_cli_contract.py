@@ -81,6 +81,7 @@ def demos(tmp_path_factory):
     return out
 
 
+@pytest.mark.sim
 @pytest.mark.parametrize("disk", ["ro", "full"])
 def test_commands_that_write_refuse_a_read_only_or_full_disk_before_any_work(tmp_path, demos, disk):
     options = "size=1m,ro" if disk == "ro" else "size=1m"

@@ -22,6 +22,7 @@ def committed(path) -> int:
         return 0
 
 
+@pytest.mark.sim
 @pytest.mark.skipif(not os.path.exists(GIPO), reason="the gipo-robot console script is not installed")
 def test_sigkill_mid_episode_keeps_the_saved_episodes(tmp_path):
     out = tmp_path / "killed.zarr"
