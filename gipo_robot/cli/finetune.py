@@ -36,6 +36,7 @@ FT_FLAGS = {
     "num_envs": "num_envs", "policy_lr": "policy_lr", "init_log_std": "init_log_std", "seed": "seed",
     "backend": "backend", "workers": "workers", "address": "ray_address",
     "async_collection": "async_collection", "max_lag": "max_lag", "demo_store": "demo_store",
+    "policy_lag": "policy_lag", "epochs": "epochs",
 }  # fmt: skip
 #: Flags of the robot path (``--robot``), each setting the ArmConfig field of the same name.
 ARM_FLAGS = {"robot": "robot", "reward": "reward", "episodes": "episodes", "max_steps": "max_steps",
@@ -74,6 +75,12 @@ def finetune(
     max_lag: Annotated[
         int, Opt(min=0, help="Data more than this many versions old is dropped (--robot: 16).")
     ] = FT["max_lag"],
+    policy_lag: Annotated[
+        int, Opt(min=0, help="Collect each batch with the policy this many versions old (controlled lag).")
+    ] = FT["policy_lag"],
+    epochs: Annotated[
+        int, Opt(min=1, help="Passes worth of fresh data per iteration: the update-to-data ratio.")
+    ] = FT["epochs"],
     demo_store: Annotated[str | None, Opt(help="Demonstrations for the BC term.")] = FT["demo_store"],
     robot: Annotated[
         str | None, Opt(help="Fine-tune on this robot (as deploy takes it): sim:Lift, a file.")

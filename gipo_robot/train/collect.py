@@ -182,11 +182,17 @@ def backend_options(config: FinetuneConfig) -> dict[str, Any]:
 
 
 def collect_iteration(
-    policy: GaussianPolicy, venv: Any, config: FinetuneConfig, iteration: int, gen: torch.Generator
+    policy: GaussianPolicy,
+    venv: Any,
+    config: FinetuneConfig,
+    iteration: int,
+    gen: torch.Generator,
+    version: int | None = None,
 ) -> Collected:
-    """One iteration's batch in lockstep. A lost worker (the backend has replaced it) drops the partial batch;
-    the iteration is collected again from the same generator state, so it equals a run without the failure.
-    The backend gives up (SimError) after ``max_worker_restarts``."""
+    """One iteration's batch in lockstep, by ``policy`` of ``version`` (default ``iteration``: on-policy).
+    A lost worker (the backend has replaced it) drops the partial batch; the iteration is collected again
+    from the same generator state, so it equals a run without the failure. The backend gives up
+    (SimError) after ``max_worker_restarts``."""
     from gipo_robot.sim.vector import WorkerLostError
 
     state = gen.get_state()
@@ -194,7 +200,7 @@ def collect_iteration(
         try:
             return collect(
                 policy, venv, config.steps_per_env, seed=config.seed * 100_003 + iteration * config.num_envs,
-                version=iteration, generator=gen,
+                version=iteration if version is None else version, generator=gen,
             )  # fmt: skip
         except WorkerLostError as err:
             LOGGER.warning("iteration %d: %s", iteration + 1, err)

@@ -39,6 +39,10 @@ class FinetuneConfig:
         max_lag: asynchronous collection drops a batch collected more than this many policy versions
             before the learner's current one (batches are typically ``workers - 1`` versions old: keep it
             at least that).
+        policy_lag: controlled lag L (lockstep collection): each iteration's batch is collected by the policy
+            of L versions before the current one (the first L iterations by version 0), and the buffer stays
+            ``replay_size`` batches, so the data quantity is the same at every L; 0 collects on-policy.
+            Its lag is logged as ``batch_lag``, as asynchronous collection's natural lag is.
         max_worker_restarts: Ray workers that may die (and be replaced) over the run before it stops.
         horizon: episode length limit in env steps; None = the task's default.
         epochs: passes worth of fresh data per iteration (sets the update-to-data ratio).
@@ -81,6 +85,7 @@ class FinetuneConfig:
     ray_address: str | None = None
     async_collection: bool = False
     max_lag: int = 8
+    policy_lag: int = 0
     max_worker_restarts: int = 3
     horizon: int | None = None
     epochs: int = 2
@@ -143,7 +148,7 @@ class FinetuneConfig:
             raise ValueError(
                 f"FinetuneConfig.backend must be one of {', '.join(sorted(BACKENDS))}, got {self.backend!r}"
             )
-        for name in ("max_lag", "max_worker_restarts"):
+        for name in ("max_lag", "max_worker_restarts", "policy_lag"):
             if getattr(self, name) < 0:
                 raise ValueError(f"FinetuneConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 1 <= self.workers <= self.num_envs:
@@ -156,6 +161,11 @@ class FinetuneConfig:
                     raise ValueError(
                         f"FinetuneConfig.{name} needs backend='ray' (got backend={self.backend!r})"
                     )
+        if self.async_collection and self.policy_lag:
+            raise ValueError(
+                "FinetuneConfig.policy_lag sets the lag of lockstep collection; async_collection has its own "
+                "(batch_lag, bounded by max_lag)"
+            )
         if self.async_collection and self.num_envs % self.workers:
             raise ValueError(
                 f"FinetuneConfig.num_envs ({self.num_envs}) must be a multiple of workers ({self.workers}) "

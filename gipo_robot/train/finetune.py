@@ -38,6 +38,10 @@ Decisions worth knowing:
   consumes whichever worker's batch is ready first (``N / workers`` envs × T steps), so its data is
   ``batch_lag`` versions old; batches more than ``max_lag`` versions old are dropped. This is the stale
   data GIPO is built for; the staleness histogram shows the real lag.
+- ``policy_lag=L`` (lockstep) makes the lag a controlled variable instead: each batch is collected by the
+  policy of L versions before the current one (:mod:`gipo_robot.train.lag`, the versions kept in the
+  checkpoint), with the buffer still ``replay_size`` batches, so the data quantity is the same at every L.
+  Both modes log the lag of each iteration's batch as ``batch_lag``.
 
 Shapes: ``T`` decision steps per iteration, ``N`` envs, ``H`` chunk, ``A`` action size, ``B`` minibatch.
 """
@@ -65,6 +69,7 @@ from gipo_robot.policies.critic import Critic
 from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.train.collect import backend_options, collect_iteration, store_episodes
 from gipo_robot.train.config import FinetuneConfig
+from gipo_robot.train.lag import PolicyHistory
 from gipo_robot.train.learner import FinetuneError, Learner
 from gipo_robot.train.replay import ReplayBuffer
 from gipo_robot.train.state import (
@@ -124,7 +129,7 @@ def finetune(
             batch = run.collect(iteration, record)
 
             # --- replay (asynchronous batches arrive in any version order) ----------------------------------
-            run.replay.add(batch, any_order=run.collector is not None)
+            run.replay.add(batch, any_order=run.collector is not None or run.lagged is not None)
             staleness = run.replay.staleness(iteration)
             record["staleness"] = json.dumps(staleness)
             record["mean_staleness"] = sum(a * c for a, c in staleness.items()) / max(1, len(run.replay))
@@ -189,6 +194,7 @@ class _Run:
     eval_pool: Any = None  # EvalPool, started at the first evaluation (None: evaluate on eval_env)
     store_writer: Any = None  # ThreadPoolExecutor (one thread) appending to the rollout store, or None
     store_pending: Any = None  # the Future of the last iteration's appends, or None
+    lagged: PolicyHistory | None = None  # the last policy_lag + 1 versions (controlled lag), or None
 
     @classmethod
     def start(cls, config: FinetuneConfig, policy_path: Path, out: Path, *, resume: bool) -> _Run:
@@ -226,6 +232,7 @@ class _Run:
             config, out, policy, critic, learner, ReplayBuffer(config.replay_size),
             torch.Generator().manual_seed(config.seed), store=None, eval_env=eval_env, venv=venv,
             collector=None, writer=tensorboard_writer(out / "tb"), history=[],
+            lagged=PolicyHistory(policy, config.policy_lag) if config.policy_lag else None,
         )  # fmt: skip
         launches = 0
         if resume:
@@ -246,6 +253,8 @@ class _Run:
 
         state = load_trainer_state(path, optims=self.learner.optimizers, generator=self.generator)
         self.replay = state.replay
+        if self.lagged is not None:
+            self.lagged.load_tensors(state.extra)
         self.start_iteration, self.env_steps = state.progress["iteration"], state.progress["env_steps"]
         self.history = read_history(self.out / "metrics.csv")[: self.start_iteration]
         self.store = EpisodeStore.open(self.out / "rollouts.zarr", "a")
@@ -274,7 +283,12 @@ class _Run:
             record.update(batch_lag=self.arrival.lag, dropped_stale_batches=self.collector.dropped,
                           dropped_env_steps=self.collector.dropped_steps)  # fmt: skip
         else:
-            got = collect_iteration(self.policy, self.venv, self.config, iteration, self.generator)
+            behaviour, version = self.policy, iteration
+            if self.lagged is not None:  # controlled lag: the version policy_lag before this one acts
+                self.lagged.push(self.policy, iteration)
+                behaviour, version = self.lagged.behaviour()
+                record["batch_lag"] = iteration - version
+            got = collect_iteration(behaviour, self.venv, self.config, iteration, self.generator, version)
         batch = got.batch
         self.episodes, self.episodes_version = got.episodes, batch.version
         collect_s = time.perf_counter() - t0
@@ -306,6 +320,7 @@ class _Run:
                       "store_episodes": self.store.n_episodes + len(self.episodes),
                       "episodes_version": self.episodes_version},
             episodes=self.episodes,
+            extra=self.lagged.to_tensors() if self.lagged is not None else None,
             provenance={"trainer": "finetune", "config": asdict(self.config),
                         "base_policy": str(policy_path)},
         )  # fmt: skip

@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +111,12 @@ def save_trainer_state(
     progress: dict[str, Any],
     provenance: dict[str, Any],
     episodes: list[dict[str, Any]] | None = None,
+    extra: dict[str, Tensor] | None = None,
 ) -> None:
     """Write ``path/`` as one unit (see the module docstring): a policy checkpoint (with critic),
     ``trainer_state.safetensors``/``.json`` and ``episodes`` (each ``{"steps": {key: (L, ...) array}, ...}``,
-    the rest JSON) when given; the checkpoint it replaces becomes ``path.prev/``."""
+    the rest JSON) when given; ``extra`` tensors of the caller's (e.g. the lagged policy versions) go into
+    the trainer state under ``extra.``; the checkpoint it replaces becomes ``path.prev/``."""
     path, counter = Path(path), progress.get("iteration", progress.get("rounds"))
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     if tmp.exists():
@@ -123,6 +125,7 @@ def save_trainer_state(
     crash_point("policy", counter)
     tensors = {f"replay.{k}": v for k, v in replay.to_tensors().items()}
     tensors["rng.torch"] = generator.get_state()
+    tensors.update({f"extra.{k}": v.detach().contiguous() for k, v in (extra or {}).items()})
     meta: dict[str, Any] = {"progress": progress, "optimizers": {}}
     for name, optim in optims.items():
         t, m = _optimizer_tensors(optim, f"optim.{name}")
@@ -199,11 +202,13 @@ class TrainerState:
         progress: ``{"iteration", "env_steps", "launches"}`` counters, and ``store_episodes`` (the rollout
             store's episode count the checkpoint accounts for) where the run recorded it.
         episodes: the episodes saved with the checkpoint, as :func:`save_trainer_state` took them.
+        extra: the ``extra`` tensors :func:`save_trainer_state` took.
     """
 
     replay: ReplayBuffer
     progress: dict[str, Any]
     episodes: list[dict[str, Any]]
+    extra: dict[str, Tensor] = field(default_factory=dict)
 
 
 def load_trainer_state(
@@ -230,7 +235,8 @@ def load_trainer_state(
         for key, value in load_arrays(str(path / EPISODES_FILE)).items():
             i, name = key.split(".", 1)
             episodes[int(i)]["steps"][name] = value
-    return TrainerState(replay, progress, episodes)
+    extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return TrainerState(replay, progress, episodes, extra)
 
 
 def _previous(path: Path) -> Path:

@@ -18,7 +18,6 @@ weight decides how much each older sample still counts. The modules, in the orde
 - :mod:`.report` — the learning curve and the run's numbers.
 """
 
-
 from __future__ import annotations
 
 from typing import Any

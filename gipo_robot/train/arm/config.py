@@ -21,7 +21,7 @@ REWARDS = ("sim", "operator", "classifier")
 #: ``--reset`` kinds.
 RESETS = ("auto", "home", "operator")
 _VECTOR_ONLY = ("num_envs", "steps_per_env", "backend", "workers", "ray_address", "async_collection",
-                "max_worker_restarts")  # fmt: skip
+                "max_worker_restarts", "policy_lag")  # fmt: skip
 
 
 @dataclass
