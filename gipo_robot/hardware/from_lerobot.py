@@ -15,7 +15,11 @@ user drives, it runs behind :class:`~gipo_robot.hardware.safety.SafetyGuard`.
 :mod:`~gipo_robot.hardware.lerobot_config` for the units of LeRobot's ``<motor>.pos`` values and their
 conversion); each LeRobot camera ``<cam>`` (H, W, 3) becomes ``<cam>_image`` uint8. Action mode
 ``joint_position``: targets in rad, the normalised action's -1/+1 at the ends of each joint's calibrated
-range. Only arms whose LeRobot features are ``<motor>.pos`` on one motor bus (``robot.bus``) are mapped.
+range. With ``units = "lerobot"`` (spec ``units == "lerobot"``) the arm speaks LeRobot's values instead, as
+``lerobot-record`` stores them: observation ``state`` (J,) float32, LeRobot's ``<motor>.pos`` values in bus
+order, each camera under LeRobot's name ``<cam>``, and the physical command (``spec.to_physical``) goes to
+``send_action`` unchanged. Only arms whose LeRobot features are ``<motor>.pos`` on one motor bus
+(``robot.bus``) are mapped.
 
 **Connect.** LeRobot's ``connect`` would prompt (``input()``) when the servos' calibration registers
 differ from the file; here the file is written to the servos without asking (what pressing ENTER at that
@@ -161,13 +165,15 @@ class LeRobotArm(Robot):
         require_calibration(device, "robot", config.robot["type"], where)
         self.units = JointUnits.of_bus(self.bus, device.calibration, where)
         self.cameras = self._camera_shapes(where)
-        names = self.units.names
-        low, high = -self.units.half_range, self.units.half_range
-        obs_shapes: dict[str, tuple[int, ...]] = {"joint_pos": (len(names),)}
-        obs_dtypes = {"joint_pos": "float64"}
+        names, mode = self.units.names, config.units
+        low, high = self.units.limits(mode)
+        joints, self._image = ("state", "{}") if mode == "lerobot" else ("joint_pos", "{}_image")
+        obs_shapes: dict[str, tuple[int, ...]] = {joints: (len(names),)}
+        obs_dtypes = {joints: "float32" if mode == "lerobot" else "float64"}
         for camera, shape in self.cameras.items():
-            obs_shapes[f"{camera}_image"] = shape
-            obs_dtypes[f"{camera}_image"] = "uint8"
+            obs_shapes[self._image.format(camera)] = shape
+            obs_dtypes[self._image.format(camera)] = "uint8"
+        speed = config.velocity_limits([m.model for m in self.bus.motors.values()])
         self._spec = RobotSpec(
             name=config.name,
             action_mode="joint_position",
@@ -177,11 +183,12 @@ class LeRobotArm(Robot):
             joint_names=names,
             joint_low=low,
             joint_high=high,
-            max_joint_velocity=config.velocity_limits([m.model for m in self.bus.motors.values()]),
+            max_joint_velocity=self.units.speed(speed, mode),
             control_hz=float(config.control_hz),
             obs_shapes=obs_shapes,
             obs_dtypes=obs_dtypes,
             cameras=tuple(self.cameras),
+            units=mode,
         )
         self._ids = {m.id: name for name, m in self.bus.motors.items()}
         self._torque_on = False
@@ -277,7 +284,8 @@ class LeRobotArm(Robot):
 
     # ---------------------------------------------------------------------------------- robot
     def observe(self) -> dict[str, np.ndarray]:
-        """``joint_pos`` (J,) rad and each camera's ``<cam>_image``, from LeRobot's ``get_observation``."""
+        """``joint_pos`` (J,) rad and each camera's ``<cam>_image``, from LeRobot's ``get_observation``
+        (``units = "lerobot"``: ``state`` (J,) float32, LeRobot's values, and each camera as ``<cam>``)."""
         self._require_connected()
         with lerobot_faults(self._where, "reading the observation"):
             raw = self.device.get_observation()
@@ -285,14 +293,19 @@ class LeRobotArm(Robot):
         every = self.config.health_check_every
         if self._torque_on and every and self._observes % every == 0:
             self._check_health()
-        obs = {"joint_pos": self.units.to_rad(raw)}
+        if self.config.units == "lerobot":
+            obs = {"state": self.units.values(raw).astype(np.float32)}
+        else:
+            obs = {"joint_pos": self.units.to_rad(raw)}
         for camera in self.cameras:
-            obs[f"{camera}_image"] = np.asarray(raw[camera], dtype=np.uint8)
+            obs[self._image.format(camera)] = np.asarray(raw[camera], dtype=np.uint8)
         return obs
 
     def act(self, action: np.ndarray) -> np.ndarray:
-        """Send normalised joint targets (J,) in [-1, 1] through LeRobot's ``send_action``; returns the
-        normalised targets LeRobot reports sent (after its ``max_relative_target`` cap, if configured)."""
+        """Send normalised joint targets (J,) in [-1, 1] through LeRobot's ``send_action`` (as
+        ``spec.to_physical`` gives them, converted to LeRobot's values; ``units = "lerobot"``: unchanged);
+        returns the normalised targets LeRobot reports sent (after its ``max_relative_target`` cap, if
+        configured)."""
         self._require_connected()
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (self._spec.action_dim,):
@@ -306,8 +319,8 @@ class LeRobotArm(Robot):
             self._torque(True)
         target = self._spec.to_physical(np.clip(action, -1.0, 1.0))
         with lerobot_faults(self._where, "sending the action"):
-            sent = self.device.send_action(self.units.from_rad(target))
-        q = self.units.to_rad(sent)
+            sent = self.device.send_action(self.units.write(target, self.config.units))
+        q = self.units.read(sent, self.config.units)
         return self._spec.to_normalized(np.where(np.isfinite(q), q, target))
 
     def _torque(self, enabled: bool) -> None:

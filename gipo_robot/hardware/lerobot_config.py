@@ -27,6 +27,11 @@ middle of its calibrated range ``[min, max]`` (ticks), with ``k = 2 pi / (resolu
 
 so the calibrated range is ``[-(max - min) / 2 * k, +(max - min) / 2 * k]`` rad for every joint: the
 joint limits of the spec.
+
+With ``units = "lerobot"`` in the config the arm keeps LeRobot's own values instead (what
+``lerobot-record`` stores): each joint's limits are its calibrated range in LeRobot's unit (``DEGREES``:
+``+-(max - min) / 2 * k`` in degrees; ``RANGE_M100_100``: [-100, 100]; ``RANGE_0_100``: [0, 100], whatever
+the drive mode), and its velocity limit is the rad/s limit divided by ``|scale|`` (LeRobot units per second).
 """
 
 from __future__ import annotations
@@ -187,13 +192,40 @@ class JointUnits:
 
     def to_rad(self, values: Mapping[str, Any]) -> np.ndarray:
         """LeRobot's ``{"<name>.pos": value}`` -> (J,) float64 rad (a missing key is NaN)."""
-        raw = np.array([float(values.get(f"{n}.pos", np.nan)) for n in self.names])
-        return self.scale * raw + self.shift
+        return self.scale * self.values(values) + self.shift
 
     def from_rad(self, q: np.ndarray) -> dict[str, float]:
         """(J,) rad -> LeRobot's ``{"<name>.pos": value}``."""
-        raw = (np.asarray(q, dtype=np.float64) - self.shift) / self.scale
-        return {f"{n}.pos": float(v) for n, v in zip(self.names, raw, strict=True)}
+        return self.from_values((np.asarray(q, dtype=np.float64) - self.shift) / self.scale)
+
+    def values(self, values: Mapping[str, Any]) -> np.ndarray:
+        """LeRobot's ``{"<name>.pos": value}`` -> (J,) float64 in LeRobot's units (a missing key is NaN)."""
+        return np.array([float(values.get(f"{n}.pos", np.nan)) for n in self.names])
+
+    def from_values(self, v: np.ndarray) -> dict[str, float]:
+        """(J,) LeRobot values -> LeRobot's ``{"<name>.pos": value}``."""
+        return {f"{n}.pos": float(x) for n, x in zip(self.names, np.asarray(v, np.float64), strict=True)}
+
+    def read(self, values: Mapping[str, Any], units: str) -> np.ndarray:
+        """LeRobot's ``{"<name>.pos": value}`` -> (J,) float64 in ``units`` (``"rad"`` or ``"lerobot"``)."""
+        return self.values(values) if units == "lerobot" else self.to_rad(values)
+
+    def write(self, q: np.ndarray, units: str) -> dict[str, float]:
+        """(J,) positions in ``units`` -> LeRobot's ``{"<name>.pos": value}``; the inverse of :meth:`read`."""
+        return self.from_values(q) if units == "lerobot" else self.from_rad(q)
+
+    def limits(self, units: str) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high), each (J,): the calibrated range in ``units`` (see the module doc)."""
+        if units != "lerobot":
+            return -self.half_range, self.half_range
+        ends = {"-100..100 %": (-100.0, 100.0), "0..100 %": (0.0, 100.0)}
+        deg = np.degrees(self.half_range)
+        pairs = [ends.get(u, (-d, d)) for u, d in zip(self.units, deg, strict=True)]
+        return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+    def speed(self, rad_per_s: np.ndarray, units: str) -> np.ndarray:
+        """(J,) velocities given in rad/s, in ``units`` per second."""
+        return np.asarray(rad_per_s, np.float64) / (np.abs(self.scale) if units == "lerobot" else 1.0)
 
 
 @dataclasses.dataclass
@@ -214,6 +246,11 @@ class LeRobotArmConfig:
     error register (LeRobot's reads ignore the error a servo reports); 0 never does."""
     name: str | None = None
     """Robot name in logs and errors (default ``lerobot:<type>:<id>``)."""
+    units: str = "rad"
+    """``"rad"``: observe ``joint_pos`` in rad and each camera as ``<cam>_image``; ``"lerobot"``: observe
+    ``state``, LeRobot's own ``<motor>.pos`` values (float32, what ``lerobot-record`` stores as
+    ``observation.state``), and each camera under LeRobot's name ``<cam>``, with joint limits and commands in
+    LeRobot's units (the module doc), so LeRobot datasets and policies compose with the arm."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.robot, Mapping) or not self.robot.get("type"):
@@ -231,6 +268,8 @@ class LeRobotArmConfig:
         every = self.health_check_every
         if not isinstance(every, int) or isinstance(every, bool) or every < 0:
             raise ValueError(f"LeRobotArmConfig.health_check_every must be an integer >= 0, got {every!r}")
+        if self.units not in ("rad", "lerobot"):
+            raise ValueError(f"LeRobotArmConfig.units must be 'rad' or 'lerobot', got {self.units!r}")
         if self.name is not None and not isinstance(self.name, str):
             raise ValueError(f"LeRobotArmConfig.name must be a string, got {self.name!r}")
         if self.name is None:

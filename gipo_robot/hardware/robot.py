@@ -37,6 +37,13 @@ ACTION_MODES: dict[str, str] = {
     "ee_delta": "end-effector pose delta per control step (m, rad) then gripper (-1 open, +1 close)",
 }
 
+#: Joint units -> what they are. A store, a policy and a robot compose only in the same units.
+JOINT_UNITS: dict[str, str] = {
+    "rad": "joint positions in rad (every backend's default)",
+    "lerobot": "LeRobot's own value of each motor (degrees, -100..100 % or 0..100 %), as lerobot-record "
+    "stores it: the observation 'state' and the physical joint_position command",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskStatus:
@@ -88,11 +95,11 @@ class RobotSpec:
     joint_names: tuple[str, ...]
     """The J joints, in observation order."""
     joint_low: np.ndarray
-    """(J,) lower position limit, rad."""
+    """(J,) lower position limit, rad (``units == "lerobot"``: LeRobot's unit of each motor)."""
     joint_high: np.ndarray
-    """(J,) upper position limit, rad."""
+    """(J,) upper position limit, in the same units."""
     max_joint_velocity: np.ndarray
-    """(J,) velocity limit, rad/s."""
+    """(J,) velocity limit, rad/s (``units == "lerobot"``: LeRobot's units per second)."""
     control_hz: float
     """Control steps per second."""
     obs_shapes: dict[str, tuple[int, ...]]
@@ -107,8 +114,13 @@ class RobotSpec:
     """(3,) upper corner of the allowed end-effector box in m, or None."""
     eef_feature: str | None = None
     """Observation feature holding the end-effector position (3,) m, for the workspace check."""
+    units: str = "rad"
+    """A key of :data:`JOINT_UNITS`: what the joint positions, joint limits and ``joint_position`` commands
+    are measured in."""
 
     def __post_init__(self) -> None:
+        if self.units not in JOINT_UNITS:
+            raise ValueError(f"RobotSpec.units {self.units!r} unknown; known: {', '.join(JOINT_UNITS)}")
         if self.action_mode not in ACTION_MODES:
             raise ValueError(
                 f"RobotSpec.action_mode {self.action_mode!r} unknown; known: {', '.join(ACTION_MODES)}"

@@ -81,7 +81,8 @@ INTERVENTION_KINDS = ("nan", "sensor", "joint_limit", "delta", "velocity", "work
 """What :attr:`SafetyGuard.interventions` counts, one key each."""
 
 JOINT_FEATURES = ("joint_pos", "robot0_joint_pos")
-"""Observation features searched, in order, for the measured joint positions (J,) rad."""
+"""Observation features searched, in order, for the measured joint positions (J,) rad; a spec in LeRobot's
+units (``spec.units == "lerobot"``) measures them in ``state``."""
 
 
 class EStopError(RobotError):
@@ -182,7 +183,8 @@ class SafetyGuard(Robot):
             )
         feature = cfg.joint_feature
         if feature is None:
-            feature = next((f for f in JOINT_FEATURES if f in spec.obs_shapes), None)
+            names = ("state",) if spec.units == "lerobot" else JOINT_FEATURES
+            feature = next((f for f in names if f in spec.obs_shapes), None)
         elif feature not in spec.obs_shapes:
             raise ValueError(
                 f"SafetyConfig.joint_feature {feature!r} is not observed by {spec.name}; "

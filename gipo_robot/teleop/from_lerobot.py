@@ -9,10 +9,12 @@ type, as :mod:`gipo_robot.hardware.lerobot_config` describes; its calibration is
 ``lerobot-calibrate --teleop.*`` wrote). By what LeRobot's teleoperator reports:
 
 - ``<motor>.pos`` on one motor bus (``so100_leader``, ``so101_leader``, ``koch_leader``, ``omx_leader``): a
-  leader arm. :class:`LeRobotLeader` reads it in rad (the units of
-  :class:`~gipo_robot.hardware.lerobot_config.JointUnits`, the same as a LeRobot follower's) and is the
-  leader of :class:`~gipo_robot.teleop.leader.LeaderArmDevice`, which maps it onto any ``joint_position``
-  follower (``gipo-robot record --device leader --leader leader.json``, or ``--device lerobot --teleop``).
+  leader arm. :class:`LeRobotLeader` reads it in its follower's units: rad (the units of
+  :class:`~gipo_robot.hardware.lerobot_config.JointUnits`, the same as a LeRobot follower's), or LeRobot's
+  own values for a follower whose spec has ``units == "lerobot"`` (leader -100..100 % onto follower
+  -100..100 %, as ``lerobot-record`` maps them). It is the leader of
+  :class:`~gipo_robot.teleop.leader.LeaderArmDevice`, which maps it onto any ``joint_position`` follower
+  (``gipo-robot record --device leader --leader leader.json``, or ``--device lerobot --teleop``).
 - ``delta_x``, ``delta_y``, ``delta_z`` and optionally ``gripper`` (``keyboard_ee``, ``gamepad``):
   :class:`LeRobotDeltaDevice` drives an ``ee_delta`` follower: each delta in [-1, 1] is the normalised
   ``dx``/``dy``/``dz`` action, rotations stay 0, LeRobot's gripper command 0/1/2 (close/stay/open) becomes
@@ -78,43 +80,50 @@ class LeRobotLeader:
         device: LeRobot's teleoperator (not connected, its calibration loaded).
         kind_type: Its LeRobot type, e.g. ``so101_leader``.
         source: The config file, named in errors.
+        units: What :meth:`read_positions` returns: ``"rad"``, or ``"lerobot"`` (LeRobot's own values); the
+            follower's ``spec.units``.
 
     Raises:
         ValueError: no single motor bus, features other than ``<motor>.pos``, or no calibration file.
     """
 
-    def __init__(self, device: Any, kind_type: str, source: str) -> None:
+    def __init__(self, device: Any, kind_type: str, source: str, units: str = "rad") -> None:
         self.device = device
         self.bus = motor_bus(device, source)
         require_calibration(device, "teleop", kind_type, source)
         self.units = JointUnits.of_bus(self.bus, device.calibration, source)
-        names, half = self.units.names, self.units.half_range
+        self.joint_units = units
+        names = self.units.names
+        low, high = self.units.limits(units)
         speed = [0.5 * NO_LOAD_SPEED.get(m.model, 2.0) for m in self.bus.motors.values()]
+        feature = "state" if units == "lerobot" else "joint_pos"
         self.spec = RobotSpec(
             name=f"lerobot:{kind_type}:{device.id}",
             action_mode="joint_position",
             action_names=names,
-            action_low=-half,
-            action_high=half,
+            action_low=low,
+            action_high=high,
             joint_names=names,
-            joint_low=-half,
-            joint_high=half,
-            max_joint_velocity=np.array(speed),
+            joint_low=low,
+            joint_high=high,
+            max_joint_velocity=self.units.speed(np.array(speed), units),
             control_hz=30.0,
-            obs_shapes={"joint_pos": (len(names),)},
-            obs_dtypes={"joint_pos": "float64"},
+            obs_shapes={feature: (len(names),)},
+            obs_dtypes={feature: "float64"},
+            units=units,
         )
-        """What the leader reads (its joints in rad); it takes no actions."""
+        """What the leader reads (its joints in ``units``); it takes no actions."""
         self._where = f"{self.spec.name} on {self.bus.port}"
 
     @classmethod
-    def from_config(cls, table: Any, source: str) -> LeRobotLeader:
-        """Build from the ``teleop`` table of a config file (see :func:`read_teleop_config`).
+    def from_config(cls, table: Any, source: str, units: str = "rad") -> LeRobotLeader:
+        """Build from the ``teleop`` table of a config file (see :func:`read_teleop_config`), reading in
+        ``units`` (the follower's).
 
         Raises:
             ValueError: LeRobot missing, an unknown type, a bad field, not a calibrated leader arm.
         """
-        return cls(make_lerobot("teleop", table, source), table["type"], source)
+        return cls(make_lerobot("teleop", table, source), table["type"], source, units)
 
     def connect(self) -> None:
         """Open the port (calibration written where the servos differ, no prompt) and run LeRobot's
@@ -134,13 +143,14 @@ class LeRobotLeader:
         release(self.device, self.bus, self._where)
 
     def read_positions(self) -> np.ndarray:
-        """(J,) joint positions, rad, from LeRobot's ``get_action``.
+        """(J,) joint positions in the leader's units (rad, or LeRobot's values), from LeRobot's
+        ``get_action``.
 
         Raises:
             RobotError: the read failed.
         """
         with lerobot_faults(self._where, "reading the leader"):
-            return self.units.to_rad(self.device.get_action())
+            return self.units.read(self.device.get_action(), self.joint_units)
 
     def torque(self, enabled: bool) -> None:
         """On: every servo holds. Off: LeRobot's own leader setup (``configure``: torque off, except what
@@ -273,7 +283,7 @@ def lerobot_device(
             "--device keyboard"
         )
     try:
-        leader = LeRobotLeader(device, table["type"], source)
+        leader = LeRobotLeader(device, table["type"], source, follower_spec.units)
     except (ValueError, RobotError) as err:
         raise TeleopError(str(err)) from err
     return LeaderArmDevice.from_options(follower_spec, leader=leader, mapping=mapping, events=events)

@@ -134,6 +134,12 @@ class LeaderArmDevice(TeleopDevice):
         for method in ("read_positions", "torque"):
             if not callable(getattr(leader, method, None)):
                 raise TeleopError(f"leader arm {type(leader).__name__} has no {method}() (use a servo arm)")
+        if leader.spec.units != follower_spec.units:
+            raise TeleopError(
+                f"leader {leader.spec.name} reads joints in {leader.spec.units!r} units, follower "
+                f"{follower_spec.name} takes {follower_spec.units!r}: use a leader in the follower's units "
+                "(a LeRobot teleoperator config follows its follower's units by itself)"
+            )
         n_leader, n_follower = leader.spec.n_joints, follower_spec.action_dim
         if mapping is None:
             if n_leader != n_follower:
@@ -173,7 +179,10 @@ class LeaderArmDevice(TeleopDevice):
             from gipo_robot.teleop.from_lerobot import LeRobotLeader, read_teleop_config
 
             table = read_teleop_config(leader)
-            leader = load_robot(leader) if table is None else LeRobotLeader.from_config(table, leader)
+            if table is None:
+                leader = load_robot(leader)
+            else:
+                leader = LeRobotLeader.from_config(table, leader, follower_spec.units)
         if mapping is not None and not isinstance(mapping, JointMapping):
             mapping = JointMapping.load(mapping, follower_spec.action_dim)
         return cls(leader, follower_spec, mapping, events=events)
