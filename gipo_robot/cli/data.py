@@ -104,6 +104,13 @@ def convert(
     video: Annotated[
         bool, typer.Option(help="With --to lerobot: cameras as mp4 (lossy, small), not PNG (lossless).")
     ] = False,
+    robot: Annotated[
+        str | None,
+        typer.Option(
+            help='A LeRobot dataset\'s robot config (units = "lerobot"; not connected): check the motors, '
+            "store the actions normalised by its spec and record it as the store's robot."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Convert robomimic HDF5, a Diffusion Policy replay buffer or a LeRobot dataset to the Zarr episode
@@ -121,8 +128,9 @@ def convert(
             raise DatasetError(f"--to {to!r} is not a known target; known: lerobot", path=dst)
         fmt = detect_format(src)
         export = to == "lerobot" or (dst.suffix in hdf5 and reads_in_place(fmt))
+        options = {} if robot is None else {"robot_spec": _robot_spec(robot, fmt, src)}
         if fmt != EPISODE_STORE and not export:
-            store = import_dataset(src, dst, fmt=fmt, overwrite=overwrite)
+            store = import_dataset(src, dst, fmt=fmt, overwrite=overwrite, **options)
             direction = f"{fmt}->zarr"
         elif to == "lerobot":
             store = open_dataset(src)
@@ -156,6 +164,19 @@ def convert(
         f"{direction}: {result['episodes']} episodes, {result['steps']} steps -> {dst} ({size / 1e6:.1f} MB)"
     )
     emit(result, as_json, human)
+
+
+def _robot_spec(robot: str, fmt: str, src: Path):
+    """The spec of ``convert --robot``'s robot, built from its config without connecting."""
+    from gipo_robot.datasets import DatasetError
+    from gipo_robot.hardware.config import RobotConfigError, load_robot
+
+    if fmt != "lerobot":
+        raise DatasetError(f"--robot applies to a LeRobot dataset; this is {fmt}", path=src)
+    try:
+        return load_robot(robot).spec
+    except (RobotConfigError, ValueError) as err:
+        raise DatasetError(f"--robot: {err}", path=src) from err
 
 
 @app.command("collect-demos")

@@ -38,6 +38,11 @@ dtypes unchanged; its LeRobot feature specs (names, shapes) are kept in the stor
 so LeRobot -> store -> LeRobot restores ``meta/info.json``'s features and every frame value. Depth-map
 cameras (12-bit video) and string columns are refused, naming the feature.
 
+A robot to replay on (``robot_spec``, a :class:`~gipo_robot.hardware.robot.RobotSpec` in LeRobot's units,
+``gipo-robot convert --robot``): ``observation.state`` and ``action`` must name the robot's motors
+(``<motor>.pos`` in bus order), ``action`` is written normalised by the spec (``spec.to_normalized``, float32)
+and the spec is the store's robot, so a policy trained on the store drives that robot.
+
 Images: ``video=False`` (default) stores frames as PNG inside the parquet files: lossless, the round trip
 is exact. ``video=True`` uses LeRobot 0.6's default mp4 encoding (AV1 through libsvtav1, ``yuv420p``, CRF 30,
 a keyframe every 2 frames): 0.6x the size of PNG but lossy; on smooth rendered frames the error is 1.4 grey
@@ -403,6 +408,7 @@ def lerobot_to_store(
     image_codec: str | None = None,
     video_backend: str | None = None,
     overwrite: bool = False,
+    robot_spec: Any = None,
 ) -> EpisodeStore:
     """Convert a local LeRobot v3.0 dataset folder into a new episode store (no hub access).
 
@@ -415,11 +421,13 @@ def lerobot_to_store(
         video_backend: LeRobot video decoder (``torchcodec``, ``pyav``); default LeRobot's: torchcodec where
             its FFmpeg libraries load, else PyAV.
         overwrite: replace an existing store at ``dst``.
+        robot_spec: the :class:`~gipo_robot.hardware.robot.RobotSpec` (units ``"lerobot"``) of the robot the
+            dataset was recorded on: actions are stored normalised by it and it becomes the store's robot.
 
     Raises:
         DatasetError: not a LeRobot dataset, unreadable, a feature the store cannot hold (strings, depth
             maps), episode rows that are not contiguous, a video LeRobot cannot decode, a stale
-            ``meta/gipo_robot.json``, or lerobot missing.
+            ``meta/gipo_robot.json``, lerobot missing, or a dataset whose motors are not ``robot_spec``'s.
     """
     dataset_cls = _lerobot_dataset_class()
     src = Path(src)
@@ -433,15 +441,45 @@ def lerobot_to_store(
     meta = dataset.meta
     sidecar = _read_sidecar(src, meta.total_episodes)
     schema, plan, fps, robot, attrs = _import_plan(dataset, sidecar, src, image_codec)
+    if robot_spec is not None:
+        _check_robot(meta.features, sidecar, robot_spec, src)
+        robot = robot_spec.to_dict()
     reader = EpisodeReader(dataset, plan, schema, backend, src)
     store = EpisodeStore.create(dst, schema, fps=fps, robot=robot, attrs=attrs, overwrite=overwrite)
     for i in range(meta.total_episodes):
         steps, frame_tasks = reader.read(i)
+        if robot_spec is not None:
+            steps["action"] = robot_spec.to_normalized(steps["action"]).astype(steps["action"].dtype)
         try:
             store.append_episode(steps, **_episode_meta(sidecar, i, steps, frame_tasks))
         except DatasetError as err:
             raise DatasetError(f"{src}: {err}", path=dst, feature=err.feature, episode=i) from err
     return store
+
+
+def _check_robot(features: dict[str, Any], sidecar: Any, spec: Any, src: Path) -> None:
+    """DatasetError unless the dataset holds ``spec``'s motors in LeRobot's units (``observation.state``
+    and ``action`` named ``<motor>.pos`` in the spec's order)."""
+    if sidecar is not None:
+        raise DatasetError(
+            f"written by gipo-robot ({SIDECAR}): its actions are a store's already; convert without --robot",
+            path=src,
+        )
+    if spec.units != "lerobot":
+        raise DatasetError(
+            f"robot {spec.name} takes units {spec.units!r}, but a LeRobot dataset holds LeRobot's own "
+            'values: set units = "lerobot" in its robot config',
+            path=src,
+        )
+    motors = [f"{n}.pos" for n in spec.action_names]
+    for key in ("observation.state", "action"):
+        names = features.get(key, {}).get("names")
+        if names != motors:
+            raise DatasetError(
+                f"meta/info.json: feature {key!r} names {names}, but robot {spec.name} has motors {motors}",
+                path=src,
+                feature=key,
+            )
 
 
 def _episode_meta(

@@ -116,7 +116,7 @@ def _importer(fmt: str) -> Importer:
 
 
 def import_dataset(
-    src: str | Path, dst: str | Path, *, fmt: str | None = None, overwrite: bool = False
+    src: str | Path, dst: str | Path, *, fmt: str | None = None, overwrite: bool = False, **options: Any
 ) -> EpisodeStore:
     """Convert the dataset at ``src`` into a new episode store at ``dst``, all or nothing.
 
@@ -132,6 +132,7 @@ def import_dataset(
         dst: the store folder to create.
         fmt: its format, a key of :data:`IMPORTERS` (``None``: :func:`detect_format`).
         overwrite: replace an existing store at ``dst``.
+        options: passed to the format's converter (e.g. ``robot_spec`` for ``lerobot``).
 
     Raises:
         DatasetError: the format is unknown, ``src`` is already an episode store, ``dst`` exists (without
@@ -150,7 +151,7 @@ def import_dataset(
             raise DatasetError(ALREADY_EXISTS, path=dst)
         _remove(tmp)  # left by a conversion or drop_episode that was killed (none is running: we lock)
         try:
-            convert(src, tmp, overwrite=False).close()
+            convert(src, tmp, overwrite=False, **options).close()
         except BaseException as err:
             _remove(tmp)
             if isinstance(err, DatasetError):  # name the store asked for, not the temporary folder

@@ -10,7 +10,9 @@ weights). So the wrapped policy's mean chunk is what LeRobot's own ``predict_act
 returns, step by step (the tests check it bit for bit).
 
 The distribution. With ``f(o)`` ACT's action chunk in environment units (pre-processor -> ACT ->
-post-processor), the policy is a diagonal Gaussian over the first ``H`` actions of the chunk::
+post-processor; loaded with a ``robot_spec`` in LeRobot's units, then normalised by the robot's action
+range, ``2 (post - low) / (high - low) - 1``, the robot's normalised action), the policy is a diagonal
+Gaussian over the first ``H`` actions of the chunk::
 
     a ~ N(f(o), diag(σ²)),   σ = exp(log_std) · action_scale,   log π(a|o) = Σ_{h,a} log N(a_{h,a}; f, σ)
 
@@ -46,7 +48,6 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,15 @@ import torch
 from torch import Tensor, nn
 
 from gipo_robot.policies.checkpoint import CheckpointError, check_spec, load_weights, read_config
-from gipo_robot.policies.gaussian import ObsEncoder, PolicyConfig
+from gipo_robot.policies.gaussian import ObsEncoder
 from gipo_robot.policies.head import GaussianHead
+from gipo_robot.policies.lerobot_policy_config import (
+    IMAGE_PREFIX,
+    PIPELINES,
+    SUPPORTED_TYPES,
+    LeRobotPolicyConfig,
+    policy_config,
+)
 
 __all__ = [
     "INSTALL_HINT",
@@ -71,14 +79,9 @@ INSTALL_HINT = (
     "LeRobot policies need the `lerobot` package (0.6): pip install gipo-robot[lerobot] in a Python >= 3.12 "
     "environment, e.g. your LeRobot one; `make setup-lerobot` builds one in .venv-lerobot"
 )
-SUPPORTED_TYPES = ("act",)
-"""LeRobot policy types whose ``predict_action_chunk`` is deterministic, so it can be a Gaussian's mean."""
 STATE_KEY = "observation.state"
 ENV_STATE_KEY = "observation.environment_state"
-IMAGE_PREFIX = "observation.images."
 CONFIG_NAME = "config.json"
-PIPELINES = ("preprocessor", "postprocessor")
-"""The two processor pipelines of a LeRobot policy checkpoint, ``policy_<name>.json`` each."""
 PREPROCESSOR = "policy_preprocessor.json"
 
 
@@ -107,58 +110,6 @@ def _lerobot() -> Any:
             "postprocessor": (policy_action_to_transition, transition_to_policy_action),
         },
     }
-
-
-@dataclass
-class LeRobotPolicyConfig(PolicyConfig):
-    """A :class:`PolicyConfig` (observation features, action size, chunk, log-std bounds: what the critic and
-    the fine-tuning loop read) plus what rebuilds the LeRobot policy. Saved as JSON in checkpoints.
-
-    Attributes:
-        lerobot_type: LeRobot policy type (``act``).
-        lerobot_config: the policy's config exactly as LeRobot writes it to ``config.json``.
-        lerobot_version: the LeRobot version that loaded the checkpoint.
-        inputs: LeRobot input key -> the observation features concatenated (in order) to form it, e.g.
-            ``{"observation.state": ["robot0_eef_pos", "robot0_gripper_qpos"], "observation.images.front":
-            ["agentview_image"]}``.
-        processors: ``"preprocessor"`` / ``"postprocessor"`` -> the pipeline's config as LeRobot writes it
-            to ``policy_<name>.json`` (its steps and their settings; state tensors are buffers).
-        processor_state: ``"<pipeline>/<state key>/<tensor>"`` (e.g. ``"preprocessor/
-            policy_preprocessor_step_3_normalizer_processor/action.std"``) -> the tensor's shape; the values
-            are buffers, in this order.
-    """
-
-    lerobot_type: str = "act"
-    lerobot_config: dict[str, Any] = field(default_factory=dict)
-    lerobot_version: str = ""
-    inputs: dict[str, list[str]] = field(default_factory=dict)
-    processors: dict[str, dict[str, Any]] = field(default_factory=dict)
-    processor_state: dict[str, list[int]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.lerobot_type not in SUPPORTED_TYPES:
-            raise ValueError(
-                f"LeRobotPolicyConfig.lerobot_type {self.lerobot_type!r} is not one of {SUPPORTED_TYPES}"
-            )
-        if self.state_dependent_std:
-            raise ValueError(
-                "LeRobotPolicyConfig.state_dependent_std must be False (the log-std is a vector)"
-            )
-        known = set(self.low_dim) | set(self.images)
-        for key, names in self.inputs.items():
-            unknown = [n for n in names if n not in known]
-            if unknown:
-                raise ValueError(f"LeRobotPolicyConfig.inputs[{key!r}] names unknown features {unknown}")
-        if sorted(self.processors) != sorted(PIPELINES):
-            raise ValueError(
-                f"LeRobotPolicyConfig.processors has {sorted(self.processors)}, expected {list(PIPELINES)}"
-            )
-        bad = [n for n in self.processor_state if n.split("/", 1)[0] not in PIPELINES or n.count("/") < 2]
-        if bad:
-            raise ValueError(
-                f"LeRobotPolicyConfig.processor_state names {bad} are not '<pipeline>/<state key>/<tensor>'"
-            )
 
 
 class LeRobotGaussianPolicy(GaussianHead):
@@ -236,8 +187,22 @@ class LeRobotGaussianPolicy(GaussianHead):
                 f"the action post-processor is not increasing and affine per dimension: it maps -1, 0, 1 to "
                 f"{low.tolist()}, {zero.tolist()}, {one.tolist()}"
             )
+        robot = self._robot_range()
+        if robot is not None:  # onto the robot's normalised actions: 2 (a - low) / (high - low) - 1
+            span = robot[1] - robot[0]
+            zero, scale = 2.0 * (zero - robot[0]) / span - 1.0, 2.0 * scale / span
         self.action_offset.copy_(zero)
         self.action_scale.copy_(scale)
+
+    def _robot_range(self) -> tuple[Tensor, Tensor] | None:
+        """The robot's action range in LeRobot's units, (A,) each, or None (see ``robot_action_low``)."""
+        if self.config.robot_action_low is None or self.config.robot_action_high is None:
+            return None
+        device = self.action_scale.device
+        return (
+            torch.tensor(self.config.robot_action_low, dtype=torch.float32, device=device),
+            torch.tensor(self.config.robot_action_high, dtype=torch.float32, device=device),
+        )
 
     def _stats(self) -> dict[str, dict[str, Tensor]]:
         """The pre-processor's normalisation statistics, LeRobot layout ``{key: {stat: tensor}}``."""
@@ -308,8 +273,11 @@ class LeRobotGaussianPolicy(GaussianHead):
         return predict(self.lerobot, batch)[:, : self.config.chunk]
 
     def env_mean(self, normalized: Tensor) -> Tensor:
-        """ACT's normalised chunk in environment units through the checkpoint's post-processor."""
-        return self._postprocess(normalized)
+        """ACT's normalised chunk in environment units through the checkpoint's post-processor (with a robot
+        range: then normalised by the robot's action range, ``2 (post - low) / (high - low) - 1``)."""
+        out = self._postprocess(normalized)
+        robot = self._robot_range()
+        return out if robot is None else 2.0 * (out - robot[0]) / (robot[1] - robot[0]) - 1.0
 
     def distribution_params(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Mean (ACT's normalised chunk) and log-std in normalised action units, each ``(B, H, A)``."""
@@ -320,15 +288,6 @@ class LeRobotGaussianPolicy(GaussianHead):
 # ------------------------------------------------------------------------------------------------------------
 # Loading a LeRobot checkpoint
 # ------------------------------------------------------------------------------------------------------------
-
-
-def _default_inputs(input_features: dict[str, Any]) -> dict[str, dict[str, list[int]]]:
-    """One observation feature per LeRobot input: ``observation.state`` -> ``state``, images -> camera."""
-    out = {}
-    for key, feature in input_features.items():
-        short = key.removeprefix(IMAGE_PREFIX).removeprefix("observation.")
-        out[key] = {short: list(feature.shape)}
-    return out
 
 
 def inputs_from_dataset(root: str | Path) -> dict[str, dict[str, list[int]]]:
@@ -370,6 +329,7 @@ def load_lerobot_policy(
     log_std_min: float = -5.0,
     log_std_max: float = 1.0,
     device: str = "cpu",
+    robot_spec: Any = None,
 ) -> LeRobotGaussianPolicy:
     """Load a LeRobot policy checkpoint folder (``config.json``, ``model.safetensors``, the processor files)
     as a :class:`LeRobotGaussianPolicy`. Reads the local folder only (no hub, no backbone download).
@@ -382,10 +342,15 @@ def load_lerobot_policy(
         chunk: H, the leading chunk steps modelled (default ACT's ``n_action_steps``).
         log_std_init, log_std_min, log_std_max: log-std and its bounds, normalised action units.
         device: torch device for LeRobot's processors and weights.
+        robot_spec: the :class:`~gipo_robot.hardware.robot.RobotSpec` of the robot to drive, in LeRobot's
+            units (``units == "lerobot"``), for an ACT trained on LeRobot's values (``lerobot-record``): its
+            actions come out normalised by the spec, ``spec.to_normalized(LeRobot's action)``. None: LeRobot's
+            post-processed values are the actions (an ACT trained on a store exported by gipo-robot).
 
     Raises:
-        CheckpointError: missing files, an unsupported policy type, weights that do not fit the config, or
-            ``inputs`` that do not add up to the checkpoint's input shapes (naming the feature).
+        CheckpointError: missing files, an unsupported policy type, weights that do not fit the config,
+            ``inputs`` that do not add up to the checkpoint's input shapes (naming the feature), or a
+            ``robot_spec`` not in LeRobot's units or of another action size.
         ImportError: lerobot is not installed (the message gives the install recipe).
     """
     lr = _lerobot()
@@ -428,8 +393,22 @@ def load_lerobot_policy(
         for tensor, value in tensors.items()
     }
     log_std = (log_std_init, log_std_min, log_std_max)
-    config = _policy_config(cfg, raw_config, processors, state, inputs, chunk, log_std, where=str(path))
+    robot_range = None if robot_spec is None else _robot_range(robot_spec, path)
+    config = policy_config(
+        cfg, raw_config, processors, state, inputs, chunk, log_std, where=str(path), robot_range=robot_range
+    )
     return LeRobotGaussianPolicy(config, lerobot_policy, state).train(False)
+
+
+def _robot_range(spec: Any, path: Path) -> tuple[list[float], list[float]]:
+    """A robot spec's action range for an ACT trained on LeRobot's values; CheckpointError unless the spec
+    is in LeRobot's units."""
+    if spec.units != "lerobot":
+        raise CheckpointError(
+            f"{path}: robot_spec {spec.name} takes units {spec.units!r}; an ACT trained on LeRobot's "
+            'values drives a robot in units "lerobot" (units = "lerobot" in its config)'
+        )
+    return list(spec.action_low), list(spec.action_high)
 
 
 def _load_processors(lr: dict[str, Any], cfg: Any, path: Path) -> tuple[Any, Any]:
@@ -445,80 +424,6 @@ def _load_processors(lr: dict[str, Any], cfg: Any, path: Path) -> tuple[Any, Any
         )
     except Exception as err:  # LeRobot raises many kinds; name the folder whatever it is
         raise CheckpointError(f"{path}: LeRobot cannot load the processor pipelines: {err}") from err
-
-
-def _policy_config(
-    cfg: Any,
-    raw_config: dict[str, Any],
-    processors: dict[str, dict[str, Any]],
-    processor_state: dict[str, Tensor],
-    inputs: dict[str, dict[str, list[int]]] | None,
-    chunk: int | None,
-    log_std: tuple[float, float, float],
-    *,
-    where: str,
-) -> LeRobotPolicyConfig:
-    """The :class:`LeRobotPolicyConfig` of a LeRobot config and an observation layout (checked)."""
-    from lerobot import __version__ as lerobot_version
-
-    input_features = dict(cfg.input_features)
-    layout = inputs if inputs is not None else _default_inputs(input_features)
-    unknown = sorted(set(layout) - set(input_features))
-    if unknown:
-        raise CheckpointError(
-            f"{where}: inputs {unknown} are not inputs of the policy {sorted(input_features)}"
-        )
-    low_dim: dict[str, list[int]] = {}
-    images: dict[str, list[int]] = {}
-    for key, feature in input_features.items():
-        if key not in layout:
-            raise CheckpointError(f"{where}: the policy reads {key!r} but inputs does not say which features")
-        parts = {n: [int(d) for d in s] for n, s in layout[key].items()}
-        if key.startswith(IMAGE_PREFIX):
-            (name, shape), *rest = parts.items()
-            if rest or list(shape) != list(feature.shape):
-                raise CheckpointError(
-                    f"{where}: input {key!r} is one camera of shape {list(feature.shape)}, got {parts}"
-                )
-            images[name] = list(shape)
-            continue
-        total = sum(math.prod(s) for s in parts.values())
-        if total != math.prod(feature.shape):
-            raise CheckpointError(
-                f"{where}: input {key!r} has {math.prod(feature.shape)} values but inputs gives {parts} "
-                f"({total} values)"
-            )
-        low_dim.update(parts)
-    if getattr(cfg, "temporal_ensemble_coeff", None) is not None:
-        raise CheckpointError(
-            f"{where}: temporal_ensemble_coeff is set: LeRobot then averages overlapping chunks at every "
-            "step, which no one chunk (the Gaussian's mean) reproduces; set it to null in config.json"
-        )
-    action_shape = list(cfg.output_features["action"].shape)
-    horizon = chunk if chunk is not None else int(getattr(cfg, "n_action_steps", cfg.chunk_size))
-    if not 1 <= horizon <= cfg.chunk_size:
-        raise CheckpointError(f"{where}: chunk {horizon} is outside 1..{cfg.chunk_size} (ACT's chunk_size)")
-    init, low, high = log_std
-    try:
-        return LeRobotPolicyConfig(
-            low_dim=low_dim,
-            images=images,
-            action_dim=int(action_shape[0]),
-            chunk=horizon,
-            log_std_init=init,
-            log_std_min=low,
-            log_std_max=high,
-            lerobot_type=cfg.type,
-            lerobot_config={**raw_config, "pretrained_backbone_weights": None}
-            if "pretrained_backbone_weights" in raw_config
-            else raw_config,
-            lerobot_version=lerobot_version,
-            inputs={k: list(v) for k, v in layout.items()},
-            processors=processors,
-            processor_state={k: list(v.shape) for k, v in processor_state.items()},
-        )
-    except ValueError as err:
-        raise CheckpointError(f"{where}: {err}") from err
 
 
 # ------------------------------------------------------------------------------------------------------------
