@@ -148,7 +148,7 @@ def test_a_leader_follows_its_followers_units(tmp_path, calibration):
     np.testing.assert_allclose(episode["obs.state"][-1], spec.to_physical(episode["action"][-1]), atol=2.5)
 
 
-def record_in_lerobot_units(root, spec, lengths=(20, 14, 17)):
+def record_in_lerobot_units(root, spec, lengths=(20, 14, 17), *, env_state=True):
     """A dataset recorded with LeRobot's own API in the arm's LeRobot units, as ``lerobot-record`` stores
     it: ``observation.state`` and ``action`` named ``<motor>.pos``, values inside each motor's calibrated
     range; ``observation.environment_state`` repeats the state (ACT needs an image or an environment
@@ -158,8 +158,9 @@ def record_in_lerobot_units(root, spec, lengths=(20, 14, 17)):
     names = [f"{j}.pos" for j in JOINTS]
     vector = {"dtype": "float32", "shape": (6,), "names": names}
     keys = ("observation.state", "observation.environment_state", "action")
+    features = {k: vector for k in keys if env_state or k != keys[1]}
     dataset = LeRobotDataset.create(
-        "local/arm", fps=30, features=dict.fromkeys(keys, vector), root=root, robot_type="so101_follower"
+        "local/arm", fps=30, features=features, root=root, robot_type="so101_follower"
     )
     episodes = []
     for e, length in enumerate(lengths):
@@ -168,6 +169,7 @@ def record_in_lerobot_units(root, spec, lengths=(20, 14, 17)):
         z = 0.6 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6, 6) * t + rng.uniform(0, 6.3, 6))  # normalised
         path = spec.to_physical(z).astype(np.float32)  # degrees and % (T + 1, J)
         episode = {keys[0]: path[:-1], keys[1]: path[:-1], keys[2]: path[1:]}
+        episode = {k: v for k, v in episode.items() if k in features}
         for i in range(length):
             dataset.add_frame({**{k: v[i] for k, v in episode.items()}, "task": "reach"})
         dataset.save_episode()
@@ -305,3 +307,27 @@ def test_an_act_trained_on_lerobot_units_drives_the_arm_through_its_spec(tmp_pat
     sent = spec.to_physical(steps["action"])  # the commands the guard let through, degrees and %
     assert np.all(np.abs(np.diff(sent, axis=0)) <= spec.max_joint_velocity * spec.period + 1e-6)
     assert np.abs(steps["obs.state"][-1] - steps["obs.state"][0]).max() > 1.0  # and the arm moved
+
+
+def test_train_bc_on_a_converted_store_deploys_on_the_robot(tmp_path, calibration):
+    """lerobot-record's data -> convert --robot -> train-bc -> deploy --robot: the policy observes 'state' as
+    the dataset recorded it and its normalised actions mean what the store's actions meant."""
+    folder, _ = calibration
+    config = follower(tmp_path, "/dev/null-virtual", folder, units="lerobot")  # the spec needs no port
+    record_in_lerobot_units(tmp_path / "dataset", load_robot(config).spec, env_state=False)
+    runner = CliRunner()
+    store, run = tmp_path / "store.zarr", tmp_path / "bc"
+    steps = ["convert", str(tmp_path / "dataset"), str(store), "--robot", str(config), "--json"]
+    assert runner.invoke(app, steps).exit_code == 0
+    train = ["train-bc", str(store), "--out", str(run), "--steps", "20", "--hidden", "16", "--json"]
+    trained = runner.invoke(app, train)
+    assert trained.exit_code == 0, trained.output
+    with VirtualServoBus("feetech") as bus:
+        config = follower(tmp_path, bus.port, folder, units="lerobot")
+        out = tmp_path / "deploy.zarr"
+        args = ["deploy", str(run), "--robot", str(config), "--max-steps", "20", "--out", str(out), "--json"]
+        result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 20 and summary["error"] is None
+    assert EpisodeStore.open(out).episode(0)["obs.state"].shape == (20, 6)
