@@ -107,7 +107,7 @@ class RobotSpec:
     obs_dtypes: dict[str, str]
     """Observation feature name -> numpy dtype name."""
     cameras: tuple[str, ...] = ()
-    """Camera names; each adds an ``<name>_image`` observation."""
+    """Camera names; each adds an ``<name>_image`` observation (``units == "lerobot"``: ``<name>``)."""
     workspace_low: np.ndarray | None = None
     """(3,) lower corner of the allowed end-effector box in m (``ee_delta`` mode), or None for no box."""
     workspace_high: np.ndarray | None = None
