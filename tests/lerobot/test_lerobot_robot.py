@@ -152,6 +152,22 @@ def test_deploy_drives_the_so101_follower_behind_the_guard(tmp_path, calibration
     assert abs(q_true[0] - POSE[0]) < 0.03  # shoulder_pan's range is symmetric about the zero pose
 
 
+def mid_episode(bus: VirtualServoBus, fault, after_s: float = 0.3) -> None:
+    """Inject ``fault`` once the episode is under way: every servo's torque on (connected) and the goals
+    moved since (the policy commanding), then ``after_s`` later. A fixed delay from the start would land in
+    the connection on a loaded machine (LeRobot's motor check then fails instead: exit 1, not 3)."""
+    deadline, connected = time.monotonic() + 120, None
+    while time.monotonic() < deadline:
+        state = bus.state()
+        if connected is None and all(state["torque"]):
+            connected = state["goal_q"]
+        elif connected is not None and state["goal_q"] != connected:
+            break
+        time.sleep(0.02)
+    time.sleep(after_s)
+    fault()
+
+
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
@@ -168,7 +184,7 @@ def test_a_fault_mid_episode_holds_the_arm_and_commits_the_episode(tmp_path, cal
     with VirtualServoBus("feetech", faults=FaultConfig(disconnect_mode=mode)) as bus:
         config = follower(tmp_path, bus.port, folder)
         trigger = bus.disconnect if fault != "servo" else lambda: bus.servo_error(3, "overload")
-        timer = threading.Timer(1.5, trigger)
+        timer = threading.Thread(target=mid_episode, args=(bus, trigger), daemon=True)
         timer.start()
         result, out = deploy(tmp_path, config, max_steps=300)
         timer.join()
