@@ -126,6 +126,19 @@ def write_tiny_act(path, *, seed: int = 0, image: tuple[int, int, int] | None = 
     return stats
 
 
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory):
+    """LeRobot's calibration of an so101 follower, by LeRobot's own procedure, on a first virtual arm:
+    ``(folder, the calibration data)``."""
+    from gipo_robot.hardware.emulators.virtual_bus import VirtualServoBus
+    from tests.lerobot.virtual_so101 import lerobot_calibrate
+
+    folder = tmp_path_factory.mktemp("calibration")
+    with pytest.MonkeyPatch.context() as mp, VirtualServoBus("feetech") as bus:
+        data = lerobot_calibrate(bus, folder, "robot", "so101_follower", "follower", mp)
+    return folder, data
+
+
 @pytest.fixture(scope="session")
 def tiny_act(tmp_path_factory):
     """Folder of a state-only tiny random ACT checkpoint (LeRobot format)."""

@@ -26,24 +26,10 @@ from gipo_robot.hardware.emulators.servo_arm import DEFAULT_MOUNT_OFFSETS
 from gipo_robot.hardware.emulators.virtual_bus import FaultConfig, VirtualServoBus
 from gipo_robot.hardware.safety import SafetyGuard
 from gipo_robot.policies import GaussianPolicy, PolicyConfig, save_policy
-from tests.lerobot.virtual_so101 import K, lerobot_calibrate, lerobot_config
+from tests.lerobot.virtual_so101 import K, follower, lerobot_config
 
 TICK = 2 * np.pi / 4096  # the virtual STS3215's encoder tick, rad
 POSE = np.array([0.5, -0.3, 0.4, 0.2, -0.6, 0.3])  # joint targets, rad (gipo-robot's frame, see below)
-
-
-@pytest.fixture(scope="module")
-def calibration(tmp_path_factory):
-    """LeRobot's calibration of the follower, by LeRobot's own procedure, on a first virtual arm."""
-    folder = tmp_path_factory.mktemp("calibration")
-    with pytest.MonkeyPatch.context() as mp, VirtualServoBus("feetech") as bus:
-        data = lerobot_calibrate(bus, folder, "robot", "so101_follower", "follower", mp)
-    return folder, data
-
-
-def follower(tmp_path, port, folder, **extra):
-    table = {"type": "so101_follower", "port": port, "id": "follower", "calibration_dir": str(folder)}
-    return lerobot_config(tmp_path / "follower.json", "robot", table, **extra)
 
 
 def mid(data, joint):

@@ -22,23 +22,9 @@ from gipo_robot.datasets import EpisodeStore
 from gipo_robot.hardware.config import load_robot
 from gipo_robot.hardware.emulators.virtual_bus import VirtualServoBus
 from gipo_robot.hardware.robot import RobotSpec
-from tests.lerobot.virtual_so101 import K, lerobot_calibrate, lerobot_config
+from tests.lerobot.virtual_so101 import K, follower, lerobot_calibrate, lerobot_config
 
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
-
-
-@pytest.fixture(scope="module")
-def calibration(tmp_path_factory):
-    """LeRobot's calibration of the follower, by LeRobot's own procedure, on a first virtual arm."""
-    folder = tmp_path_factory.mktemp("calibration")
-    with pytest.MonkeyPatch.context() as mp, VirtualServoBus("feetech") as bus:
-        data = lerobot_calibrate(bus, folder, "robot", "so101_follower", "follower", mp)
-    return folder, data
-
-
-def follower(path, port, folder, **extra):
-    table = {"type": "so101_follower", "port": port, "id": "follower", "calibration_dir": str(folder)}
-    return lerobot_config(path / "follower.json", "robot", table, **extra)
 
 
 def test_the_spec_holds_the_calibrated_ranges_in_lerobots_units(tmp_path, calibration):

@@ -57,3 +57,15 @@ def lerobot_config(path: Path, kind: str, table: dict, **extra) -> Path:
     """Write ``{"type": "lerobot", kind: table, **extra}`` to ``path`` (JSON); returns the path."""
     path.write_text(json.dumps({"type": "lerobot", kind: table, **extra}))
     return path
+
+
+def follower(folder_out: Path, port: str, calibration_dir: Path, **extra) -> Path:
+    """An so101_follower config file in ``folder_out`` for the arm on ``port``, calibrated in
+    ``calibration_dir`` (the ``calibration`` fixture's folder); ``extra`` are gipo-robot's keys."""
+    table = {
+        "type": "so101_follower",
+        "port": port,
+        "id": "follower",
+        "calibration_dir": str(calibration_dir),
+    }
+    return lerobot_config(folder_out / "follower.json", "robot", table, **extra)
