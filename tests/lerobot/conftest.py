@@ -84,6 +84,8 @@ def write_tiny_act(path, *, seed: int = 0, image: tuple[int, int, int] | None = 
     from lerobot.policies.act.modeling_act import ACTPolicy
     from lerobot.policies.factory import make_pre_post_processors
 
+    from tests.lerobot.made_by_lerobot import TINY_ACT
+
     inputs = {
         "observation.state": PolicyFeature(FeatureType.STATE, (5,)),
         "observation.environment_state": PolicyFeature(FeatureType.ENV, (4,)),
@@ -95,15 +97,8 @@ def write_tiny_act(path, *, seed: int = 0, image: tuple[int, int, int] | None = 
         output_features={"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))},
         chunk_size=CHUNK,
         n_action_steps=CHUNK,
-        dim_model=16,
-        n_heads=2,
-        dim_feedforward=32,
-        n_encoder_layers=1,
-        n_decoder_layers=1,
-        latent_dim=4,
-        n_vae_encoder_layers=1,
+        **TINY_ACT,
         vision_backbone="resnet18",
-        pretrained_backbone_weights=None,
         device="cpu",
     )
     torch.manual_seed(seed)

@@ -33,6 +33,11 @@ from lerobot.utils.random_utils import set_seed
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 FPS = 30
 CAMERA = "observation.images.wrist"
+#: A tiny ACT (CPU, seconds): every size LeRobot lets us shrink, and no pretrained backbone to download.
+TINY_ACT = dict(
+    dim_model=16, n_heads=2, dim_feedforward=32, n_encoder_layers=1, n_decoder_layers=1, latent_dim=4,
+    n_vae_encoder_layers=1, pretrained_backbone_weights=None,
+)  # fmt: skip
 ARM_INPUTS = {"observation.state": {"joint_pos": [6]}, "observation.environment_state": {"joint_vel": [6]}}
 """How gipo-robot's serial arm observations (``joint_pos``, ``joint_vel``) form the ACT's inputs."""
 
@@ -106,14 +111,7 @@ def train_act(dataset_root: Path, out: Path, *, steps: int = 4, chunk: int = 4, 
     policy_config = ACTConfig(
         chunk_size=chunk,
         n_action_steps=chunk,
-        dim_model=16,
-        n_heads=2,
-        dim_feedforward=32,
-        n_encoder_layers=1,
-        n_decoder_layers=1,
-        latent_dim=4,
-        n_vae_encoder_layers=1,
-        pretrained_backbone_weights=None,
+        **TINY_ACT,
         device="cpu",
         push_to_hub=False,
     )
