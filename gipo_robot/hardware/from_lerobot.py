@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -109,13 +110,37 @@ def require_calibration(device: Any, kind: str, kind_type: str, where: str) -> N
         )
 
 
+#: Seconds before the one retry of a port that would not open (a USB adapter still settling, a pty whose
+#: other side is not ready yet): a port that stays shut fails the second time with the same error.
+OPEN_RETRY_S = 0.5
+
+
 def connect_calibrated(device: Any, bus: Any, where: str, *, hold: bool) -> None:
     """LeRobot's ``device.connect`` without its prompt: write the calibration file to servos that differ,
     set every goal to the present position (``hold``: torque then goes on where the arm is), then connect.
+    A port that would not open (LeRobot's "Could not connect on port") is tried once more after
+    :data:`OPEN_RETRY_S`; every other failure is final.
 
     Raises:
         RobotError: the port cannot be opened, a servo is missing or of another model, a transaction fails.
     """
+    try:
+        _connect_calibrated(device, bus, where, hold=hold)
+    except RobotError as err:
+        if not _port_would_not_open(err):
+            raise
+        log.warning("%s: %s; trying once more in %.1f s", where, err, OPEN_RETRY_S)
+        release(device, bus, where)
+        time.sleep(OPEN_RETRY_S)
+        _connect_calibrated(device, bus, where, hold=hold)
+
+
+def _port_would_not_open(err: RobotError) -> bool:
+    cause = err.__cause__
+    return isinstance(cause, ConnectionError) and "Could not connect on port" in str(cause)
+
+
+def _connect_calibrated(device: Any, bus: Any, where: str, *, hold: bool) -> None:
     with lerobot_faults(where, f"connecting on {bus.port}"):
         bus.connect()  # LeRobot's handshake: ping every motor, check its model number (and firmware)
         try:

@@ -24,6 +24,7 @@ from gipo_robot.datasets import EpisodeStore
 from gipo_robot.hardware.config import RobotConfigError, load_robot
 from gipo_robot.hardware.emulators.servo_arm import DEFAULT_MOUNT_OFFSETS
 from gipo_robot.hardware.emulators.virtual_bus import FaultConfig, VirtualServoBus
+from gipo_robot.hardware.robot import RobotError
 from gipo_robot.hardware.safety import SafetyGuard
 from gipo_robot.policies import GaussianPolicy, PolicyConfig, save_policy
 from tests.lerobot.virtual_so101 import K, follower, lerobot_config
@@ -65,6 +66,28 @@ def test_lerobots_calibration_file_is_written_to_fresh_servos_and_read_in_rad(tm
         expected = np.array([(2047 - mid(data, n)) * K for n in names])
         assert expected[5] == pytest.approx(-0.6751, abs=1e-4)
         np.testing.assert_allclose(q, expected, atol=0.01)
+
+
+@pytest.mark.parametrize("shut", [1, 5])
+def test_a_port_that_would_not_open_is_tried_once_more(tmp_path, calibration, monkeypatch, caplog, shut):
+    """LeRobot's own port handler fails to open ``shut`` times (a USB adapter still settling): once is
+    retried after OPEN_RETRY_S, a port that stays shut is a clear error after the second try."""
+    folder, _ = calibration
+    with VirtualServoBus("feetech") as bus:
+        arm = load_robot(follower(tmp_path, bus.port, folder))
+        handler, tries = arm.bus.port_handler, []
+        real_open = handler.openPort
+        monkeypatch.setattr(
+            handler, "openPort", lambda: tries.append(1) or (len(tries) > shut and real_open())
+        )
+        if shut == 1:
+            with arm:
+                assert bus.state()["torque"] == [True] * 6
+            assert "trying once more" in caplog.text
+        else:
+            with pytest.raises(RobotError, match=r"Could not connect on port"):
+                arm.connect()
+            assert len(tries) == 2 and not any(bus.state()["torque"])
 
 
 def test_the_arm_moves_where_commanded_within_its_limits(tmp_path, calibration):
