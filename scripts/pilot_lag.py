@@ -41,6 +41,7 @@ BC_RUNS = Path("runs/staleness")  # the staleness grid's BC starts
 SETTINGS = {
     "A": {"steps_per_env": 100, "epochs": 8, "policy_lr": 1e-4},
     "B": {"steps_per_env": 100, "epochs": 32, "policy_lr": 3e-4},
+    "C": {"steps_per_env": 250, "epochs": 8, "policy_lr": 3e-5},
 }
 
 
@@ -58,7 +59,7 @@ def run_cell(setting: str, variant: str, lag: int, seed: int, args: argparse.Nam
     history = finetune(config, base, run_dir, resume=resume)
     record = {"setting": setting, "objective": variant, "lag": lag, "seed": seed, **summarise(history)}
     record["final_success"] = final_evaluation(run_dir, "Lift", args.final_episodes)
-    lags = [r["batch_lag"] for r in history]
+    lags = [r.get("batch_lag", 0) for r in history]  # logged where policy_lag > 0
     record.update(final_episodes=args.final_episodes, offpolicy=offpolicy(history),
                   mean_batch_lag=sum(lags) / len(lags), config=asdict(config),
                   wall_s=time.perf_counter() - start, **provenance())  # fmt: skip
