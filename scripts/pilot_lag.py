@@ -42,6 +42,9 @@ SETTINGS = {
     "A": {"steps_per_env": 100, "epochs": 8, "policy_lr": 1e-4},
     "B": {"steps_per_env": 100, "epochs": 32, "policy_lr": 3e-4},
     "C": {"steps_per_env": 250, "epochs": 8, "policy_lr": 3e-5},
+    # A at lower learning rates: A's lr 1e-4 collapses GIPO even on fresh data (BENCHMARKS.md lag_pilot)
+    "A3": {"steps_per_env": 100, "epochs": 8, "policy_lr": 3e-5},
+    "A1": {"steps_per_env": 100, "epochs": 8, "policy_lr": 1e-5},
 }
 
 
