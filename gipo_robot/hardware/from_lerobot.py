@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from gipo_robot.hardware import servo_protocol as sp
-from gipo_robot.hardware.lerobot_config import JointUnits, LeRobotArmConfig, make_lerobot
+from gipo_robot.hardware.lerobot_config import JointUnits, LeRobotArmConfig, feature_names, make_lerobot
 from gipo_robot.hardware.robot import Robot, RobotError, RobotSpec
 from gipo_robot.hardware.servo_faults import servo_fault
 
@@ -190,31 +190,9 @@ class LeRobotArm(Robot):
         require_calibration(device, "robot", config.robot["type"], where)
         self.units = JointUnits.of_bus(self.bus, device.calibration, where)
         self.cameras = self._camera_shapes(where)
-        names, mode = self.units.names, config.units
-        low, high = self.units.limits(mode)
-        joints, self._image = ("state", "{}") if mode == "lerobot" else ("joint_pos", "{}_image")
-        obs_shapes: dict[str, tuple[int, ...]] = {joints: (len(names),)}
-        obs_dtypes = {joints: "float32" if mode == "lerobot" else "float64"}
-        for camera, shape in self.cameras.items():
-            obs_shapes[self._image.format(camera)] = shape
-            obs_dtypes[self._image.format(camera)] = "uint8"
         speed = config.velocity_limits([m.model for m in self.bus.motors.values()])
-        self._spec = RobotSpec(
-            name=config.name,
-            action_mode="joint_position",
-            action_names=names,
-            action_low=low,
-            action_high=high,
-            joint_names=names,
-            joint_low=low,
-            joint_high=high,
-            max_joint_velocity=self.units.speed(speed, mode),
-            control_hz=float(config.control_hz),
-            obs_shapes=obs_shapes,
-            obs_dtypes=obs_dtypes,
-            cameras=tuple(self.cameras),
-            units=mode,
-        )
+        self._spec = self.units.spec(config.name, config.units, speed, config.control_hz, self.cameras)
+        self._joints, self._image = feature_names(config.units)
         self._ids = {m.id: name for name, m in self.bus.motors.items()}
         self._torque_on = False
         self._observes = 0
@@ -318,10 +296,8 @@ class LeRobotArm(Robot):
         every = self.config.health_check_every
         if self._torque_on and every and self._observes % every == 0:
             self._check_health()
-        if self.config.units == "lerobot":
-            obs = {"state": self.units.values(raw).astype(np.float32)}
-        else:
-            obs = {"joint_pos": self.units.to_rad(raw)}
+        q = self.units.read(raw, self.config.units)
+        obs = {self._joints: q.astype(np.float32) if self.config.units == "lerobot" else q}
         for camera in self.cameras:
             obs[self._image.format(camera)] = np.asarray(raw[camera], dtype=np.uint8)
         return obs

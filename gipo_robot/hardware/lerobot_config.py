@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from gipo_robot.hardware import servo_protocol as sp
+from gipo_robot.hardware.robot import RobotSpec
 
 __all__ = ["NO_LOAD_SPEED", "JointUnits", "LeRobotArmConfig", "import_lerobot", "make_lerobot"]
 
@@ -226,6 +227,44 @@ class JointUnits:
     def speed(self, rad_per_s: np.ndarray, units: str) -> np.ndarray:
         """(J,) velocities given in rad/s, in ``units`` per second."""
         return np.asarray(rad_per_s, np.float64) / (np.abs(self.scale) if units == "lerobot" else 1.0)
+
+    def spec(
+        self,
+        name: str,
+        units: str,
+        rad_per_s: np.ndarray,
+        control_hz: float,
+        cameras: Mapping[str, tuple[int, ...]] | None = None,
+    ) -> RobotSpec:
+        """The ``joint_position`` spec of these motors in ``units``, limited to their calibrated ranges:
+        joints observed as :func:`feature_names` says, each camera's (H, W, 3) uint8 frames likewise."""
+        cameras = dict(cameras or {})
+        joints, image = feature_names(units)
+        shapes = {joints: (len(self.names),), **{image.format(c): s for c, s in cameras.items()}}
+        dtypes = {**dict.fromkeys(shapes, "uint8"), joints: "float32" if units == "lerobot" else "float64"}
+        low, high = self.limits(units)
+        return RobotSpec(
+            name=name,
+            action_mode="joint_position",
+            action_names=self.names,
+            action_low=low,
+            action_high=high,
+            joint_names=self.names,
+            joint_low=low,
+            joint_high=high,
+            max_joint_velocity=self.speed(rad_per_s, units),
+            control_hz=float(control_hz),
+            obs_shapes=shapes,
+            obs_dtypes=dtypes,
+            cameras=tuple(cameras),
+            units=units,
+        )
+
+
+def feature_names(units: str) -> tuple[str, str]:
+    """(the joints' observation feature, the format of a camera's) in ``units``: ``joint_pos`` (rad) and
+    ``<cam>_image``, or LeRobot's own names, ``state`` and ``<cam>``, as ``lerobot-record`` stores them."""
+    return ("state", "{}") if units == "lerobot" else ("joint_pos", "{}_image")
 
 
 @dataclasses.dataclass

@@ -93,25 +93,8 @@ class LeRobotLeader:
         require_calibration(device, "teleop", kind_type, source)
         self.units = JointUnits.of_bus(self.bus, device.calibration, source)
         self.joint_units = units
-        names = self.units.names
-        low, high = self.units.limits(units)
-        speed = [0.5 * NO_LOAD_SPEED.get(m.model, 2.0) for m in self.bus.motors.values()]
-        feature = "state" if units == "lerobot" else "joint_pos"
-        self.spec = RobotSpec(
-            name=f"lerobot:{kind_type}:{device.id}",
-            action_mode="joint_position",
-            action_names=names,
-            action_low=low,
-            action_high=high,
-            joint_names=names,
-            joint_low=low,
-            joint_high=high,
-            max_joint_velocity=self.units.speed(np.array(speed), units),
-            control_hz=30.0,
-            obs_shapes={feature: (len(names),)},
-            obs_dtypes={feature: "float64"},
-            units=units,
-        )
+        speed = np.array([0.5 * NO_LOAD_SPEED.get(m.model, 2.0) for m in self.bus.motors.values()])
+        self.spec = self.units.spec(f"lerobot:{kind_type}:{device.id}", units, speed, 30.0)
         """What the leader reads (its joints in ``units``); it takes no actions."""
         self._where = f"{self.spec.name} on {self.bus.port}"
 
