@@ -315,3 +315,26 @@ def test_a_non_finite_measurement_ends_the_episode_as_a_failed_one(tmp_path, lif
         and "obs.robot0_eef_pos" in result["error"]
     )
     assert store.n_episodes == 1 and store.episode_meta(0).length == 5 and not store.episode_meta(0).success
+
+
+def test_an_episode_landing_as_the_actor_finishes_is_learned_from(tmp_path, lift_bc_policy, monkeypatch):
+    # The race CI once lost: the learner looks (nothing new), the actor commits its last episode and says
+    # "finished", the learner sees "finished" -- that last episode must still make a round.
+    import shutil
+
+    from gipo_robot.train.arm.learner_loop import ArmLearner
+
+    run_quietly(ArmConfig(episodes=1, **FAST), lift_bc_policy, tmp_path / "run")
+    shutil.rmtree(tmp_path / "run" / "checkpoint")
+    (tmp_path / "run" / "metrics.csv").unlink()
+    looks = []
+    read_new = ArmLearner._read_new
+
+    def late_look(self):  # the first look comes just before the episode lands
+        looks.append(1)
+        return False if len(looks) == 1 else read_new(self)
+
+    monkeypatch.setattr(ArmLearner, "_read_new", late_look)
+    learner = ArmLearner(tmp_path / "run")
+    learner.run()
+    assert learner.rounds == 1 and learner.consumed == 1

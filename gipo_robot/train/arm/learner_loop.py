@@ -126,6 +126,8 @@ class ArmLearner:
                 if self.pending >= due:
                     self.update_round()
                 elif not landed and self._actor_done():
+                    if self._read_new():  # committed between our look and the actor's "finished"
+                        continue
                     if self.pending:  # the last few steps: one more round so nothing is left unused
                         self.update_round()
                     break
