@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "CAMERA_RENDER_QUALITY",
     "CAMERA_SUFFIX",
     "OBS_SETS",
     "PRIVILEGED",
@@ -47,6 +48,9 @@ OBS_SETS: dict[str, str] = {
 PRIVILEGED: frozenset[str] = frozenset({"object"})
 
 CAMERA_SUFFIX = "_image"
+
+#: The simulator's render settings on every camera path (:data:`gipo_robot.sim.config.RENDER_QUALITIES`).
+CAMERA_RENDER_QUALITY = "fast"
 
 
 def is_camera(name: str) -> bool:
@@ -115,8 +119,11 @@ def sim_camera_options(images: Mapping[str, Any]) -> dict[str, Any]:
         images: ``PolicyConfig.images``, ``<camera>_image -> [C, h, w]``.
 
     Returns:
-        ``{"cameras": (...), "image_size": n}`` for :func:`gipo_robot.sim.make_env` /
-        :class:`~gipo_robot.sim.config.EnvConfig` (``{}`` for a policy without cameras).
+        ``{"cameras": (...), "image_size": n, "render_quality": "fast"}`` for
+        :func:`gipo_robot.sim.make_env` / :class:`~gipo_robot.sim.config.EnvConfig` (``{}`` for a policy
+        without cameras). Every camera path of the toolkit (demos recorded with cameras, vision training,
+        evaluation, fine-tuning) renders with the ``fast`` settings, so a policy sees at evaluation the
+        pixels it was trained on.
 
     Raises:
         ValueError: images that are not square RGB of one size (the simulator renders every camera at
@@ -129,4 +136,5 @@ def sim_camera_options(images: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"the simulator renders square RGB cameras of one size; the policy reads {dict(images)}"
         )
-    return {"cameras": tuple(camera_name(f) for f in sorted(images)), "image_size": shape[1]}
+    cameras = tuple(camera_name(f) for f in sorted(images))
+    return {"cameras": cameras, "image_size": shape[1], "render_quality": CAMERA_RENDER_QUALITY}
