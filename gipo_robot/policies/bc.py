@@ -6,7 +6,13 @@ into training and validation sets, so validation measures generalisation to unse
 runs for a fixed number of gradient steps with a cosine learning-rate schedule, gradient clipping, early
 stopping on the validation NLL (the best weights are kept), a progress bar, TensorBoard scalars and a CSV.
 
-Shapes: ``B`` batch, ``H`` chunk length, ``A`` action dimension, ``N`` samples (one per demonstrated step).
+Camera policies: which features the policy reads is an observation set (:mod:`~gipo_robot.policies.obs_sets`,
+``BCConfig.obs_set``); camera frames (``<camera>_image``) stay uint8 in memory, ``(N, C, h, w)``, and each
+training minibatch is augmented with a random shift (:func:`~gipo_robot.policies.augment.random_shift`,
+``BCConfig.image_shift``), never a validation batch. Only low-dim features get normalisation statistics.
+
+Shapes: ``B`` batch, ``H`` chunk length, ``A`` action dimension, ``N`` samples (one per demonstrated step),
+``C``/``h``/``w`` image channels, height and width.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import torch
 
 from gipo_robot.datasets import DatasetError, EpisodeStore
 from gipo_robot.datasets.sampler import EpisodeSampler, SamplerConfig
+from gipo_robot.policies.augment import random_shift
 from gipo_robot.policies.checkpoint import save_policy
 from gipo_robot.policies.gaussian import GaussianPolicy, PolicyConfig
+from gipo_robot.policies.obs_sets import OBS_SETS, is_camera, select_features
 
 __all__ = ["BCConfig", "BCResult", "load_bc_data", "train_bc"]
 
@@ -38,7 +46,12 @@ class BCConfig:
 
     Attributes:
         chunk: H, actions predicted per observation (1 = single-step policy).
-        obs_keys: store features to condition on (``obs.<name>``); None takes every low-dim ``obs.*`` one.
+        obs_keys: store features to condition on (``obs.<name>``, cameras included); None: ``obs_set``.
+        obs_set: the observation set (:data:`~gipo_robot.policies.obs_sets.OBS_SETS`) chosen from the
+            store's ``obs.*`` features when ``obs_keys`` is None; ``auto`` reads cameras + proprioception
+            from a store with a camera, every low-dim feature from one without.
+        image_shift: random-shift augmentation of training minibatches' camera frames, in pixels (DrQ's 4
+            at 84x84; 0 disables). Validation and inference see the frames unchanged.
         hidden: MLP trunk sizes.
         state_dependent_std: see :class:`PolicyConfig`.
         log_std_init: initial log-std in normalised action units.
@@ -59,6 +72,8 @@ class BCConfig:
 
     chunk: int = 4
     obs_keys: list[str] | None = None
+    obs_set: str = "auto"
+    image_shift: int = 4
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     state_dependent_std: bool = False
     log_std_init: float = -1.0
@@ -86,6 +101,10 @@ class BCConfig:
             raise ValueError(f"BCConfig.lr and grad_clip must be positive, got {self.lr}, {self.grad_clip}")
         if self.patience < 0 or self.warmup_steps < 0 or self.mse_weight < 0:
             raise ValueError("BCConfig.patience, warmup_steps and mse_weight must be >= 0")
+        if self.obs_set not in OBS_SETS:
+            raise ValueError(f"BCConfig.obs_set {self.obs_set!r} is not one of {', '.join(OBS_SETS)}")
+        if self.image_shift < 0:
+            raise ValueError(f"BCConfig.image_shift must be >= 0 pixels, got {self.image_shift}")
 
 
 @dataclass
@@ -93,32 +112,44 @@ class BCData:
     """Demonstrations in memory, one sample per demonstrated step.
 
     Attributes:
-        obs: feature name (without ``obs.``) -> ``(N, *shape)`` float32.
+        obs: feature name (without ``obs.``) -> ``(N, *shape)`` float32 (low-dim) or ``(N, C, h, w)`` uint8
+            (cameras, channels first as a policy reads them).
         actions: ``(N, H, A)`` demonstrated chunks, edge-padded.
         mask: ``(N, H)`` True for real (not padded) chunk steps.
         episode: ``(N,)`` store episode index of each sample.
+        images: the camera features of ``obs``.
     """
 
     obs: dict[str, torch.Tensor]
     actions: torch.Tensor
     mask: torch.Tensor
     episode: torch.Tensor
+    images: tuple[str, ...] = ()
 
     def subset(self, rows: torch.Tensor) -> BCData:
-        return BCData(
-            {k: v[rows] for k, v in self.obs.items()}, self.actions[rows], self.mask[rows], self.episode[rows]
-        )
+        obs = {k: v[rows] for k, v in self.obs.items()}
+        return BCData(obs, self.actions[rows], self.mask[rows], self.episode[rows], self.images)
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
 
 
-def _obs_keys(store: EpisodeStore, keys: list[str] | None) -> list[str]:
+def _obs_keys(store: EpisodeStore, keys: list[str] | None, obs_set: str = "auto") -> list[str]:
+    """The store features (``obs.<name>``) to train on: ``keys`` checked, or ``obs_set``'s selection from the
+    store's observation features (camera frames are image features named ``<camera>_image``)."""
     if keys is None:
-        keys = [f.name for f in store.schema.features if f.name.startswith(OBS_PREFIX) and f.kind != "image"]
-        if not keys:
-            raise DatasetError("has no low-dim observation features (obs.*) to train on", path=store.path)
-        return keys
+        available = [
+            f.name[len(OBS_PREFIX) :]
+            for f in store.schema.features
+            if f.name.startswith(OBS_PREFIX) and (f.kind == "image") == is_camera(f.name)
+        ]
+        if not available:
+            raise DatasetError("has no observation features (obs.*) to train on", path=store.path)
+        try:
+            chosen = select_features(obs_set, available, where="the store")
+        except ValueError as err:
+            raise DatasetError(str(err), path=store.path) from None
+        return [OBS_PREFIX + k for k in chosen]
     for k in keys:
         if k not in store.schema:
             raise DatasetError(
@@ -146,17 +177,25 @@ def load_bc_data(store: EpisodeStore, config: BCConfig) -> tuple[BCData, list[in
             f"no episodes to train on (success_only={config.success_only}, sources={config.sources})",
             path=store.path,
         )
-    keys = _obs_keys(store, config.obs_keys)
+    keys = _obs_keys(store, config.obs_keys, config.obs_set)
     sampler = EpisodeSampler(
         store, SamplerConfig(horizon=config.chunk, obs_keys=tuple(keys), step_keys=("action",)), episodes
     )
     batch = sampler.sample(np.arange(len(sampler)))
-    obs = {k[len(OBS_PREFIX) :]: torch.from_numpy(batch[k][:, 0].astype(np.float32)) for k in keys}
+    images = tuple(k[len(OBS_PREFIX) :] for k in keys if store.schema[k].kind == "image")
+    obs = {}
+    for k in keys:
+        x = batch[k][:, 0]
+        if k[len(OBS_PREFIX) :] in images:  # (N, h, w, C) uint8 -> (N, C, h, w) uint8
+            obs[k[len(OBS_PREFIX) :]] = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))
+        else:
+            obs[k[len(OBS_PREFIX) :]] = torch.from_numpy(x.astype(np.float32))
     data = BCData(
         obs=obs,
         actions=torch.from_numpy(batch["action"].astype(np.float32)),
         mask=torch.from_numpy(batch["action_mask"]),
         episode=torch.from_numpy(batch["episode"]),
+        images=images,
     )
     return data, list(episodes)
 
@@ -265,11 +304,13 @@ def train_bc(
 
 
 def _new_policy(store: EpisodeStore, data: BCData, config: BCConfig) -> GaussianPolicy:
-    """A fresh policy for ``data``'s features, normalised with the store's statistics and the data's
-    action bounds."""
+    """A fresh policy for ``data``'s features, low-dim ones normalised with the store's statistics, and the
+    data's action bounds."""
+    low_dim = [k for k in data.obs if k not in data.images]
     policy = GaussianPolicy(
         PolicyConfig(
-            low_dim={k: list(v.shape[1:]) for k, v in data.obs.items()},
+            low_dim={k: list(data.obs[k].shape[1:]) for k in low_dim},
+            images={k: list(data.obs[k].shape[1:]) for k in data.images},
             action_dim=data.actions.shape[-1],
             chunk=config.chunk,
             hidden=list(config.hidden),
@@ -277,11 +318,12 @@ def _new_policy(store: EpisodeStore, data: BCData, config: BCConfig) -> Gaussian
             log_std_init=config.log_std_init,
         )
     )
-    stats = store.stats([OBS_PREFIX + k for k in data.obs])
-    policy.encoder.set_obs_stats(
-        {k: torch.tensor(stats[OBS_PREFIX + k]["mean"]) for k in data.obs},
-        {k: torch.tensor(stats[OBS_PREFIX + k]["std"]) for k in data.obs},
-    )
+    if low_dim:
+        stats = store.stats([OBS_PREFIX + k for k in low_dim])
+        policy.encoder.set_obs_stats(
+            {k: torch.tensor(stats[OBS_PREFIX + k]["mean"]) for k in low_dim},
+            {k: torch.tensor(stats[OBS_PREFIX + k]["std"]) for k in low_dim},
+        )
     policy.set_action_bounds(*action_bounds(data.actions))
     return policy
 
@@ -328,7 +370,7 @@ def _fit(
         for group in optim.param_groups:
             group["lr"] = _lr_at(step, config)
         rows = torch.randint(0, len(train), (config.batch_size,), generator=gen)
-        loss, parts = bc_loss(policy, train.subset(rows), config.mse_weight)
+        loss, parts = bc_loss(policy, augment(train.subset(rows), config.image_shift, gen), config.mse_weight)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
@@ -365,16 +407,40 @@ def _fit(
     return history, best[1], stopped_early
 
 
+def augment(batch: BCData, pad: int, generator: torch.Generator) -> BCData:
+    """``batch`` with every camera's frames randomly shifted by up to ``pad`` pixels (a training minibatch;
+    low-dim features, actions and a batch without cameras unchanged)."""
+    if not pad or not batch.images:
+        return batch
+    obs = {k: random_shift(v, pad, generator) if k in batch.images else v for k, v in batch.obs.items()}
+    return BCData(obs, batch.actions, batch.mask, batch.episode, batch.images)
+
+
+VAL_BATCH = 256
+"""Validation samples per forward pass of a camera policy (a low-dim policy sees the set in one pass)."""
+
+
 def _validate(
     policy: GaussianPolicy, val: BCData, config: BCConfig, step: int, running: list[float]
 ) -> dict[str, float]:
     """The validation record after gradient ``step``: mean train NLL since the last one, lr, validation
     NLL and MSE (when there is a validation set)."""
     record = {"step": step + 1, "train_nll": float(np.mean(running)), "lr": _lr_at(step, config)}
-    if len(val):
-        with torch.no_grad():
+    if not len(val):
+        return record
+    with torch.no_grad():
+        if not val.images:
             _, vparts = bc_loss(policy, val, config.mse_weight)
-        record["val_nll"], record["val_mse"] = vparts["nll"].item(), vparts["mse"].item()
+            record["val_nll"], record["val_mse"] = vparts["nll"].item(), vparts["mse"].item()
+            return record
+        sums, weight = torch.zeros(2), 0.0  # per-batch means weighted by their real chunk steps
+        for start in range(0, len(val), VAL_BATCH):
+            part = val.subset(torch.arange(start, min(start + VAL_BATCH, len(val))))
+            _, vparts = bc_loss(policy, part, config.mse_weight)
+            w = float(part.mask.sum())
+            sums += w * torch.stack([vparts["nll"], vparts["mse"]])
+            weight += w
+    record["val_nll"], record["val_mse"] = (sums / max(weight, 1.0)).tolist()
     return record
 
 
