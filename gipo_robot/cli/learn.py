@@ -134,6 +134,18 @@ def train_bc(
     lr: float = 1e-3,
     hidden: Annotated[str, typer.Option(help="Comma-separated MLP sizes.")] = "256,256",
     success_only: Annotated[bool, typer.Option(help="Train only on successful episodes.")] = False,
+    obs: Annotated[
+        str,
+        typer.Option(
+            help="Features the policy reads: auto (proprio+cameras when the store has a camera, else state), "
+            "state (every low-dim feature, the simulator's object state included), proprio, "
+            "proprio+cameras, cameras."
+        ),
+    ] = "auto",
+    image_shift: Annotated[
+        int,
+        typer.Option(min=0, help="Random-shift augmentation of camera frames in training, pixels (0: off)."),
+    ] = 4,
     seed: int = 0,
     as_json: JsonFlag = False,
 ) -> None:
@@ -141,8 +153,11 @@ def train_bc(
     from gipo_robot.datasets import DatasetError, open_dataset
     from gipo_robot.policies.bc import BCConfig
     from gipo_robot.policies.bc import train_bc as run_bc
+    from gipo_robot.policies.obs_sets import OBS_SETS, resolve_obs_set
 
     try:
+        if obs not in OBS_SETS:
+            raise ValueError(f"unknown --obs {obs!r}; known: {', '.join(OBS_SETS)}")
         config = BCConfig(
             chunk=chunk,
             steps=steps,
@@ -150,6 +165,8 @@ def train_bc(
             lr=lr,
             hidden=[int(h) for h in hidden.split(",") if h.strip()],
             success_only=success_only,
+            obs_set=obs,
+            image_shift=image_shift,
             seed=seed,
         )
         check_writable(out)
@@ -158,8 +175,13 @@ def train_bc(
     except (DatasetError, ValueError) as err:
         raise error_exit(err, as_json) from None
     final = result.history[-1] if result.history else {}
+    pconf = result.policy.config
+    features = sorted([*pconf.low_dim, *pconf.images])
     summary = {
         "checkpoint": str(out),
+        "obs_set": resolve_obs_set(obs, features),  # auto: the set it stood for
+        "features": features,
+        "images": pconf.images,
         "best_step": result.best_step,
         "stopped_early": result.stopped_early,
         "train_nll": final.get("train_nll"),
@@ -169,7 +191,12 @@ def train_bc(
         "wall_s": result.wall_s,
         "loss_curve": str(out / "loss_curve.png"),
     }
+    reads = [
+        f"{k} ({'x'.join(map(str, pconf.images[k]))})" if k in pconf.images else k
+        for k in summary["features"]
+    ]
     human = (
+        f"policy reads ({summary['obs_set']}): {', '.join(reads)}\n"
         f"trained on {summary['train_episodes']} episodes ({summary['val_episodes']} held out) "
         f"in {result.wall_s:.0f} s; best step {result.best_step}, val NLL {summary['val_nll']}\n"
         f"checkpoint: {out}  loss curve: {summary['loss_curve']}"
@@ -190,22 +217,22 @@ def eval_policy(
     as_json: JsonFlag = False,
 ) -> None:
     """Success rate (with a 95% interval), mean return and length of a policy on a simulated task."""
+    from gipo_robot.loops.actor import check_policy_fits
     from gipo_robot.loops.evaluate import evaluate
     from gipo_robot.policies import CheckpointError, load_policy
-    from gipo_robot.policies.checkpoint import check_spec
+    from gipo_robot.policies.obs_sets import sim_camera_options
     from gipo_robot.sim import make_env
 
     out = out or policy / f"eval_{task}"
     try:
         pol = load_policy(policy)  # a bad checkpoint fails before robosuite starts
         with stdout_to_stderr(as_json):
-            env = make_env(task, horizon=horizon, render_mode="rgb_array" if videos else None)
+            # A camera policy sees its cameras rendered at its resolution with the fast settings.
+            cameras = sim_camera_options(pol.config.images)
+            env = make_env(task, horizon=horizon, render_mode="rgb_array" if videos else None, **cameras)
             spec = env.robot_spec
             try:
-                low_dim = {k: list(v) for k, v in spec.obs_shapes.items()}
-                check_spec(
-                    pol.config, low_dim=low_dim, action_dim=spec.action_dim, where=f"policy at {policy}"
-                )
+                check_policy_fits(pol.config, spec, where=f"policy at {policy}")
                 result = evaluate(
                     pol,
                     env,
