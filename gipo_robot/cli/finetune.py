@@ -36,7 +36,8 @@ FT_FLAGS = {
     "num_envs": "num_envs", "policy_lr": "policy_lr", "init_log_std": "init_log_std", "seed": "seed",
     "backend": "backend", "workers": "workers", "address": "ray_address",
     "async_collection": "async_collection", "max_lag": "max_lag", "demo_store": "demo_store",
-    "policy_lag": "policy_lag", "epochs": "epochs",
+    "policy_lag": "policy_lag", "epochs": "epochs", "camera_encoder": "camera_encoder",
+    "camera_encoder_lr_scale": "camera_encoder_lr_scale",
 }  # fmt: skip
 #: Flags of the robot path (``--robot``), each setting the ArmConfig field of the same name.
 ARM_FLAGS = {"robot": "robot", "reward": "reward", "episodes": "episodes", "max_steps": "max_steps",
@@ -82,6 +83,12 @@ def finetune(
         int, Opt(min=1, help="Passes worth of fresh data per iteration: the update-to-data ratio.")
     ] = FT["epochs"],
     demo_store: Annotated[str | None, Opt(help="Demonstrations for the BC term.")] = FT["demo_store"],
+    camera_encoder: Annotated[
+        str, Opt(help="Camera policies: finetune (the CNNs learn, the policy's at a scaled lr) or frozen.")
+    ] = FT["camera_encoder"],
+    camera_encoder_lr_scale: Annotated[
+        float, Opt(help="Camera policies: the policy's CNN learns at policy-lr times this.")
+    ] = FT["camera_encoder_lr_scale"],
     robot: Annotated[
         str | None, Opt(help="Fine-tune on this robot (as deploy takes it): sim:Lift, a file.")
     ] = None,

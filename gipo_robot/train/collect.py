@@ -107,15 +107,15 @@ def collect(
         version: policy version recorded with every step.
         generator: draws the sampled actions.
     """
-    keys = sorted(policy.config.low_dim)
+    keys, images = sorted(policy.config.low_dim), sorted(policy.config.images)
     n = venv.num_envs
     obs_np, _ = venv.reset(seed=seed)
     rows: dict[str, list] = {
-        k: [] for k in ("obs", "next_obs", "actions", "logp", "rewards", "terminated", "truncated")
+        k: [] for k in ("obs", "next_obs", "actions", "logp", "rewards", "terminated", "truncated", "final")
     }
     tracker = _EpisodeTracker(n)
     for t in range(steps):
-        obs = policy_input(obs_np, keys, batched=True)
+        obs = policy_input(obs_np, keys, images, batched=True)
         actions, _ = policy.sample(obs, generator)
         logp = policy.log_prob_per_dim(obs, actions)
         executed = policy.clip(actions[:, 0]).numpy()
@@ -128,7 +128,7 @@ def collect(
             tracker.success[i] |= bool(info.get("final_info", info).get("success", False))
         cut = (t == steps - 1) & ~(terminated | truncated)
         for i in range(n):
-            step = {f"obs.{k}": obs_np[k][i] for k in keys}
+            step = {f"obs.{k}": obs_np[k][i] for k in obs_np}  # every observed feature, cameras included
             step.update(
                 action=executed[i],
                 reward=reward[i],
@@ -137,7 +137,11 @@ def collect(
                 logp=float(logp[i, 0].sum()),
                 policy_version=version,
             )
-            tracker.add(i, step, reward[i], ended=bool(terminated[i] or truncated[i]), cut=bool(cut[i]))
+            ended = bool(terminated[i] or truncated[i])
+            tracker.add(i, step, reward[i], ended=ended, cut=bool(cut[i]))
+            if images and (ended or cut[i]):  # the frame after this step is not the next step's own
+                final = infos[i]["final_obs"] if ended else {k: next_np[k][i] for k in images}
+                rows["final"].append(policy_input(final, (), images))
         rows["obs"].append(obs)
         rows["next_obs"].append(policy_input(real_next, keys, batched=True))
         rows["actions"].append(actions)
@@ -147,19 +151,21 @@ def collect(
         rows["truncated"].append(torch.as_tensor(truncated | cut))
         obs_np = next_np
     return Collected(
-        _batch(rows, keys, steps, n, policy.config.chunk, version), tracker.episodes, tracker.stats()
+        _batch(rows, keys + images, steps, n, policy.config.chunk, version), tracker.episodes, tracker.stats()
     )
 
 
 def _batch(
     rows: dict[str, list], keys: list[str], steps: int, n: int, chunk: int, version: int
 ) -> RolloutBatch:
-    """Stack the per-step rows into the iteration's ``(T, N, ...)`` batch (each chunk's first step ran)."""
+    """Stack the per-step rows into the iteration's ``(T, N, ...)`` batch (each chunk's first step ran);
+    camera frames after the steps that ended an episode or the iteration go to ``final_images``."""
     exec_mask = torch.zeros(steps, n, chunk, dtype=torch.bool)
     exec_mask[..., 0] = True
+    finals = rows["final"]
     return RolloutBatch(
         obs={k: torch.stack([o[k] for o in rows["obs"]]) for k in keys},
-        next_obs={k: torch.stack([o[k] for o in rows["next_obs"]]) for k in keys},
+        next_obs={k: torch.stack([o[k] for o in rows["next_obs"]]) for k in rows["next_obs"][0]},
         actions=torch.stack(rows["actions"]),
         logp_behavior=torch.stack(rows["logp"]),
         exec_mask=exec_mask,
@@ -167,6 +173,7 @@ def _batch(
         terminated=torch.stack(rows["terminated"]),
         truncated=torch.stack(rows["truncated"]),
         version=version,
+        final_images={k: torch.cat([f[k] for f in finals]) for k in finals[0]} if finals else {},
     )
 
 

@@ -12,7 +12,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FinetuneConfig"]
+__all__ = ["CAMERA_ENCODER_MODES", "FinetuneConfig"]
+
+#: What fine-tuning may do with a camera policy's encoders (:attr:`FinetuneConfig.camera_encoder`).
+CAMERA_ENCODER_MODES: tuple[str, ...] = ("finetune", "frozen")
 
 
 @dataclass
@@ -49,6 +52,18 @@ class FinetuneConfig:
         minibatch_size: samples per gradient step.
         policy_lr: policy learning rate (Adam).
         critic_lr: critic learning rate (Adam).
+        camera_encoder: what fine-tuning does with the camera encoders (the per-camera CNNs) of a policy that
+            reads cameras: ``finetune`` trains the policy's at ``policy_lr × camera_encoder_lr_scale`` and
+            the critic's own copy (initialised from the policy's) at ``critic_lr``; ``frozen`` keeps both at
+            the pretrained weights (no gradient reaches them: a cheaper update, and features the trunk was
+            trained on). Ignored by state-only policies. Frames are not augmented during fine-tuning (no
+            random shift): the importance ratio must compare the policy on the very frames the behaviour
+            policy saw, and a shifted frame would move it away from 1 even on fresh data.
+        camera_encoder_lr_scale: the policy's camera encoders learn at ``policy_lr`` times this (with
+            ``camera_encoder="finetune"``). 0.1 by default: the encoder was fitted by BC to every
+            demonstrated frame, while the RL gradient through it is noisy (a few thousand of the policy's
+            own frames, weighted by advantages), so it moves ten times slower than the trunk it feeds; 1.0
+            trains it like the rest of the policy.
         gamma: discount per decision step.
         gae_lambda: GAE λ.
         advantage: ``gae`` (current critic, no correction for staleness) or ``vtrace``.
@@ -92,6 +107,8 @@ class FinetuneConfig:
     minibatch_size: int = 256
     policy_lr: float = 3e-5
     critic_lr: float = 3e-4
+    camera_encoder: str = "finetune"
+    camera_encoder_lr_scale: float = 0.1
     gamma: float = 0.99
     gae_lambda: float = 0.95
     advantage: str = "gae"
@@ -127,6 +144,16 @@ class FinetuneConfig:
         for name in ("eval_every", "eval_episodes", "max_bad_updates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FinetuneConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.camera_encoder not in CAMERA_ENCODER_MODES:
+            raise ValueError(
+                f"FinetuneConfig.camera_encoder must be one of {', '.join(CAMERA_ENCODER_MODES)}, "
+                f"got {self.camera_encoder!r}"
+            )
+        if not (math.isfinite(self.camera_encoder_lr_scale) and self.camera_encoder_lr_scale > 0):
+            raise ValueError(
+                "FinetuneConfig.camera_encoder_lr_scale must be a positive number (camera_encoder='frozen' "
+                f"keeps the encoder still), got {self.camera_encoder_lr_scale}"
+            )
         if self.policy_lr <= 0 or self.critic_lr <= 0 or self.grad_clip <= 0:
             raise ValueError("FinetuneConfig.policy_lr, critic_lr and grad_clip must be positive")
         if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):

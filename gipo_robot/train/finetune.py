@@ -67,6 +67,7 @@ from gipo_robot.loops.evaluate import EVAL_SEED, evaluate
 from gipo_robot.policies.checkpoint import check_spec, load_critic, load_policy
 from gipo_robot.policies.critic import Critic
 from gipo_robot.policies.gaussian import GaussianPolicy
+from gipo_robot.policies.obs_sets import sim_camera_options
 from gipo_robot.train.collect import backend_options, collect_iteration, store_episodes
 from gipo_robot.train.config import FinetuneConfig
 from gipo_robot.train.lag import PolicyHistory
@@ -209,16 +210,21 @@ class _Run:
         else:
             out.mkdir(parents=True, exist_ok=True)
             save_config(config, out / "config.json")
+        # The policy first: the envs render exactly its cameras, at its resolution (none for state policies).
+        policy = load_policy(policy_path)
+        cameras = sim_camera_options(policy.config.images)
         venv = None
         if not config.async_collection:
             venv = make_vector_env(
                 config.task, config.num_envs, backend=config.backend, horizon=config.horizon,
-                backend_options=backend_options(config),
+                backend_options=backend_options(config), **cameras,
             )  # fmt: skip
-        eval_env = make_env(config.task, horizon=config.horizon)
+        eval_env = make_env(config.task, horizon=config.horizon, **cameras)
         spec = eval_env.robot_spec
-        policy = load_policy(policy_path, low_dim={k: list(v) for k, v in spec.obs_shapes.items()})
-        check_spec(policy.config, action_dim=spec.action_dim, where=f"policy at {policy_path}")
+        shapes = {k: list(v) for k, v in spec.obs_shapes.items()}
+        images = {k: [v[2], v[0], v[1]] for k, v in shapes.items() if spec.obs_dtypes[k] == "uint8"}
+        check_spec(policy.config, low_dim=shapes, images=images, action_dim=spec.action_dim,
+                   where=f"policy at {policy_path}")  # fmt: skip
         if config.init_log_std is not None and not resume:
             _set_log_std(policy, config.init_log_std)
         if resume:
@@ -420,14 +426,26 @@ def _set_log_std(policy: GaussianPolicy, value: float) -> None:
 
 
 def _demo_data(config: FinetuneConfig, policy: GaussianPolicy) -> Any:
-    """The demonstrations of the BC term (``bc_coef > 0``) as flat tensors, or None."""
+    """The demonstrations of the BC term (``bc_coef > 0``) as flat tensors, or None: every feature the policy
+    reads, camera frames as ``(M, C, h, w)`` uint8 (as the replay holds them)."""
     if config.bc_coef <= 0:
         return None
     from gipo_robot.datasets import EpisodeStore
     from gipo_robot.policies.bc import BCConfig, load_bc_data
 
-    bc_config = BCConfig(chunk=policy.config.chunk, obs_keys=[f"obs.{k}" for k in policy.config.low_dim])
+    features = [*policy.config.low_dim, *policy.config.images]
+    bc_config = BCConfig(chunk=policy.config.chunk, obs_keys=[f"obs.{k}" for k in features])
     data, _ = load_bc_data(EpisodeStore.open(config.demo_store), bc_config)
+    for k, (c, h, w) in policy.config.images.items():
+        frames = data.obs[k]
+        if tuple(frames.shape[1:]) == (h, w, c):  # as the store holds them -> as the policy reads them
+            frames = frames.permute(0, 3, 1, 2)
+        if tuple(frames.shape[1:]) != (c, h, w):
+            raise FinetuneError(
+                f"{config.demo_store}: obs.{k} frames are {tuple(frames.shape[1:])}, "
+                f"the policy reads {[c, h, w]}"
+            )
+        data.obs[k] = frames.to(torch.uint8).contiguous()
     return data
 
 
@@ -436,8 +454,11 @@ def _async_collector(config: FinetuneConfig, policy: GaussianPolicy, version: in
     from gipo_robot.sim import EnvConfig
     from gipo_robot.train.async_collect import AsyncCollector
 
+    env_config = EnvConfig(
+        task=config.task, horizon=config.horizon, **sim_camera_options(policy.config.images)
+    )
     return AsyncCollector(
-        EnvConfig(task=config.task, horizon=config.horizon), config.num_envs, policy, version,
+        env_config, config.num_envs, policy, version,
         workers=config.workers, steps=config.steps_per_env, seed=config.seed, max_lag=config.max_lag,
         address=config.ray_address, max_restarts=config.max_worker_restarts, launches=launches,
     )  # fmt: skip

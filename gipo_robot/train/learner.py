@@ -11,6 +11,11 @@ One call of :meth:`Learner.update` per iteration, over every batch in the replay
 iteration, not on the replay size K. Minibatches are drawn with the run's generator, after collection's
 draws, so a resumed run repeats the same draws.
 
+Camera policies: minibatches carry the uint8 frames (``(B, C, h, w)``, converted to floats inside the
+encoder); the policy's camera encoders learn at ``policy_lr × camera_encoder_lr_scale`` and the critic's own
+copy at ``critic_lr``, or neither moves with ``camera_encoder="frozen"`` (:func:`optimizers`). Values and
+V-trace log-probs of a batch go through the CNN ``EVAL_CHUNK`` frames at a time.
+
 Shapes: ``T`` decision steps, ``N`` envs, ``M`` samples in the buffer, ``B`` minibatch, ``H`` chunk,
 ``A`` action size.
 """
@@ -30,7 +35,11 @@ from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.train.config import FinetuneConfig
 from gipo_robot.train.replay import ReplayBuffer, RolloutBatch
 
-__all__ = ["FinetuneError", "Learner", "advantages"]
+__all__ = ["EVAL_CHUNK", "FinetuneError", "Learner", "advantages", "optimizers"]
+
+#: Samples per forward pass when a whole batch of a camera policy is evaluated (values, V-trace log-probs):
+#: the first conv layer of 1,000 84x84 frames alone holds 0.2 GB of activations.
+EVAL_CHUNK = 512
 
 
 class FinetuneError(RuntimeError):
@@ -45,19 +54,76 @@ def advantages(
     objective applies the ratio to the advantage itself)."""
     t, n = batch.shape
     with torch.no_grad():
-        values = critic(batch.flat("obs")).view(t, n)
-        next_values = critic(batch.flat("next_obs")).view(t, n)
+        obs, chunked = batch.flat("obs"), bool(policy.config.images)
+        values = _chunked(critic, obs, chunked).view(t, n)
+        next_values = _chunked(critic, batch.flat("next_obs"), chunked).view(t, n)
         if config.advantage == "gae":
             return gae(
                 batch.rewards, values, next_values, batch.terminated, batch.truncated,
                 gamma=config.gamma, lam=config.gae_lambda,
             )  # fmt: skip
-        logp = policy.log_prob_per_dim(batch.flat("obs"), batch.flat("actions")).view_as(batch.logp_behavior)
+        logp = _chunked(
+            lambda d: policy.log_prob_per_dim(d["obs"], d["actions"]),
+            {"obs": obs, "actions": batch.flat("actions")}, chunked,
+        ).view_as(batch.logp_behavior)  # fmt: skip
         log_rhos = ((logp - batch.logp_behavior) * batch.exec_mask[..., None]).sum(dim=(2, 3))
         return vtrace(
             log_rhos, batch.rewards, values, next_values, batch.terminated, batch.truncated,
             gamma=config.gamma, lam=config.gae_lambda, weight_advantages=False,
         )  # fmt: skip
+
+
+def _chunked(fn: Any, inputs: Any, chunked: bool) -> Tensor:
+    """``fn(inputs)``, or (``chunked``) the concatenation of ``fn`` over ``EVAL_CHUNK`` rows at a time of
+    ``inputs`` (a tensor, or a dict of them, nested once). State-only policies take one pass, as they always
+    did (so their runs stay bit-identical)."""
+    if not chunked:
+        return fn(inputs)
+
+    def rows(x: Any, r: slice) -> Any:
+        return {k: rows(v, r) for k, v in x.items()} if isinstance(x, dict) else x[r]
+
+    def length(x: Any) -> int:
+        return length(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+    return torch.cat(
+        [fn(rows(inputs, slice(i, i + EVAL_CHUNK))) for i in range(0, length(inputs), EVAL_CHUNK)]
+    )
+
+
+def optimizers(policy: GaussianPolicy, critic: Critic, config: FinetuneConfig) -> dict[str, Any]:
+    """The policy's and the critic's Adam, with the camera encoders as ``config.camera_encoder`` says.
+
+    ``finetune``: the policy's camera encoders (``encoder.cameras``) form a second parameter group at
+    ``policy_lr × camera_encoder_lr_scale``; the critic learns all its weights at ``critic_lr``. ``frozen``:
+    neither module's camera encoders take gradients (``requires_grad`` off) or appear in an optimiser. A
+    state-only policy gets one group of all its parameters, as before camera policies existed.
+    """
+    cameras = list(policy.encoder.cameras.parameters()) if policy.config.images else []
+    if not cameras:
+        return {
+            "policy": torch.optim.Adam(policy.parameters(), lr=config.policy_lr),
+            "critic": torch.optim.Adam(critic.parameters(), lr=config.critic_lr),
+        }
+    if config.camera_encoder == "frozen":
+        for p in [*cameras, *critic.encoder.cameras.parameters()]:
+            p.requires_grad_(False)
+        trainable = [p for p in policy.parameters() if p.requires_grad]
+        return {
+            "policy": torch.optim.Adam(trainable, lr=config.policy_lr),
+            "critic": torch.optim.Adam(
+                [p for p in critic.parameters() if p.requires_grad], lr=config.critic_lr
+            ),
+        }
+    ids = {id(p) for p in cameras}
+    groups = [
+        {"params": [p for p in policy.parameters() if id(p) not in ids], "lr": config.policy_lr},
+        {"params": cameras, "lr": config.policy_lr * config.camera_encoder_lr_scale},
+    ]
+    return {
+        "policy": torch.optim.Adam(groups, lr=config.policy_lr),
+        "critic": torch.optim.Adam(critic.parameters(), lr=config.critic_lr),
+    }
 
 
 class Learner:
@@ -76,10 +142,7 @@ class Learner:
     ) -> None:
         self.policy, self.critic, self.config, self.demo_data = policy, critic, config, demo_data
         self.objective = get_objective(config.objective)
-        self.optimizers = {
-            "policy": torch.optim.Adam(policy.parameters(), lr=config.policy_lr),
-            "critic": torch.optim.Adam(critic.parameters(), lr=config.critic_lr),
-        }
+        self.optimizers = optimizers(policy, critic, config)
         self.bc_coef = config.bc_coef  # the robot loop turns the BC term on once interventions arrive
         self.bad_updates = 0  # consecutive non-finite updates (policy or critic)
 
@@ -119,8 +182,9 @@ class Learner:
             *(advantages(b, self.policy, self.critic, self.config) for b in replay.batches), strict=True
         )
         return {
-            "obs": {
-                k: torch.cat([b.flat("obs")[k] for b in replay.batches]) for k in self.policy.config.low_dim
+            "obs": {  # camera frames stay uint8: the encoder converts each minibatch's
+                k: torch.cat([b.flat("obs")[k] for b in replay.batches])
+                for k in [*self.policy.config.low_dim, *self.policy.config.images]
             },
             "actions": torch.cat([b.flat("actions") for b in replay.batches]),
             "logp_b": torch.cat([b.flat("logp_behavior") for b in replay.batches]),

@@ -12,7 +12,7 @@ Shapes: ``T`` decision steps, ``N`` environments, ``H`` chunk length, ``A`` acti
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor
@@ -35,6 +35,10 @@ class RolloutBatch:
         terminated: ``(T, N)`` bool, the episode reached a terminal state.
         truncated: ``(T, N)`` bool, the episode was cut (time limit, or the end of the iteration).
         version: the policy version that collected the batch.
+        final_images: camera feature -> ``(D, C, h, w)`` uint8, the frame after each of the ``D`` steps that
+            ended an episode or the iteration (``terminated | truncated``), in ``(t, n)`` order. A camera
+            feature in ``obs`` but not in ``next_obs`` takes its next frames from here and from ``obs[t + 1]``
+            (:meth:`next_observation`); empty for state-only policies.
     """
 
     obs: dict[str, Tensor]
@@ -46,6 +50,7 @@ class RolloutBatch:
     terminated: Tensor
     truncated: Tensor
     version: int
+    final_images: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -56,9 +61,21 @@ class RolloutBatch:
         t, n = self.shape
         return t * n
 
+    def next_observation(self) -> dict[str, Tensor]:
+        """``next_obs`` with every feature ``(T, N, ...)``: a camera frame held once is rebuilt from
+        ``obs[t + 1]`` where the episode went on and from ``final_images`` where it ended or was cut."""
+        out = dict(self.next_obs)
+        ended = self.terminated | self.truncated
+        for k, frames in self.final_images.items():
+            nxt = torch.empty_like(self.obs[k])
+            nxt[:-1] = self.obs[k][1:]
+            nxt[ended] = frames
+            out[k] = nxt
+        return out
+
     def flat(self, name: str) -> Tensor | dict[str, Tensor]:
-        """A field with ``(T, N)`` merged into ``M``."""
-        value = getattr(self, name)
+        """A field with ``(T, N)`` merged into ``M`` (``next_obs`` with its camera frames rebuilt)."""
+        value = self.next_observation() if name == "next_obs" else getattr(self, name)
         if isinstance(value, dict):
             return {k: v.reshape(-1, *v.shape[2:]) for k, v in value.items()}
         return value.reshape(-1, *value.shape[2:])
@@ -76,7 +93,7 @@ class RolloutBatch:
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor], prefix: str) -> RolloutBatch:
-        kwargs: dict = {"obs": {}, "next_obs": {}}
+        kwargs: dict = {"obs": {}, "next_obs": {}, "final_images": {}}
         for key, value in tensors.items():
             if not key.startswith(prefix):
                 continue
