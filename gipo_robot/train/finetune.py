@@ -42,6 +42,14 @@ Decisions worth knowing:
   policy of L versions before the current one (:mod:`gipo_robot.train.lag`, the versions kept in the
   checkpoint), with the buffer still ``replay_size`` batches, so the data quantity is the same at every L.
   Both modes log the lag of each iteration's batch as ``batch_lag``.
+- A policy that reads cameras (``PolicyConfig.images``) gets envs that render exactly those cameras at its
+  resolution with the fast settings (:func:`~gipo_robot.policies.obs_sets.sim_camera_options`: the rollout
+  envs, the evaluation env and the asynchronous workers alike). Frames travel uint8 from the simulator to
+  the replay (each held once, :class:`~gipo_robot.train.replay.RolloutBatch`), the learner's minibatches,
+  the BC term's demonstrations and ``rollouts.zarr`` (an image feature with the store's codec). The camera
+  encoders learn as ``camera_encoder`` says (the policy's at ``policy_lr × camera_encoder_lr_scale``, the
+  critic's own copy at ``critic_lr``, or both frozen); frames are not augmented (the ratio must see the
+  behaviour policy's own frames).
 
 Shapes: ``T`` decision steps per iteration, ``N`` envs, ``H`` chunk, ``A`` action size, ``B`` minibatch.
 """

@@ -188,3 +188,28 @@ def test_collect_rebuilds_every_next_frame_from_frames_held_once(vision_policy):
     assert torch.equal(batch.next_observation()[CAMERA], expected)
     assert len(batch.final_images[CAMERA]) == int((batch.terminated | batch.truncated).sum())
     assert torch.equal(batch.flat("next_obs")[CAMERA], expected.reshape(20, 3, 32, 32))
+
+
+@pytest.mark.slow  # ~40 s: a local Ray and two rollout workers that render
+def test_async_ray_workers_render_the_policy_camera(tmp_path, vision_policy):
+    ray = pytest.importorskip("ray")
+    from gipo_robot.sim.ray_backend import connect
+
+    config = FinetuneConfig(
+        **{**TINY, "backend": "ray", "env_steps": 30},
+        workers=2, async_collection=True, eval_workers=1,
+    )  # fmt: skip
+    connect(num_cpus=2)  # a local Ray, pinned to 127.0.0.1
+    try:
+        history = finetune(config, vision_policy, tmp_path / "run", progress=False)
+    finally:
+        ray.shutdown()
+    assert [r["iteration"] for r in history] == [1, 2, 3]  # each consumes one worker's batch (1 env x 10)
+    store = EpisodeStore.open(tmp_path / "run" / "rollouts.zarr")
+    frames = store.read_steps(0, store.n_steps, [f"obs.{CAMERA}"])[f"obs.{CAMERA}"]
+    assert frames.shape == (30, 32, 32, 3) and frames.std() > 5
+    base, tuned = (
+        load_policy(vision_policy).state_dict(),
+        load_policy(tmp_path / "run" / "checkpoint").state_dict(),
+    )
+    assert _moved(_cameras(base), _cameras(tuned))
