@@ -3,11 +3,17 @@ replay (uint8), the learner, the BC term and the rollout store, and the camera e
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from gipo_robot.configs import save_config
 from gipo_robot.datasets import EpisodeStore
 from gipo_robot.policies import GaussianPolicy, PolicyConfig, load_policy, save_policy
 from gipo_robot.policies.checkpoint import load_critic
@@ -213,3 +219,32 @@ def test_async_ray_workers_render_the_policy_camera(tmp_path, vision_policy):
         load_policy(tmp_path / "run" / "checkpoint").state_dict(),
     )
     assert _moved(_cameras(base), _cameras(tuned))
+
+
+def test_cli_flags_set_the_camera_encoder_and_refuse_an_unknown_mode(tmp_path, vision_policy):
+    exe = str(Path(sys.executable).parent / "gipo-robot")
+    save_config(FinetuneConfig(**{**TINY, "num_envs": 1, "env_steps": 10}), tmp_path / "run.json")
+
+    def run(*flags: str) -> subprocess.CompletedProcess:
+        argv = [
+            exe,
+            "finetune",
+            "--policy",
+            str(vision_policy),
+            "--config",
+            str(tmp_path / "run.json"),
+            *flags,
+        ]
+        return subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=300)
+
+    bad = run("--camera-encoder", "thaw", "--out", str(tmp_path / "bad"))
+    assert bad.returncode != 0 and "camera_encoder" in json.loads(bad.stdout)["error"]
+    done = run("--camera-encoder", "frozen", "--camera-encoder-lr-scale", "0.5", "--out", str(tmp_path / "a"))
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (saved["camera_encoder"], saved["camera_encoder_lr_scale"]) == ("frozen", 0.5)
+    base, tuned = (
+        load_policy(vision_policy).state_dict(),
+        load_policy(tmp_path / "a" / "checkpoint").state_dict(),
+    )
+    assert not _moved(_cameras(base), _cameras(tuned)) and _moved(_trunk(base), _trunk(tuned))
