@@ -1,0 +1,249 @@
+"""Seeing like a real arm: BC and GIPO fine-tuning from cameras + proprioception, no object poses.
+
+    .venv/bin/python scripts/bench_vision.py bc [--tasks Lift] [--demos 10 20 50] [--seeds 0 1 2]
+        [--obs proprio+cameras state] [--episodes 50] [--only TASK:DEMOS:SEED:OBS]
+    .venv/bin/python scripts/bench_vision.py finetune [--task Lift] [--demos 10] [--seeds 0]
+        [--env-steps 50000]
+    .venv/bin/python scripts/bench_vision.py render [--seconds 20]
+    .venv/bin/python scripts/bench_vision.py report
+
+Every cell lands in ``benchmarks/vision.json`` when it finishes (with its config, commit, CPU and wall
+time) and is skipped on the next invocation, so the grid is resumable cell by cell.
+
+- **bc**: scripted demos (noise 0.3, the demo seeds of ``bench_bc.py``: the same trajectories) recorded with
+  one ``agentview`` camera, BC on the chosen observation set (``proprio+cameras``: no ``obs.object``;
+  ``state``: the privileged baseline, trained in the same run on the same demos so the two pair by seed),
+  then ``--episodes`` held-out episodes with the mean action on the vector env's two workers (cameras
+  rendered at the policy's resolution). Vision policies are kept under ``runs/vision/`` for fine-tuning.
+- **finetune**: GIPO from a ``bc`` cell's vision policy on the same task: success before and after, env
+  steps, wall time; the run directory (learning curve PNG, metrics) under ``runs/vision/``.
+- **render**: camera rollout throughput, env steps/s with random actions and one 84x84 camera: robosuite's
+  exact rendering on one env (how camera rollouts ran before) vs the vision path (fast rendering, the
+  vector env's two workers), in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import provenance
+from bench_staleness import append_run, read_runs
+
+OUT = Path("benchmarks/vision.json")
+RUNS = Path("runs/vision")
+CAMERA = "agentview"
+
+
+def bc_policy_dir(task: str, demos: int, seed: int, obs: str, image_size: int) -> Path:
+    return RUNS / f"bc_{task}_{demos}_s{seed}_{obs.replace('+', '-')}_{image_size}px"
+
+
+def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Namespace) -> dict:
+    """Record demos with the camera (or reuse them), train BC on ``obs``, evaluate on held-out seeds."""
+    from gipo_robot.datasets import EpisodeStore
+    from gipo_robot.policies.bc import BCConfig, train_bc
+    from gipo_robot.sim.experts import record_demos
+
+    start = time.perf_counter()
+    store_path = RUNS / f"demos_{task}_{demos}_s{seed}_{args.image_size}px.zarr"
+    if not (store_path / "zarr.json").exists() and not (store_path / ".zgroup").exists():
+        record_demos(
+            store_path, task, demos, args.noise, seed=10_000 * seed, overwrite=True,
+            cameras=(CAMERA,), image_size=args.image_size, render_quality="fast",
+        )  # fmt: skip
+    store = EpisodeStore.open(store_path)
+    t_demos = time.perf_counter() - start
+    out = bc_policy_dir(task, demos, seed, obs, args.image_size)
+    config = BCConfig(
+        chunk=1, steps=args.bc_steps, batch_size=args.batch_size, obs_set=obs, seed=seed,
+        image_shift=args.image_shift,
+    )  # fmt: skip
+    result = train_bc(store, config, out=out, progress=True)
+    t_bc = time.perf_counter() - start - t_demos
+    evaluation = evaluate_policy(out, task, args.episodes)
+    return {
+        "kind": "bc", "task": task, "demos": demos, "seed": seed, "obs": obs,
+        "features": sorted(result.policy.config.low_dim) + sorted(result.policy.config.images),
+        "success": evaluation["success_rate"], "success_ci95": evaluation["success_ci95"],
+        "best_step": result.best_step, "policy": str(out),
+        "config": {"noise": args.noise, "bc_steps": args.bc_steps, "batch_size": args.batch_size,
+                   "image_size": args.image_size, "image_shift": args.image_shift, "episodes": args.episodes},
+        "timing_s": {"demos": t_demos, "bc": t_bc, "eval": evaluation["wall_s"]},
+        "wall_s": time.perf_counter() - start, **provenance(),
+    }  # fmt: skip
+
+
+def evaluate_policy(path: Path, task: str, episodes: int) -> dict:
+    """The policy's mean action on ``episodes`` held-out seeds, on two workers rendering its cameras."""
+    from gipo_robot.loops.eval_pool import EvalPool
+    from gipo_robot.policies import load_policy
+    from gipo_robot.policies.obs_sets import sim_camera_options
+    from gipo_robot.sim import EnvConfig
+
+    start = time.perf_counter()
+    policy = load_policy(path)
+    env_config = EnvConfig(task=task, **sim_camera_options(policy.config.images))
+    with EvalPool.start(env_config, workers=2) as pool:
+        result = pool.evaluate(policy, episodes, execute_steps=1)
+    return {"success_rate": result.success_rate, "success_ci95": list(result.success_ci95),
+            "wall_s": time.perf_counter() - start}  # fmt: skip
+
+
+def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace) -> dict:
+    """GIPO from the (task, demos, seed) vision BC policy; success before and after."""
+    from gipo_robot.train.finetune import FinetuneConfig, finetune
+
+    base = bc_policy_dir(task, demos, seed, "proprio+cameras", args.image_size)
+    bc_cell = [r for r in read_runs(args.out, missing_ok=True) if r.get("policy") == str(base)]
+    if not bc_cell:
+        raise SystemExit(f"no bc cell for {base}: run `bench_vision.py bc --only {task}:{demos}:{seed}:"
+                         "proprio+cameras` first")  # fmt: skip
+    start = time.perf_counter()
+    run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k"
+    config = FinetuneConfig(
+        task=task, objective="gipo", env_steps=args.env_steps, num_envs=2, steps_per_env=args.steps_per_env,
+        epochs=args.epochs, policy_lr=args.policy_lr, replay_size=args.replay_size, minibatch_size=256,
+        eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=seed,
+    )  # fmt: skip
+    history = finetune(config, base, run_dir, resume=(run_dir / "config.json").exists())
+    wall = time.perf_counter() - start
+    final = evaluate_policy(run_dir / "checkpoint", task, args.episodes)
+    curve = [(r["env_steps"], r["eval_success"]) for r in history if "eval_success" in r]
+    return {
+        "kind": "finetune", "task": task, "demos": demos, "seed": seed,
+        "bc_success": bc_cell[-1]["success"], "final_success": final["success_rate"],
+        "final_ci95": final["success_ci95"], "env_steps": history[-1]["env_steps"] if history else 0,
+        "curve": curve, "run": str(run_dir), "wall_s": wall,
+        "config": {"steps_per_env": args.steps_per_env, "epochs": args.epochs, "policy_lr": args.policy_lr,
+                   "replay_size": args.replay_size, "episodes": args.episodes},
+        **provenance(),
+    }  # fmt: skip
+
+
+def steps_per_second(make, seconds: float) -> float:
+    """Env steps/s of random actions on a vector env (``num_envs``) or one env, after 20 warm-up steps."""
+    env = make()
+    try:
+        n = getattr(env, "num_envs", None)
+        low, high = env.action_space.low, env.action_space.high
+        rng = np.random.default_rng(0)
+
+        def action() -> np.ndarray:
+            return rng.uniform(low, high, (n, *low.shape) if n else low.shape)
+
+        env.reset(seed=0)
+        for _ in range(20):
+            env.step(action())
+        steps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            env.step(action())
+            steps += n or 1
+        return steps / (time.perf_counter() - t0)
+    finally:
+        env.close()
+
+
+def run_render_cell(args: argparse.Namespace) -> dict:
+    from gipo_robot.sim import make_env, make_vector_env
+
+    camera = {"cameras": (CAMERA,), "image_size": 84}
+    before = steps_per_second(lambda: make_env("Lift", **camera, render_quality="exact"), args.seconds)
+    one_fast = steps_per_second(lambda: make_env("Lift", **camera, render_quality="fast"), args.seconds)
+    after = steps_per_second(
+        lambda: make_vector_env("Lift", 2, **camera, render_quality="fast"), args.seconds
+    )
+    return {"kind": "render", "before_steps_per_s": before, "one_env_fast_steps_per_s": one_fast,
+            "after_steps_per_s": after, "ratio": after / before, **provenance()}  # fmt: skip
+
+
+def report(runs: list[dict]) -> None:
+    """The tables of BENCHMARKS.md *vision* from the result file."""
+    bc = [r for r in runs if r["kind"] == "bc"]
+    print("| task | demos | obs | success per seed | mean ± std |\n|---|---|---|---|---|")
+    for key in sorted({(r["task"], r["demos"], r["obs"]) for r in bc}):
+        cells = sorted((r for r in bc if (r["task"], r["demos"], r["obs"]) == key), key=lambda r: r["seed"])
+        rates = [r["success"] for r in cells]
+        std = statistics.stdev(rates) if len(rates) > 1 else 0.0
+        per_seed = ", ".join(f"{r['success']:.2f} (s{r['seed']})" for r in cells)
+        print(f"| {key[0]} | {key[1]} | {key[2]} | {per_seed} | {statistics.mean(rates):.2f} ± {std:.2f} |")
+    for r in (r for r in runs if r["kind"] == "finetune"):
+        minutes = r["wall_s"] / 60
+        print(f"finetune {r['task']} {r['demos']} demos seed {r['seed']}: {r['bc_success']:.2f} -> "
+              f"{r['final_success']:.2f} in {r['env_steps']} env steps, {minutes:.0f} min")  # fmt: skip
+    for r in (r for r in runs if r["kind"] == "render"):
+        print(f"render: {r['before_steps_per_s']:.0f} -> {r['after_steps_per_s']:.0f} env steps/s "
+              f"({r['ratio']:.1f}x; one env fast {r['one_env_fast_steps_per_s']:.0f})")  # fmt: skip
+
+
+def vision_json(runs: list[dict]) -> dict:
+    """The issue's summary shape: {"bc": [...], "finetune": [...], "render": {...}}."""
+    render = [r for r in runs if r["kind"] == "render"]
+    return {
+        "bc": [{k: r[k] for k in ("task", "demos", "seed", "obs", "success")}
+               for r in runs if r["kind"] == "bc"],
+        "finetune": [{k: r[k] for k in ("task", "seed", "bc_success", "final_success", "env_steps", "wall_s")}
+                     for r in runs if r["kind"] == "finetune"],
+        "render": {k: render[-1][k] for k in ("before_steps_per_s", "after_steps_per_s")} if render else {},
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["bc", "finetune", "render", "report"])
+    parser.add_argument("--tasks", nargs="+", default=["Lift"])
+    parser.add_argument("--demos", nargs="+", type=int, default=[10, 20, 50])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--obs", nargs="+", default=["proprio+cameras", "state"])
+    parser.add_argument("--only", help="bc: one cell TASK:DEMOS:SEED:OBS; finetune: TASK:DEMOS:SEED")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--noise", type=float, default=0.3)
+    parser.add_argument("--image-size", type=int, default=84)
+    parser.add_argument("--image-shift", type=int, default=4)
+    parser.add_argument("--bc-steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--env-steps", type=int, default=50_000)
+    parser.add_argument("--steps-per-env", type=int, default=250)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--policy-lr", type=float, default=3e-4)
+    parser.add_argument("--replay-size", type=int, default=16)
+    parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+
+    runs = read_runs(args.out, missing_ok=True)
+    if args.what == "report":
+        report(runs)
+        print(json.dumps(vision_json(runs), indent=1))
+        return
+    if args.what == "render":
+        append_run(args.out, run_render_cell(args))
+        return
+    if args.what == "bc":
+        done = {(r["task"], r["demos"], r["seed"], r["obs"]) for r in runs if r["kind"] == "bc"}
+        cells = [(t, d, s, o) for t in args.tasks for d in args.demos for s in args.seeds for o in args.obs]
+        if args.only:
+            task, demos, seed, obs = args.only.split(":")
+            cells = [(task, int(demos), int(seed), obs)]
+        for cell in (c for c in cells if c not in done):
+            print(f"bc cell {cell} ...", flush=True)
+            append_run(args.out, run_bc_cell(*cell, args))
+        return
+    done = {(r["task"], r["demos"], r["seed"]) for r in runs if r["kind"] == "finetune"}
+    cells = [(t, d, s) for t in args.tasks for d in args.demos for s in args.seeds]
+    if args.only:
+        task, demos, seed = args.only.split(":")
+        cells = [(task, int(demos), int(seed))]
+    for cell in (c for c in cells if c not in done):
+        print(f"finetune cell {cell} ...", flush=True)
+        append_run(args.out, run_finetune_cell(*cell, args))
+
+
+if __name__ == "__main__":
+    main()
