@@ -7,7 +7,9 @@ stepping Lift with a Panda, random actions, 200-step episodes with resets includ
 - gymwrapper: robosuite's own ``GymWrapper`` (stock settings) in a plain loop;
 - ours_single_stock / ours_single: our env with robosuite's step / with the fast loop;
 - ours_vec{1,2,4}: our subprocess vector env with 1, 2, 4 workers;
-- with ``--camera``: the same with one 84x84 agentview camera.
+- camera rows (skip with ``--no-camera``): the same with one 84x84 agentview camera, rendered
+  ``exact`` (robosuite's settings: the rows before issue 29) and ``fast`` (``render_quality="fast"``, what
+  every camera path of the toolkit uses: :mod:`gipo_robot.sim.fast_render`).
 
 Run: ``.venv/bin/python scripts/bench_sim.py`` (``--quick`` for a smoke run).
 """
@@ -111,11 +113,14 @@ class GymWrapperRunner:
 class SingleRunner:
     """Our env, one process."""
 
-    def __init__(self, fast: bool, camera: bool) -> None:
+    def __init__(self, fast: bool, camera: bool, render_quality: str = "exact") -> None:
         from gipo_robot.sim.robosuite_env import make_env
 
         cams = ("agentview",) if camera else ()
-        self.env = make_env("Lift", fast=fast, cameras=cams, horizon=HORIZON, end_on_success=False, seed=0)
+        self.env = make_env(
+            "Lift", fast=fast, cameras=cams, horizon=HORIZON, end_on_success=False, seed=0,
+            render_quality=render_quality,
+        )  # fmt: skip
         self.env.reset(seed=0)
         self.rng = np.random.default_rng(0)
         self.num_envs = 1
@@ -136,14 +141,16 @@ class VectorRunner:
     """A vector env of ``workers`` envs (one per worker) on a backend; the parent draws the batch of actions
     (stands in for the policy). Also used by ``bench_scaling.py``."""
 
-    def __init__(self, workers: int, camera: bool = False, backend: str = "subprocess") -> None:
+    def __init__(
+        self, workers: int, camera: bool = False, backend: str = "subprocess", render_quality: str = "exact"
+    ) -> None:
         from gipo_robot.sim.vector import make_vector_env
 
         cams = ("agentview",) if camera else ()
         options = {"workers": workers} if backend == "ray" else None
         self.env = make_vector_env(
             "Lift", workers, backend=backend, backend_options=options, cameras=cams, horizon=HORIZON,
-            end_on_success=False,
+            end_on_success=False, render_quality=render_quality,
         )  # fmt: skip
         self.env.reset(seed=0)
         self.rng = np.random.default_rng(0)
@@ -198,6 +205,8 @@ def main() -> None:
                 "gymwrapper_cam84": lambda: GymWrapperRunner(camera=True),
                 "ours_single_cam84": lambda: SingleRunner(fast=True, camera=True),
                 "ours_vec2_cam84": lambda: VectorRunner(2, camera=True),
+                "ours_single_cam84_fast": lambda: SingleRunner(fast=True, camera=True, render_quality="fast"),
+                "ours_vec2_cam84_fast": lambda: VectorRunner(2, camera=True, render_quality="fast"),
             }
         )
     for name, build in builders.items():
@@ -219,7 +228,7 @@ def main() -> None:
             runner.close()
 
     median = {name: float(np.median(v)) for name, v in rates.items()}
-    state_rows = [k for k in median if not k.endswith("cam84") and k != "gymwrapper"]
+    state_rows = [k for k in median if "cam84" not in k and k != "gymwrapper"]
     best = max(state_rows, key=median.get)
     gym_rate = median["gymwrapper"]
     result = {
@@ -236,6 +245,11 @@ def main() -> None:
         "median_steps_per_s": median,
         "runs_steps_per_s": rates,
         "vs_gymwrapper": {k: v / gym_rate for k, v in median.items()},
+        "camera_fast_vs_exact": {
+            k: median[f"{k}_fast"] / median[k]
+            for k in ("ours_single_cam84", "ours_vec2_cam84")
+            if k in median
+        },
         "config": {
             "task": "Lift",
             "robot": "Panda",

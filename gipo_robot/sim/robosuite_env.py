@@ -142,18 +142,6 @@ def _controller_config(robosuite: Any, robot: str, action_mode: str) -> dict:
     return config
 
 
-def _fast_rendering(rs_env: Any) -> None:
-    """Cheaper offscreen rendering: no planar reflections, no multisampling (``render_quality="fast"``)."""
-    import mujoco
-
-    sim = rs_env.sim
-    context = sim._render_context_offscreen
-    sim.model.vis.quality.offsamples = 0
-    context.con.free()  # the framebuffer's sample count is fixed when the GPU context is made
-    context._set_mujoco_context_and_buffers()
-    context.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
-
-
 def _reseed(rs_env: Any, seed: int) -> None:
     """Point robosuite's random streams (robot init noise, object placement) at a fresh seeded generator."""
     rng = np.random.default_rng(seed)
@@ -239,8 +227,12 @@ class RobosuiteEnv(gym.Env):
         offscreen = bool(config.cameras) or render_mode == "rgb_array"
         self._rs = _make_robosuite(config, offscreen)
         self._check_cameras()
-        if offscreen and config.render_quality == "fast":
-            _fast_rendering(self._rs)
+        self._renderer = None
+        if offscreen:
+            from gipo_robot.sim.fast_render import OffscreenRenderer
+
+            fast = config.render_quality == "fast"
+            self._renderer = OffscreenRenderer(self._rs, config.image_size, fast=fast)
         self._task = TASKS[config.task]
         self._randomizer = None
         if config.randomization is not None:
