@@ -16,7 +16,10 @@ A robot config lists its cameras under ``cameras``, one table each, and
     height = 480
     fps = 30              # optional: asked of a device; a video file's playback rate
 
-or, in JSON, ``"cameras": [{"name": "wrist", "source": 0, "width": 640, "height": 480}]``. Width and
+or, in JSON, ``"cameras": [{"name": "wrist", "source": 0, "width": 640, "height": 480}]``. A source
+``"mujoco:<path>"`` is a camera an emulator renders from its MuJoCo scene and publishes to a frame file
+(:mod:`gipo_robot.hardware.frame_channel`; ``gipo-robot virtual-arm --camera front`` writes such a
+config), read through the same interface and stamped when rendered. Width and
 height are required: the spec, and so the episode store's schema, knows every frame's shape before
 anything connects. (For ``type = "sim"``, a list of *names* under ``cameras`` is the simulator's own
 rendered cameras and goes to the backend; only tables are OpenCV cameras.)
@@ -41,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from gipo_robot.hardware.cameras import OpenCVCamera
+from gipo_robot.hardware.frame_channel import SOURCE_PREFIX, SharedFrameCamera
 from gipo_robot.hardware.robot import Robot, RobotSpec, TaskStatus
 
 __all__ = ["CameraConfig", "RobotWithCameras", "camera_configs"]
@@ -87,8 +91,11 @@ class CameraConfig:
         if not isinstance(self.loop, bool):
             raise ValueError(f"loop must be true or false, got {self.loop!r}")
 
-    def camera(self) -> OpenCVCamera:
+    def camera(self) -> OpenCVCamera | SharedFrameCamera:
         """The (not yet connected) camera this config describes."""
+        if isinstance(self.source, str) and self.source.startswith(SOURCE_PREFIX):
+            path = self.source[len(SOURCE_PREFIX) :]
+            return SharedFrameCamera(path, self.width, self.height, name=self.name)
         return OpenCVCamera(self.source, self.width, self.height, self.fps, loop=self.loop, name=self.name)
 
 
@@ -145,7 +152,11 @@ class RobotWithCameras(Robot):
     """
 
     def __init__(
-        self, robot: Robot, cameras: Sequence[OpenCVCamera], *, frame_timeout_s: float = 2.0
+        self,
+        robot: Robot,
+        cameras: Sequence[OpenCVCamera | SharedFrameCamera],
+        *,
+        frame_timeout_s: float = 2.0,
     ) -> None:
         base = robot.spec
         names = [cam.name for cam in cameras]

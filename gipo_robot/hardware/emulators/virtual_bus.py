@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gipo_robot.hardware import servo_protocol as sp
+from gipo_robot.hardware.emulators.arm_camera import VirtualCamera, camera_tables
 from gipo_robot.hardware.emulators.servo_arm import (
     DEFAULT_MOUNT_OFFSETS,
     JOINT_NAMES,
@@ -115,6 +116,10 @@ class VirtualArmConfig:
     XL330-M288); None: ``model`` for every servo. :func:`robot_config_for` needs one model."""
     faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
     """Injected faults."""
+    cameras: tuple[VirtualCamera, ...] = ()
+    """Rendered cameras of the arm's scene (:mod:`~gipo_robot.hardware.emulators.arm_camera`)."""
+    frames_dir: str | None = None
+    """Where the cameras' frame files go (needed with ``cameras``: ``arm_camera.make_frames_dir()``)."""
 
     def __post_init__(self) -> None:
         if self.protocol not in sp.PROTOCOLS:
@@ -143,6 +148,11 @@ class VirtualArmConfig:
             raise ValueError(f"VirtualArmConfig.baudrate must be > 0, got {self.baudrate}")
         if isinstance(self.faults, dict):
             object.__setattr__(self, "faults", FaultConfig(**self.faults))
+        cams = tuple(VirtualCamera(**c) if isinstance(c, dict) else c for c in self.cameras)
+        object.__setattr__(self, "cameras", cams)
+        camera_tables(cams, self.frames_dir)  # a frames_dir is given with cameras
+        if len({c.name for c in cams}) != len(cams):
+            raise ValueError(f"VirtualArmConfig.cameras: repeated names {[c.name for c in cams]}")
         if self.faults.servo_error is not None:
             sp.hardware_error_bits(self.protocol, [self.faults.servo_error])  # a known name
             if self.faults.servo_error_id not in self.ids:
@@ -290,7 +300,14 @@ def serve(
         config = VirtualArmConfig()
     elif isinstance(config, dict):
         config = VirtualArmConfig(**config)
+    cameras = None
+    if config.cameras:
+        from gipo_robot.hardware.emulators import arm_camera
+
+        arm_camera.prepare_gl()
     arm = EmulatedArm(config.model, config.ids, config.mount_offsets, config.models)
+    if config.cameras:
+        cameras = arm_camera.ArmCameras(arm, config.cameras, config.frames_dir)
     server = _BusServer(config, arm)
     master, slave, port = _open_pty()
     byte_time = 10.0 / config.baudrate
@@ -318,6 +335,8 @@ def serve(
             while queue and queue[0][0] <= time.monotonic() and not closed:
                 os.write(master, heapq.heappop(queue)[2])
             arm.step_to(time.monotonic())
+            if cameras is not None:
+                cameras.poll(time.monotonic())
             if server.disconnected:
                 queue.clear()  # replies on their way die with the cable
             if server.disconnected and config.faults.disconnect_mode == "close" and not closed:
@@ -332,6 +351,8 @@ def serve(
         if not closed:
             os.close(master)
             os.close(slave)
+        if cameras is not None:
+            cameras.close()
     return dict(server.counts)
 
 
@@ -437,6 +458,10 @@ class VirtualServoBus:
         **config: Any,
     ) -> None:
         faults = FaultConfig(**faults) if isinstance(faults, dict) else (faults or FaultConfig())
+        if config.get("cameras") and config.get("frames_dir") is None:
+            from gipo_robot.hardware.emulators.arm_camera import make_frames_dir
+
+            config["frames_dir"] = make_frames_dir()
         self.config = VirtualArmConfig(protocol=protocol, faults=faults, **config)
         self.start_timeout_s = start_timeout_s
         self.port: str | None = None
@@ -560,6 +585,8 @@ def robot_config_for(config: VirtualArmConfig, port: str, /, **overrides: Any) -
         "timeout_s": 0.2,
         "retries": 5,
     }
+    if config.cameras:
+        cfg["cameras"] = camera_tables(config.cameras, config.frames_dir)
     cfg.update(overrides)
     return cfg
 
