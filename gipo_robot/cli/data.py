@@ -190,13 +190,25 @@ def collect_demos_command(
         list[str] | None, typer.Option(help="Also record this camera's images (repeatable), e.g. agentview.")
     ] = None,
     image_size: Annotated[int, typer.Option(min=8, help="Camera image side, pixels.")] = 84,
+    render_quality: Annotated[
+        str,
+        typer.Option(
+            help="Camera rendering: fast (what training, evaluation and fine-tuning render) or exact "
+            "(robosuite's own settings)."
+        ),
+    ] = "fast",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing store at --out.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record scripted-expert demonstrations of a robosuite task into a Zarr episode store."""
+    """Record scripted-expert demonstrations of a robosuite task into a Zarr episode store.
+
+    Cameras (--camera) render with the fast settings by default, as every camera path of the toolkit
+    does, so a policy trained on these frames sees the same pixels in evaluation and fine-tuning.
+    """
     import numpy as np
     from tqdm import tqdm
 
+    from gipo_robot.sim.config import RENDER_QUALITIES
     from gipo_robot.sim.experts import record_demos
     from gipo_robot.sim.robosuite_env import make_env
 
@@ -205,11 +217,17 @@ def collect_demos_command(
     try:
         if out.exists() and not overwrite:
             raise ValueError(f"{out}: already exists (pass --overwrite to replace it)")
+        if render_quality not in RENDER_QUALITIES:
+            raise ValueError(
+                f"--render-quality must be one of {', '.join(RENDER_QUALITIES)}, got {render_quality!r}"
+            )
         check_writable(out)
     except ValueError as err:
         raise error_exit(err, as_json) from None
     with stdout_to_stderr(True):
-        env = make_env(task, cameras=tuple(camera or ()), image_size=image_size)
+        env = make_env(
+            task, cameras=tuple(camera or ()), image_size=image_size, render_quality=render_quality
+        )
         task = env.config.task  # robosuite aliases resolved
         try:
             with tqdm(total=episodes, desc=f"collect {task}", file=sys.stderr) as bar:

@@ -236,11 +236,20 @@ def virtual_arm(
     corrupt: Annotated[float, typer.Option(help="Probability of a corrupted reply checksum.")] = 0.0,
     drop: Annotated[float, typer.Option(help="Probability of a dropped reply.")] = 0.0,
     delay_ms: Annotated[float, typer.Option(help="Added delay before every reply, ms.")] = 0.0,
+    camera: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Render this camera of the arm's scene (front or wrist), as camera[:WxH][@fps], e.g. "
+            "front:96x96@30 (repeatable); the robot config lists it as <camera>_image."
+        ),
+    ] = None,
 ) -> None:
     """Emulate a 6-joint servo arm on a pseudo-terminal (real protocol bytes, MuJoCo joints) until Ctrl-C.
 
     Drive it with any command that takes --robot, e.g. `gipo-robot deploy POLICY --robot arm.json`.
+    With --camera, it also renders camera views of its scene, which the robot config reads as cameras.
     """
+    from gipo_robot.hardware.emulators.arm_camera import VirtualCamera, make_frames_dir
     from gipo_robot.hardware.emulators.virtual_bus import (
         FaultConfig,
         VirtualArmConfig,
@@ -250,7 +259,9 @@ def virtual_arm(
 
     try:
         faults = FaultConfig(corrupt_prob=corrupt, drop_prob=drop, reply_delay_s=delay_ms / 1000)
-        config = VirtualArmConfig(protocol=protocol, faults=faults)
+        cameras = tuple(VirtualCamera.parse(text) for text in camera or ())
+        frames = make_frames_dir() if cameras else None
+        config = VirtualArmConfig(protocol=protocol, faults=faults, cameras=cameras, frames_dir=frames)
     except ValueError as err:
         raise error_exit(err, False) from err
 

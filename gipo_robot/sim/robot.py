@@ -29,11 +29,15 @@ class SimRobot(Robot):
         task: Task name (``Lift``, ``Can``, ...); ignored when ``env`` is given.
         env: An existing :class:`~gipo_robot.sim.robosuite_env.RobosuiteEnv` to wrap (the robot closes it).
         **env_kwargs: Passed to :func:`~gipo_robot.sim.robosuite_env.make_env` (``seed``, ``cameras``,
-            ``image_size``, ``action_mode``, ...).
+            ``image_size``, ``action_mode``, ...). Cameras render with ``render_quality="fast"`` unless
+            ``render_quality="exact"`` is given, as every camera path of the toolkit does (a policy
+            deployed on a simulated robot sees the pixels it was trained on).
     """
 
     def __init__(self, task: str = "Lift", *, env: Any = None, **env_kwargs: Any) -> None:
         if env is None:
+            if env_kwargs.get("cameras"):
+                env_kwargs.setdefault("render_quality", "fast")
             env = make_env(task, **env_kwargs)
         self.env = env
         self._obs: dict[str, np.ndarray] | None = None

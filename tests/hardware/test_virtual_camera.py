@@ -146,3 +146,43 @@ def test_deploy_feeds_the_rendered_frames_to_a_camera_policy(arm_config, tmp_pat
     # the policy saw the frames the store recorded (CHW inside the policy, HWC in the store)
     for step in (0, 7):
         assert np.array_equal(seen[step][0].permute(1, 2, 0).numpy(), stored[step])
+
+
+def test_virtual_camera_specs_parse_and_bad_ones_name_the_camera():
+    from gipo_robot.hardware.emulators.arm_camera import VirtualCamera
+
+    assert VirtualCamera.parse("front") == VirtualCamera("front", 96, 96, 30.0)
+    assert VirtualCamera.parse("wrist:64x48@15") == VirtualCamera("wrist", 64, 48, 15.0)
+    with pytest.raises(ValueError, match="'top' unknown; known: front, wrist"):
+        VirtualCamera.parse("top")
+    with pytest.raises(ValueError, match=r"'front:9x': expected camera\[:WxH\]\[@fps\]"):
+        VirtualCamera.parse("front:9x")
+
+
+def test_the_virtual_arm_command_renders_a_camera_its_config_reads(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    pytest.importorskip("scservo_sdk")
+    config = tmp_path / "arm.json"
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    cli = [sys.executable, "-c", "from gipo_robot.cli import app; app()"]
+    args = ["virtual-arm", "--camera", f"front:{SIZE}x{SIZE}@20", "--config-out", str(config)]
+    proc = subprocess.Popen([*cli, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (config.exists() and config.stat().st_size > 0):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no robot config within 60 s"
+            time.sleep(0.1)
+        (table,) = json.loads(config.read_text())["cameras"]
+        assert table["name"] == "front" and table["source"].startswith("mujoco:")
+        robot = load_robot(config)
+        with robot:
+            assert robot.reset()["front_image"].shape == (SIZE, SIZE, 3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert not os.path.exists(table["source"].removeprefix("mujoco:"))  # the emulator cleaned up

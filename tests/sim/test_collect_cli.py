@@ -56,3 +56,23 @@ def test_collect_demos_writes_no_robosuite_log_line(tmp_path):
         if "robosuite" in line.lower() or "could not import" in line.lower()
     ]
     assert leaked == []
+
+
+def test_collect_demos_renders_cameras_fast_unless_asked_for_exact(tmp_path):
+    from gipo_robot.datasets.store import EpisodeStore
+
+    qualities = {}
+    for flags in ([], ["--render-quality", "exact"]):
+        out = tmp_path / f"cam{len(flags)}.zarr"
+        args = ["collect-demos", "--episodes", "1", "--camera", "agentview", "--image-size", "32"]
+        result = CliRunner().invoke(app, [*args, "--out", str(out), *flags, "--json"])
+        assert result.exit_code == 0, result.output
+        store = EpisodeStore.open(out)
+        assert store.episode(0)["obs.agentview_image"].shape[1:] == (32, 32, 3)
+        qualities[len(flags)] = store.attrs["env"]["render_quality"]
+    # the frames a vision policy trains on are the fast ones its evaluation and fine-tuning render
+    assert qualities == {0: "fast", 2: "exact"}
+    result = CliRunner().invoke(
+        app, ["collect-demos", "--render-quality", "ultra", "--out", str(tmp_path / "x.zarr"), "--json"]
+    )
+    assert result.exit_code != 0 and "--render-quality must be one of exact, fast" in result.stdout

@@ -127,3 +127,17 @@ def test_soft_start_slows_the_first_simulated_steps(sim):
     sent = [guard.act(up)[2] for _ in range(3)]
     np.testing.assert_allclose(sent, [0.1, 0.19, 0.28])
     assert guard.act(up)[6] == -1.0  # the gripper command is a level, never ramped
+
+
+def test_a_simulated_robot_with_cameras_renders_fast_unless_asked_for_exact():
+    from gipo_robot.hardware.config import load_robot
+
+    for spec, quality in (
+        ("sim:Lift?cameras=agentview&image_size=32", "fast"),
+        ("sim:Lift?cameras=agentview&image_size=32&render_quality=exact", "exact"),
+    ):
+        robot = load_robot(spec)
+        try:
+            assert robot.env.config.render_quality == quality
+        finally:
+            robot.close()

@@ -80,11 +80,12 @@ class VirtualCamera:
             camera, _, fps = camera.partition("@")
         try:
             width, height = (int(v) for v in size.lower().split("x")) if size else (96, 96)
-            return cls(camera, width, height, float(fps) if fps else 30.0)
+            rate = float(fps) if fps else 30.0
         except ValueError as err:
             raise ValueError(
                 f"camera {text!r}: expected camera[:WxH][@fps], e.g. front:96x96@30 ({err})"
             ) from None
+        return cls(camera, width, height, rate)
 
 
 def make_frames_dir() -> str:
