@@ -39,6 +39,18 @@ def vision_policy(tmp_path_factory):
     return root / "bc", summary
 
 
+def test_a_state_policy_from_a_camera_store_reads_no_camera_and_evaluates_as_before(vision_policy):
+    root = vision_policy[0].parent
+    args = ["train-bc", str(root / "demos.zarr"), "--out", str(root / "state"), "--obs", "state", *SMALL]
+    result, summary = run(*args)
+    assert result.exit_code == 0, result.output
+    assert summary["images"] == {} and "object" in summary["features"]
+    assert "agentview_image" not in summary["features"]
+    result, summary = run("eval", str(root / "state"), "--episodes", "1", "--horizon", "10")
+    assert result.exit_code == 0, result.output
+    assert summary["n_episodes"] == 1
+
+
 def test_train_bc_reports_the_features_the_policy_reads(vision_policy):
     path, summary = vision_policy
     assert summary["obs_set"] == "proprio+cameras" and summary["images"] == {"agentview_image": [3, 32, 32]}
