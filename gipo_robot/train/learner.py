@@ -56,7 +56,11 @@ def advantages(
     with torch.no_grad():
         obs, chunked = batch.flat("obs"), bool(policy.config.images)
         values = _chunked(critic, obs, chunked).view(t, n)
-        next_values = _chunked(critic, batch.flat("next_obs"), chunked).view(t, n)
+        held_once = set(policy.config.images) <= set(batch.final_images)  # frames after each cut, too
+        if chunked and held_once and bool((batch.terminated | batch.truncated)[-1].all()):
+            next_values = _next_values(batch, critic, values)
+        else:
+            next_values = _chunked(critic, batch.flat("next_obs"), chunked).view(t, n)
         if config.advantage == "gae":
             return gae(
                 batch.rewards, values, next_values, batch.terminated, batch.truncated,
@@ -89,6 +93,20 @@ def _chunked(fn: Any, inputs: Any, chunked: bool) -> Tensor:
     return torch.cat(
         [fn(rows(inputs, slice(i, i + EVAL_CHUNK))) for i in range(0, length(inputs), EVAL_CHUNK)]
     )
+
+
+def _next_values(batch: RolloutBatch, critic: Critic, values: Tensor) -> Tensor:
+    """``V(next_obs)`` ``(T, N)`` of a camera batch whose next frames are held once: where the episode went
+    on, the next observation is the next step's own and so is its value (``values[t + 1]``); the critic runs
+    only on the observations after the steps that ended an episode or the iteration. Half the CNN passes of
+    ``critic(next_obs)``, the same values up to float rounding."""
+    ended = batch.terminated | batch.truncated
+    next_values = torch.empty_like(values)
+    next_values[:-1] = values[1:]
+    final = {k: v[ended] for k, v in batch.next_obs.items()}  # low-dim features: held for every step
+    final.update(batch.final_images)
+    next_values[ended] = _chunked(critic, final, True)
+    return next_values
 
 
 def optimizers(policy: GaussianPolicy, critic: Critic, config: FinetuneConfig) -> dict[str, Any]:

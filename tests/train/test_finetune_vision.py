@@ -22,7 +22,7 @@ from gipo_robot.sim import make_vector_env
 from gipo_robot.sim.experts import record_demos
 from gipo_robot.train.collect import collect
 from gipo_robot.train.finetune import FinetuneConfig, finetune
-from gipo_robot.train.learner import optimizers
+from gipo_robot.train.learner import _next_values, optimizers
 
 CAMERA = "agentview_image"
 PROPRIO = {"robot0_eef_pos": [3], "robot0_gripper_qpos": [2]}  # no obs.object: what a real arm senses
@@ -194,6 +194,13 @@ def test_collect_rebuilds_every_next_frame_from_frames_held_once(vision_policy):
     assert torch.equal(batch.next_observation()[CAMERA], expected)
     assert len(batch.final_images[CAMERA]) == int((batch.terminated | batch.truncated).sum())
     assert torch.equal(batch.flat("next_obs")[CAMERA], expected.reshape(20, 3, 32, 32))
+    # The critic's values of those next observations: from the next step's own value where the episode went
+    # on, from the held frames where it ended (advantages), equal to the critic on every rebuilt frame.
+    policy = load_policy(vision_policy)
+    critic = Critic(policy.config)
+    full = critic(batch.flat("next_obs")).view(10, 2)
+    values = critic(batch.flat("obs")).view(10, 2)
+    assert torch.allclose(_next_values(batch, critic, values), full, atol=1e-6)
 
 
 @pytest.mark.slow  # ~40 s: a local Ray and two rollout workers that render
