@@ -104,10 +104,11 @@ class EnvConfig:
     """Step with the lean loop (:mod:`gipo_robot.sim.fast_step`) where the controller supports it."""
     render_quality: str = "exact"
     """Camera rendering: ``exact`` renders as robosuite does; ``fast`` turns off MuJoCo's planar reflections
-    (the table and floor), multisampling and shadows, sizes the framebuffer to the image and leaves geoms
-    outside the camera's view out of each frame (:mod:`gipo_robot.sim.fast_render`): about 3-4x cheaper
-    per camera step under software rendering (llvmpipe) for a mean pixel change of about 1/255, and
-    deterministic. What every camera path of the toolkit uses (recording, training, evaluation)."""
+    (the table and floor), multisampling and shadows, sizes the framebuffer to the image, leaves geoms
+    outside the camera's view out of each frame and draws simplified visual meshes
+    (:mod:`gipo_robot.sim.fast_render`): 4-7x cheaper per camera step under software rendering (llvmpipe)
+    for a mean pixel change of under 2/255, deterministic, with the same physics. What every camera path
+    of the toolkit uses (recording, training, evaluation)."""
     randomization: Any = None
     """A :class:`gipo_robot.sim.randomize.Randomization` applied at every reset, or None."""
 
