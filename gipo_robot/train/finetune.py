@@ -221,6 +221,7 @@ class _Run:
         # The policy first: the envs render exactly its cameras, at its resolution (none for state policies).
         policy = load_policy(policy_path)
         cameras = sim_camera_options(policy.config.images)
+        demos = _demo_data(config, policy)  # before any env: a store that does not fit stops nothing running
         venv = None
         if not config.async_collection:
             venv = make_vector_env(
@@ -241,7 +242,7 @@ class _Run:
             torch.manual_seed(config.seed)  # the critic's head: seeded, so a run is reproducible
             critic = Critic(policy.config)
             critic.encoder.load_state_dict(policy.encoder.state_dict())
-        learner = Learner(policy, critic, config, _demo_data(config, policy))
+        learner = Learner(policy, critic, config, demos)
         run = cls(
             config, out, policy, critic, learner, ReplayBuffer(config.replay_size),
             torch.Generator().manual_seed(config.seed), store=None, eval_env=eval_env, venv=venv,
@@ -444,16 +445,12 @@ def _demo_data(config: FinetuneConfig, policy: GaussianPolicy) -> Any:
     features = [*policy.config.low_dim, *policy.config.images]
     bc_config = BCConfig(chunk=policy.config.chunk, obs_keys=[f"obs.{k}" for k in features])
     data, _ = load_bc_data(EpisodeStore.open(config.demo_store), bc_config)
-    for k, (c, h, w) in policy.config.images.items():
-        frames = data.obs[k]
-        if tuple(frames.shape[1:]) == (h, w, c):  # as the store holds them -> as the policy reads them
-            frames = frames.permute(0, 3, 1, 2)
-        if tuple(frames.shape[1:]) != (c, h, w):
+    for k, shape in policy.config.images.items():  # load_bc_data: (M, C, h, w) uint8, as the store's frames
+        if list(data.obs[k].shape[1:]) != shape:
             raise FinetuneError(
-                f"{config.demo_store}: obs.{k} frames are {tuple(frames.shape[1:])}, "
-                f"the policy reads {[c, h, w]}"
+                f"{config.demo_store}: obs.{k} frames are {list(data.obs[k].shape[1:])} (C, h, w), "
+                f"the policy reads {shape}"
             )
-        data.obs[k] = frames.to(torch.uint8).contiguous()
     return data
 
 

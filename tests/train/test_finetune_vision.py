@@ -21,7 +21,7 @@ from gipo_robot.policies.critic import Critic
 from gipo_robot.sim import make_vector_env
 from gipo_robot.sim.experts import record_demos
 from gipo_robot.train.collect import collect
-from gipo_robot.train.finetune import FinetuneConfig, finetune
+from gipo_robot.train.finetune import FinetuneConfig, FinetuneError, finetune
 from gipo_robot.train.learner import _next_values, optimizers
 
 CAMERA = "agentview_image"
@@ -255,3 +255,11 @@ def test_cli_flags_set_the_camera_encoder_and_refuse_an_unknown_mode(tmp_path, v
         load_policy(tmp_path / "a" / "checkpoint").state_dict(),
     )
     assert not _moved(_cameras(base), _cameras(tuned)) and _moved(_trunk(base), _trunk(tuned))
+
+
+def test_demonstrations_at_another_resolution_are_refused_naming_the_store(tmp_path, vision_policy):
+    demos = tmp_path / "demos16.zarr"
+    record_demos(demos, "Lift", 1, seed=0, horizon=5, cameras=("agentview",), image_size=16)
+    config = FinetuneConfig(**TINY, bc_coef=0.5, demo_store=str(demos))
+    with pytest.raises(FinetuneError, match=r"demos16.zarr: obs.agentview_image frames are \[3, 16, 16\]"):
+        finetune(config, vision_policy, tmp_path / "run", progress=False)
