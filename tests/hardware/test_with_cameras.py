@@ -155,3 +155,20 @@ def test_the_wrapper_holds_then_releases_cameras_then_the_arm(video):
         RobotWithCameras(HoldingArm(), [OpenCVCamera(video, 16, 12, name="top")])
     with pytest.raises(ValueError, match=r"camera 'side': width and height are needed"):
         RobotWithCameras(HoldingArm(), [OpenCVCamera(video, name="side")])
+
+
+def test_record_stores_an_opencv_cameras_frames_with_the_arms_steps(bus, video, tmp_path):
+    from gipo_robot.datasets import EpisodeStore
+    from gipo_robot.loops.record import RecorderConfig, record
+    from tests.hardware.test_virtual_camera import _swing
+
+    path = tmp_path / "arm.json"
+    path.write_text(json.dumps({**bus.robot_config(), "cameras": [_wrist(video, fps=60.0, loop=True)]}))
+    robot = load_robot(path)
+    out = tmp_path / "with_camera.zarr"
+    result = record(robot, _swing(robot, 10), RecorderConfig(out=str(out), status=False))
+    assert result.saved == [0], result
+    ep = EpisodeStore.open(out).episode(0)
+    frames = ep["obs.wrist_image"]
+    assert frames.shape == (len(ep["action"]), 24, 32, 3) and frames.dtype == np.uint8
+    assert (frames[:, 20, 20, 2] > 240).all()  # every step carries the camera's (blue) frame
