@@ -303,6 +303,14 @@ def load_policy(
     return loader(path, low_dim=low_dim, images=images, action_dim=action_dim)
 
 
+def legacy_policy_section(section: dict[str, Any]) -> dict[str, Any]:
+    """A saved ``policy`` section as today's :class:`PolicyConfig` reads it: camera policies saved before
+    ``image_pool`` existed pooled their feature maps by the mean."""
+    if section.get("images") and "image_pool" not in section:
+        return {**section, "image_pool": "mean"}
+    return section
+
+
 def load_gaussian_policy(
     path: str | Path,
     *,
@@ -314,7 +322,7 @@ def load_gaussian_policy(
     path = Path(path)
     config = read_config(path)
     try:
-        policy_config = PolicyConfig(**config["policy"])
+        policy_config = PolicyConfig(**legacy_policy_section(config["policy"]))
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path / CONFIG_FILE}: invalid 'policy' section: {e}") from None
     check_spec(
@@ -341,7 +349,7 @@ def load_critic(path: str | Path) -> Critic | None:
     known = {f.name for f in fields(PolicyConfig)}
     section = {k: v for k, v in config.get("policy", {}).items() if k in known}
     try:
-        critic = Critic(PolicyConfig(**section))
+        critic = Critic(PolicyConfig(**legacy_policy_section(section)))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path / CONFIG_FILE}: invalid 'policy' section: {e}") from None
     load_weights(critic, path, CRITIC_FILE, config)

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from gipo_robot.policies.head import GaussianHead
 
-__all__ = ["GaussianPolicy", "ObsEncoder", "PolicyConfig"]
+__all__ = ["IMAGE_POOLS", "GaussianPolicy", "ObsEncoder", "PolicyConfig", "SpatialSoftmax"]
 
 
 @dataclass
@@ -47,6 +47,11 @@ class PolicyConfig:
         hidden: hidden sizes of the MLP trunk.
         cnn_channels: channels of the per-camera CNN's conv layers.
         image_feature_dim: size of each camera's embedding.
+        image_pool: how a camera's conv feature map becomes a vector: ``spatial_softmax`` (the default:
+            ``image_keypoints`` soft-argmax keypoints, their expected x and y, as in robomimic and Levine et
+            al. 2016: *where* things are survives) or ``mean`` (global average pooling, which keeps what
+            is in the image but not where; checkpoints saved before this field read as ``mean``).
+        image_keypoints: keypoints of the spatial softmax (its output is 2 x this).
         state_dependent_std: log-std from a head on the trunk (True) or one learned vector per chunk step
             and dimension (False, the default: more stable for fine-tuning).
         log_std_init: initial log-std, in normalised action units.
@@ -65,6 +70,8 @@ class PolicyConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     image_feature_dim: int = 64
+    image_pool: str = "spatial_softmax"
+    image_keypoints: int = 32
     state_dependent_std: bool = False
     log_std_init: float = -1.0
     log_std_min: float = -5.0
@@ -84,6 +91,10 @@ class PolicyConfig:
                 "PolicyConfig needs log_std_min < log_std_init < log_std_max, got "
                 f"{self.log_std_min}, {self.log_std_init}, {self.log_std_max}"
             )
+        if self.image_pool not in IMAGE_POOLS:
+            raise ValueError(f"PolicyConfig.image_pool must be one of {IMAGE_POOLS}, got {self.image_pool!r}")
+        if self.image_keypoints < 1:
+            raise ValueError(f"PolicyConfig.image_keypoints must be >= 1, got {self.image_keypoints}")
         for name, shape in self.images.items():
             if len(shape) != 3:
                 raise ValueError(f"PolicyConfig.images[{name!r}] must be [C, h, w], got {shape}")
@@ -95,22 +106,53 @@ class PolicyConfig:
         self.images = {k: [int(d) for d in v] for k, v in self.images.items()}
 
 
-class _CameraEncoder(nn.Module):
-    """Small CNN: strided convs, ReLU, global average pool, linear embedding. ``(B, C, h, w) -> (B, D)``."""
+IMAGE_POOLS = ("spatial_softmax", "mean")
 
-    def __init__(self, in_channels: int, channels: list[int], out_dim: int) -> None:
+
+class SpatialSoftmax(nn.Module):
+    """Feature map -> keypoints: ``(B, C, h, w) -> (B, 2K)``, the expected (x, y) in [-1, 1] of each of K
+    softmax attention maps (a 1x1 conv makes the K maps; a learned temperature sharpens them)."""
+
+    def __init__(self, channels: int, keypoints: int) -> None:
+        super().__init__()
+        self.maps = nn.Conv2d(channels, keypoints, kernel_size=1)
+        self.log_temperature = nn.Parameter(torch.zeros(1))
+
+    def forward(self, features: Tensor) -> Tensor:
+        h, w = features.shape[-2:]
+        attention = torch.softmax(self.maps(features).flatten(2) / self.log_temperature.exp(), dim=-1)
+        ys, xs = torch.meshgrid(
+            torch.linspace(-1, 1, h, device=features.device),
+            torch.linspace(-1, 1, w, device=features.device),
+            indexing="ij",
+        )
+        x = (attention * xs.reshape(-1)).sum(-1)  # (B, K)
+        y = (attention * ys.reshape(-1)).sum(-1)
+        return torch.cat([x, y], dim=-1)
+
+
+class _CameraEncoder(nn.Module):
+    """Small CNN: strided convs, ReLU, a pool (spatial softmax or mean), linear embedding.
+    ``(B, C, h, w) -> (B, D)``."""
+
+    def __init__(self, in_channels: int, config: PolicyConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels
-        for i, c_out in enumerate(channels):
+        for i, c_out in enumerate(config.cnn_channels):
             layers += [nn.Conv2d(c, c_out, kernel_size=5 if i == 0 else 3, stride=2, padding=1), nn.ReLU()]
             c = c_out
         self.convs = nn.Sequential(*layers)
-        self.proj = nn.Linear(c, out_dim)
+        if config.image_pool == "spatial_softmax":
+            self.pool: nn.Module | None = SpatialSoftmax(c, config.image_keypoints)
+            c = 2 * config.image_keypoints
+        else:
+            self.pool = None
+        self.proj = nn.Linear(c, config.image_feature_dim)
 
     def forward(self, image: Tensor) -> Tensor:
-        x = image.float() / 255.0 - 0.5
-        return self.proj(self.convs(x).mean(dim=(2, 3)))
+        x = self.convs(image.float() / 255.0 - 0.5)
+        return self.proj(self.pool(x) if self.pool is not None else x.mean(dim=(2, 3)))
 
 
 class ObsEncoder(nn.Module):
@@ -128,10 +170,7 @@ class ObsEncoder(nn.Module):
         self.register_buffer("obs_mean", torch.zeros(low_dim_size))
         self.register_buffer("obs_std", torch.ones(low_dim_size))
         self.cameras = nn.ModuleDict(
-            {
-                n: _CameraEncoder(config.images[n][0], config.cnn_channels, config.image_feature_dim)
-                for n in self.image_names
-            }
+            {n: _CameraEncoder(config.images[n][0], config) for n in self.image_names}
         )
         width = low_dim_size + config.image_feature_dim * len(self.image_names)
         layers: list[nn.Module] = []

@@ -194,3 +194,35 @@ def test_standardised_observations_are_clipped():
     unclipped = GaussianPolicy(PolicyConfig(low_dim={"x": [1]}, action_dim=1, hidden=[8], obs_clip=None))
     unclipped.load_state_dict(p.state_dict())
     assert not torch.allclose(unclipped.distribution({"x": torch.tensor([[1.0]])}).mean, far)
+
+
+def test_spatial_softmax_finds_where_the_feature_map_is_hot():
+    from gipo_robot.policies.gaussian import SpatialSoftmax
+
+    pool = SpatialSoftmax(channels=1, keypoints=1)
+    with torch.no_grad():  # the keypoint map is the feature map itself, and a cold temperature
+        pool.maps.weight.fill_(1.0)
+        pool.maps.bias.zero_()
+        pool.log_temperature.fill_(-5.0)
+    features = torch.zeros(1, 1, 5, 9)
+    features[0, 0, 4, 2] = 1.0  # row 4 of 0..4 -> y = +1; column 2 of 0..8 -> x = -1 + 2 * 2/8 = -0.5
+    torch.testing.assert_close(pool(features), torch.tensor([[-0.5, 1.0]]), atol=1e-4, rtol=0)
+
+
+def test_a_camera_policy_saved_before_image_pool_loads_with_mean_pooling(tmp_path):
+    import json
+
+    from gipo_robot.policies.checkpoint import load_policy, save_policy
+
+    images = {"cam_image": [3, 16, 16]}
+    policy = GaussianPolicy(PolicyConfig(low_dim={"q": [2]}, action_dim=2, images=images, image_pool="mean"))
+    save_policy(tmp_path / "p", policy)
+    meta = json.loads((tmp_path / "p" / "config.json").read_text())
+    del meta["policy"]["image_pool"], meta["policy"]["image_keypoints"]  # as written before the field existed
+    (tmp_path / "p" / "config.json").write_text(json.dumps(meta))
+    loaded = load_policy(tmp_path / "p")
+    assert loaded.config.image_pool == "mean"
+    torch.testing.assert_close(
+        loaded.encoder.cameras["cam_image"].proj.weight, policy.encoder.cameras["cam_image"].proj.weight
+    )
+    assert PolicyConfig(low_dim={"q": [2]}, action_dim=2, images=images).image_pool == "spatial_softmax"
