@@ -39,8 +39,9 @@ RUNS = Path("runs/vision")
 CAMERA = "agentview"
 
 
-def bc_policy_dir(task: str, demos: int, seed: int, obs: str, image_size: int) -> Path:
-    return RUNS / f"bc_{task}_{demos}_s{seed}_{obs.replace('+', '-')}_{image_size}px"
+def bc_policy_dir(task: str, demos: int, seed: int, obs: str, args: argparse.Namespace) -> Path:
+    pool = "" if obs == "state" else f"_{args.image_pool}"
+    return RUNS / f"bc_{task}_{demos}_s{seed}_{obs.replace('+', '-')}_{args.image_size}px{pool}"
 
 
 def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Namespace) -> dict:
@@ -58,10 +59,10 @@ def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Names
         )  # fmt: skip
     store = EpisodeStore.open(store_path)
     t_demos = time.perf_counter() - start
-    out = bc_policy_dir(task, demos, seed, obs, args.image_size)
+    out = bc_policy_dir(task, demos, seed, obs, args)
     config = BCConfig(
         chunk=1, steps=args.bc_steps, batch_size=args.batch_size, obs_set=obs, seed=seed,
-        image_shift=args.image_shift,
+        image_shift=args.image_shift, image_pool=args.image_pool,
     )  # fmt: skip
     result = train_bc(store, config, out=out, progress=True)
     t_bc = time.perf_counter() - start - t_demos
@@ -72,7 +73,8 @@ def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Names
         "success": evaluation["success_rate"], "success_ci95": evaluation["success_ci95"],
         "best_step": result.best_step, "policy": str(out),
         "config": {"noise": args.noise, "bc_steps": args.bc_steps, "batch_size": args.batch_size,
-                   "image_size": args.image_size, "image_shift": args.image_shift, "episodes": args.episodes},
+                   "image_size": args.image_size, "image_shift": args.image_shift, "episodes": args.episodes,
+                   "image_pool": result.policy.config.image_pool if result.policy.config.images else None},
         "timing_s": {"demos": t_demos, "bc": t_bc, "eval": evaluation["wall_s"]},
         "wall_s": time.perf_counter() - start, **provenance(),
     }  # fmt: skip
@@ -98,7 +100,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
     """GIPO from the (task, demos, seed) vision BC policy; success before and after."""
     from gipo_robot.train.finetune import FinetuneConfig, finetune
 
-    base = bc_policy_dir(task, demos, seed, "proprio+cameras", args.image_size)
+    base = bc_policy_dir(task, demos, seed, "proprio+cameras", args)
     bc_cell = [r for r in read_runs(args.out, missing_ok=True) if r.get("policy") == str(base)]
     if not bc_cell:
         raise SystemExit(f"no bc cell for {base}: run `bench_vision.py bc --only {task}:{demos}:{seed}:"
@@ -161,12 +163,18 @@ def run_render_cell(args: argparse.Namespace) -> dict:
             "after_steps_per_s": after, "ratio": after / before, **provenance()}  # fmt: skip
 
 
+def obs_label(run: dict) -> str:
+    """The cell's observation set, with the camera pooling where it is not the default."""
+    pool = run["config"].get("image_pool")
+    return run["obs"] + (f" ({pool} pool)" if pool not in (None, "spatial_softmax") else "")
+
+
 def report(runs: list[dict]) -> None:
     """The tables of BENCHMARKS.md *vision* from the result file."""
     bc = [r for r in runs if r["kind"] == "bc"]
-    print("| task | demos | obs | success per seed | mean ± std |\n|---|---|---|---|---|")
-    for key in sorted({(r["task"], r["demos"], r["obs"]) for r in bc}):
-        cells = sorted((r for r in bc if (r["task"], r["demos"], r["obs"]) == key), key=lambda r: r["seed"])
+    for key in sorted({(r["task"], r["demos"], obs_label(r)) for r in bc}):
+        cells = [r for r in bc if (r["task"], r["demos"], obs_label(r)) == key]
+        cells.sort(key=lambda r: r["seed"])
         rates = [r["success"] for r in cells]
         std = statistics.stdev(rates) if len(rates) > 1 else 0.0
         per_seed = ", ".join(f"{r['success']:.2f} (s{r['seed']})" for r in cells)
@@ -204,6 +212,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.3)
     parser.add_argument("--image-size", type=int, default=84)
     parser.add_argument("--image-shift", type=int, default=4)
+    parser.add_argument("--image-pool", default="spatial_softmax", choices=["spatial_softmax", "mean"])
     parser.add_argument("--bc-steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--env-steps", type=int, default=50_000)
@@ -226,7 +235,11 @@ def main() -> None:
         append_run(args.out, run_render_cell(args))
         return
     if args.what == "bc":
-        done = {(r["task"], r["demos"], r["seed"], r["obs"]) for r in runs if r["kind"] == "bc"}
+        done = {
+            (r["task"], r["demos"], r["seed"], r["obs"])
+            for r in runs
+            if r["kind"] == "bc" and r["config"].get("image_pool") in (None, args.image_pool)
+        }
         cells = [(t, d, s, o) for t in args.tasks for d in args.demos for s in args.seeds for o in args.obs]
         if args.only:
             task, demos, seed, obs = args.only.split(":")

@@ -52,6 +52,8 @@ class BCConfig:
             from a store with a camera, every low-dim feature from one without.
         image_shift: random-shift augmentation of training minibatches' camera frames, in pixels (DrQ's 4
             at 84x84; 0 disables). Validation and inference see the frames unchanged.
+        image_pool: how the camera CNN pools its feature map (:attr:`PolicyConfig.image_pool`).
+        cnn_channels: the camera CNN's conv channels (:attr:`PolicyConfig.cnn_channels`).
         hidden: MLP trunk sizes.
         state_dependent_std: see :class:`PolicyConfig`.
         log_std_init: initial log-std in normalised action units.
@@ -74,6 +76,8 @@ class BCConfig:
     obs_keys: list[str] | None = None
     obs_set: str = "auto"
     image_shift: int = 4
+    image_pool: str = "spatial_softmax"
+    cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     state_dependent_std: bool = False
     log_std_init: float = -1.0
@@ -314,6 +318,8 @@ def _new_policy(store: EpisodeStore, data: BCData, config: BCConfig) -> Gaussian
             action_dim=data.actions.shape[-1],
             chunk=config.chunk,
             hidden=list(config.hidden),
+            cnn_channels=list(config.cnn_channels),
+            image_pool=config.image_pool,
             state_dependent_std=config.state_dependent_std,
             log_std_init=config.log_std_init,
         )
