@@ -36,12 +36,18 @@ from bench_staleness import append_run, read_runs
 
 OUT = Path("benchmarks/vision.json")
 RUNS = Path("runs/vision")
-CAMERA = "agentview"
+CAMERAS = ("agentview",)
 
 
 def bc_policy_dir(task: str, demos: int, seed: int, obs: str, args: argparse.Namespace) -> Path:
     pool = "" if obs == "state" else f"_{args.image_pool}"
-    return RUNS / f"bc_{task}_{demos}_s{seed}_{obs.replace('+', '-')}_{args.image_size}px{pool}"
+    steps = "" if args.bc_steps == 1500 else f"_{args.bc_steps}steps"
+    return RUNS / f"bc_{task}_{demos}_s{seed}_{obs.replace('+', '-')}_{camera_tag(args)}{pool}{steps}"
+
+
+def camera_tag(args: argparse.Namespace) -> str:
+    """``agentview_84px``, or ``agentview-robot0_eye_in_hand_84px`` for two cameras."""
+    return f"{'-'.join(args.cameras)}_{args.image_size}px"
 
 
 def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Namespace) -> dict:
@@ -51,11 +57,14 @@ def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Names
     from gipo_robot.sim.experts import record_demos
 
     start = time.perf_counter()
-    store_path = RUNS / f"demos_{task}_{demos}_s{seed}_{args.image_size}px.zarr"
+    tag = (
+        f"{args.image_size}px" if tuple(args.cameras) == CAMERAS else camera_tag(args)
+    )  # the first stores' names
+    store_path = RUNS / f"demos_{task}_{demos}_s{seed}_{tag}.zarr"
     if not (store_path / "zarr.json").exists() and not (store_path / ".zgroup").exists():
         record_demos(
             store_path, task, demos, args.noise, seed=10_000 * seed, overwrite=True,
-            cameras=(CAMERA,), image_size=args.image_size, render_quality="fast",
+            cameras=tuple(args.cameras), image_size=args.image_size, render_quality="fast",
         )  # fmt: skip
     store = EpisodeStore.open(store_path)
     t_demos = time.perf_counter() - start
@@ -74,7 +83,8 @@ def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Names
         "best_step": result.best_step, "policy": str(out),
         "config": {"noise": args.noise, "bc_steps": args.bc_steps, "batch_size": args.batch_size,
                    "image_size": args.image_size, "image_shift": args.image_shift, "episodes": args.episodes,
-                   "image_pool": result.policy.config.image_pool if result.policy.config.images else None},
+                   "image_pool": result.policy.config.image_pool if result.policy.config.images else None,
+                   "cameras": list(args.cameras)},
         "timing_s": {"demos": t_demos, "bc": t_bc, "eval": evaluation["wall_s"]},
         "wall_s": time.perf_counter() - start, **provenance(),
     }  # fmt: skip
@@ -153,7 +163,7 @@ def steps_per_second(make, seconds: float) -> float:
 def run_render_cell(args: argparse.Namespace) -> dict:
     from gipo_robot.sim import make_env, make_vector_env
 
-    camera = {"cameras": (CAMERA,), "image_size": 84}
+    camera = {"cameras": CAMERAS, "image_size": 84}
     before = steps_per_second(lambda: make_env("Lift", **camera, render_quality="exact"), args.seconds)
     one_fast = steps_per_second(lambda: make_env("Lift", **camera, render_quality="fast"), args.seconds)
     after = steps_per_second(
@@ -165,8 +175,10 @@ def run_render_cell(args: argparse.Namespace) -> dict:
 
 def obs_label(run: dict) -> str:
     """The cell's observation set, with the camera pooling where it is not the default."""
-    pool = run["config"].get("image_pool")
-    return run["obs"] + (f" ({pool} pool)" if pool not in (None, "spatial_softmax") else "")
+    pool, cameras = run["config"].get("image_pool"), run["config"].get("cameras", list(CAMERAS))
+    label = run["obs"] + (f" ({pool} pool)" if pool not in (None, "spatial_softmax") else "")
+    label += f" [{' + '.join(cameras)}]" if run["obs"] != "state" and len(cameras) > 1 else ""
+    return label + (f" {run['config']['bc_steps']} steps" if run["config"]["bc_steps"] != 1500 else "")
 
 
 def report(runs: list[dict]) -> None:
@@ -211,6 +223,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--noise", type=float, default=0.3)
     parser.add_argument("--image-size", type=int, default=84)
+    parser.add_argument("--cameras", nargs="+", default=list(CAMERAS), help="cameras the demos record")
     parser.add_argument("--image-shift", type=int, default=4)
     parser.add_argument("--image-pool", default="spatial_softmax", choices=["spatial_softmax", "mean"])
     parser.add_argument("--bc-steps", type=int, default=1500)
@@ -238,7 +251,10 @@ def main() -> None:
         done = {
             (r["task"], r["demos"], r["seed"], r["obs"])
             for r in runs
-            if r["kind"] == "bc" and r["config"].get("image_pool") in (None, args.image_pool)
+            if r["kind"] == "bc"
+            and r["config"].get("image_pool") in (None, args.image_pool)
+            and r["config"].get("cameras", list(CAMERAS)) == list(args.cameras)
+            and r["config"]["bc_steps"] == args.bc_steps
         }
         cells = [(t, d, s, o) for t in args.tasks for d in args.demos for s in args.seeds for o in args.obs]
         if args.only:
