@@ -46,8 +46,10 @@ def bc_policy_dir(task: str, demos: int, seed: int, obs: str, args: argparse.Nam
 
 
 def camera_tag(args: argparse.Namespace) -> str:
-    """``agentview_84px``, or ``agentview-robot0_eye_in_hand_84px`` for two cameras."""
-    return f"{'-'.join(args.cameras)}_{args.image_size}px"
+    """``84px`` for the default camera (the first cells' names), else e.g.
+    ``agentview-robot0_eye_in_hand_84px``."""
+    cameras = "" if tuple(args.cameras) == CAMERAS else "-".join(args.cameras) + "_"
+    return f"{cameras}{args.image_size}px"
 
 
 def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Namespace) -> dict:
@@ -57,10 +59,7 @@ def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Names
     from gipo_robot.sim.experts import record_demos
 
     start = time.perf_counter()
-    tag = (
-        f"{args.image_size}px" if tuple(args.cameras) == CAMERAS else camera_tag(args)
-    )  # the first stores' names
-    store_path = RUNS / f"demos_{task}_{demos}_s{seed}_{tag}.zarr"
+    store_path = RUNS / f"demos_{task}_{demos}_s{seed}_{camera_tag(args)}.zarr"
     if not (store_path / "zarr.json").exists() and not (store_path / ".zgroup").exists():
         record_demos(
             store_path, task, demos, args.noise, seed=10_000 * seed, overwrite=True,
@@ -142,18 +141,24 @@ def steps_per_second(make, seconds: float) -> float:
     env = make()
     try:
         n = getattr(env, "num_envs", None)
-        low, high = env.action_space.low, env.action_space.high
+        space = env.single_action_space if n else env.action_space
+        low, high = space.low, space.high
         rng = np.random.default_rng(0)
 
         def action() -> np.ndarray:
             return rng.uniform(low, high, (n, *low.shape) if n else low.shape)
 
+        def step() -> None:  # the vector env resets its envs itself; one env is reset here
+            out = env.step(action())
+            if not n and (out[2] or out[3]):
+                env.reset()
+
         env.reset(seed=0)
         for _ in range(20):
-            env.step(action())
+            step()
         steps, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            env.step(action())
+            step()
             steps += n or 1
         return steps / (time.perf_counter() - t0)
     finally:
@@ -204,7 +209,7 @@ def vision_json(runs: list[dict]) -> dict:
     """The issue's summary shape: {"bc": [...], "finetune": [...], "render": {...}}."""
     render = [r for r in runs if r["kind"] == "render"]
     return {
-        "bc": [{k: r[k] for k in ("task", "demos", "seed", "obs", "success")}
+        "bc": [{**{k: r[k] for k in ("task", "demos", "seed", "obs", "success")}, "label": obs_label(r)}
                for r in runs if r["kind"] == "bc"],
         "finetune": [{k: r[k] for k in ("task", "seed", "bc_success", "final_success", "env_steps", "wall_s")}
                      for r in runs if r["kind"] == "finetune"],
