@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -274,8 +275,15 @@ def virtual_arm(
         )
         typer.echo("Ctrl-C to stop", err=True)
 
+    _stop_on_sigint()
     counters = serve(config, on_ready=ready)
     typer.echo(json.dumps(counters), err=True)
+
+
+def _stop_on_sigint() -> None:
+    """Ctrl-C (or ``kill -INT``) stops an emulator even when a script started it in the background: a shell
+    without job control starts background commands with SIGINT ignored, and Python then leaves it ignored."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @app.command("virtual-rosbridge")
@@ -298,4 +306,5 @@ def virtual_rosbridge(
         raise error_exit(err, False) from err
     typer.echo(f"virtual rosbridge on ws://{config.host}:{config.port} (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
+        _stop_on_sigint()
         serve(config)

@@ -170,7 +170,10 @@ def test_the_virtual_arm_command_renders_a_camera_its_config_reads(tmp_path):
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     cli = [sys.executable, "-c", "from gipo_robot.cli import app; app()"]
     args = ["virtual-arm", "--camera", f"front:{SIZE}x{SIZE}@20", "--config-out", str(config)]
-    proc = subprocess.Popen([*cli, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(  # started as a script's background job is: with SIGINT ignored
+        [*cli, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while not (config.exists() and config.stat().st_size > 0):
