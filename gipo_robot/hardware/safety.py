@@ -502,8 +502,8 @@ class SafetyGuard(Robot):
             try:
                 if self._watchdog_armed and time.monotonic() - self._last_act > timeout:
                     self._watchdog_fired = True
-                    self._counts["watchdog"] += 1
                     log.warning("%s: watchdog: no action for %.0f ms, holding", self.spec.name, timeout * 1e3)
                     self.hold()
+                    self._counts["watchdog"] += 1  # counted once held: a reader of the count sees a held arm
             finally:
                 self._io_lock.release()

@@ -281,9 +281,9 @@ def test_watchdog_holds_when_actions_stop():
         assert guard.interventions["watchdog"] == 1
         guard.act(np.array([0.0, 0.0, -0.2]))  # a new action re-arms it
         deadline = time.monotonic() + 5.0
-        while arm.holds == 1 and time.monotonic() < deadline:
+        while guard.interventions["watchdog"] == 1 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert guard.interventions["watchdog"] == 2
+        assert guard.interventions["watchdog"] == 2 and arm.holds == 2
     finally:
         guard.disconnect()
 

@@ -160,3 +160,25 @@ def test_holding_on_purpose_stands_the_watchdog_down_until_the_next_action():
         while guard.interventions["watchdog"] == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert guard.interventions["watchdog"] == 1 and arm.holds == 2
+
+
+class SlowHoldArm(PointArm):
+    """A bus that takes 0.3 s to confirm a hold (a servo bus retrying a write)."""
+
+    def hold(self) -> None:
+        time.sleep(0.3)
+        super().hold()
+
+
+def test_a_counted_watchdog_lapse_means_the_arm_is_already_held():
+    # The count was raised before hold() was sent: a reader (a status line, a test) could see the lapse
+    # counted while the arm still moved. A slow hold makes that window 0.3 s wide.
+    arm = SlowHoldArm()
+    guard = SafetyGuard(arm, SafetyConfig(soft_start_steps=0, watchdog_periods=2.0))
+    with guard:
+        guard.reset()
+        guard.act(np.array([0.0, 0.0, 0.0, -1.0]))
+        deadline = time.monotonic() + 5.0
+        while guard.interventions["watchdog"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert guard.interventions["watchdog"] == 1 and arm.holds == 1
