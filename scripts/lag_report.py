@@ -225,6 +225,7 @@ def plot_task(cells: Cells, task: str, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullFormatter
 
     keys = sorted((c for c in cells if c[0] == task), key=lambda c: (_arm_key(c[1]), c[2]))
     arms = sorted({a for _, a, _ in keys}, key=_arm_key)
@@ -250,6 +251,7 @@ def plot_task(cells: Cells, task: str, path: Path) -> Path:
         ax.set_ylabel(ylabel)
         if kls and min(kls) > 0:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide over a narrow range
         ax.grid(alpha=0.3)
     axes[0].set_ylim(-0.02, 1.02)
     axes[0].legend(handles=[Line2D([], [], color=colors[a], marker="o", linestyle="", label=a) for a in arms],
