@@ -25,16 +25,18 @@ BC starts (10 noisy scripted Lift demos, 1500 BC steps; ``bench_staleness.bc_sta
 one is trained and saved there.
 
 Per run (``runs`` of the JSON): ``final_success`` on ``--final-episodes`` held-out episodes (the evaluation
-seeds, played on 2 worker processes), ``auc`` (mean evaluation success along the run, trapezoid over env
-steps), and the staleness the learner actually saw, as means over its policy updates: ``approx_kl``
-(KL(μ‖π) estimate), ``ess`` (normalised effective sample size), ``dead_fraction`` (samples whose weight is
-below 1e-3: PPO-Clip's clipped samples, whose gradient is exactly zero), ``mean_trust_weight`` (GIPO's
-Gaussian weight; null for the others); plus the CPU, library versions and commit.
+seeds, played on 2 worker processes) and ``start_success``, the BC start's on the same episodes, ``auc``
+(mean evaluation success along the run, trapezoid over env steps), and the staleness the learner actually
+saw, as means over its policy updates: ``approx_kl`` (KL(μ‖π) estimate), ``ess`` (normalised effective
+sample size), ``dead_fraction`` (samples whose weight is below 1e-3: PPO-Clip's clipped samples, whose
+gradient is exactly zero), ``mean_trust_weight`` (GIPO's Gaussian weight; null for the others); plus the
+CPU, library versions and commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import time
@@ -80,9 +82,9 @@ def start(task: str, seed: int) -> Path:
     return shipped
 
 
-def final_success(run_dir: Path, task: str, episodes: int) -> float:
-    """Success of the run's final policy on the first ``episodes`` evaluation seeds, on 2 worker processes
-    (the same per-seed results as one env: ``EvalPool``)."""
+def success(policy_dir: Path, task: str, episodes: int) -> float:
+    """Success of the policy at ``policy_dir`` on the first ``episodes`` evaluation seeds, on 2 worker
+    processes (the same per-seed results as one env: ``EvalPool``)."""
     from gipo_robot.loops.eval_pool import EvalPool
     from gipo_robot.policies.checkpoint import load_policy
     from gipo_robot.sim import make_env
@@ -91,7 +93,18 @@ def final_success(run_dir: Path, task: str, episodes: int) -> float:
     config = env.config
     env.close()
     with EvalPool.start(config, 2) as pool:
-        return pool.evaluate(load_policy(run_dir / "checkpoint"), episodes, execute_steps=1).success_rate
+        return pool.evaluate(load_policy(policy_dir), episodes, execute_steps=1).success_rate
+
+
+def start_success(task: str, seed: int, episodes: int) -> float:
+    """The BC start's own success on the grid's evaluation episodes (the "before"), measured once per start
+    and kept beside it in ``success.json``."""
+    path = start(task, seed) / "success.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if str(episodes) not in known:
+        known[str(episodes)] = success(start(task, seed), task, episodes)
+        path.write_text(json.dumps(known, indent=1))
+    return known[str(episodes)]
 
 
 def run_cell(task: str, arm: str, lag: int, seed: int, lr: float, final_episodes: int) -> dict:
@@ -111,8 +124,9 @@ def run_cell(task: str, arm: str, lag: int, seed: int, lr: float, final_episodes
     where = provenance()
     return {
         "task": task, "objective": arm, "ratio_level": ratio_level, "lag": lag, "utd": config.epochs,
-        "seed": seed, "policy_lr": lr, "final_success": final_success(run_dir, task, final_episodes),
-        "final_episodes": final_episodes, "auc": summary["auc"], "curve": summary["curve"],
+        "seed": seed, "policy_lr": lr, "final_success": success(run_dir / "checkpoint", task, final_episodes),
+        "final_episodes": final_episodes, "start_success": start_success(task, seed, final_episodes),
+        "auc": summary["auc"], "curve": summary["curve"],
         "dead_fraction": off.get("frac_weight_below_1e-3"), "mean_trust_weight": off.get("trust_weight_mean"),
         "approx_kl": off.get("approx_kl"), "ess": off.get("ess"), "clip_frac": off.get("clip_frac"),
         "mean_batch_lag": sum(lags) / len(lags), "env_steps": summary["env_steps"], "config": asdict(config),
