@@ -6,13 +6,17 @@ import pytest
 from gipo_robot.bias_variance import (
     GOAL,
     N_ACTIONS,
+    AuthorsStudyConfig,
     PairBatch,
     StudyConfig,
+    authors_pairs,
     bias_variance,
     dominated,
     effective_coefficients,
     frontier_variance,
+    logit_bias_variance,
     q_values,
+    run_authors_study,
     run_study,
     sample_pairs,
     transition_table,
@@ -117,3 +121,76 @@ def test_run_study_is_reproducible_and_complete():
         assert len(level["points"]) == n_points
         assert set(level["best_mse"]["16"]) == set(config.families)
     assert a["levels"][1]["kl_mean"] > a["levels"][0]["kl_mean"]
+
+
+# --- The authors' layout: 3 hand-set targets × 7 behaviours, one logit, N = 1 ---
+
+
+def test_authors_setup_is_three_targets_by_seven_behaviours_and_deterministic():
+    config = AuthorsStudyConfig()
+    result = run_authors_study(config)
+    assert result["setup"] == "authors"
+    assert set(config.families) == {"gipo", "ppo_clip", "sapo", "no_clip"}  # the paper's four objectives
+    assert len(result["levels"]) == 3 * 7
+    assert [(lv["target"], lv["delta"]) for lv in result["levels"][:7]] == [
+        ("uniform", d) for d in config.behaviour_shifts
+    ]
+    n_points = sum(len(f["params"]) for f in config.families.values())
+    for level in result["levels"]:
+        assert len(level["points"]) == n_points
+        assert set(level["best_mse"]) == {"1"}
+    for target in config.targets:  # each target's behaviours are ordered by staleness
+        kls = [lv["kl_mean"] for lv in result["levels"] if lv["target"] == target]
+        assert np.all(np.diff(kls) > 0)
+    assert run_authors_study(config) == result  # hand-set policies: nothing random
+
+
+def test_one_logit_on_policy_by_hand():
+    # π uniform at every cell: the grid's diagonal symmetry makes A = (−a, a, −a, a) (up, down, left, right).
+    # For the "right" logit k, ĝ(a) = A(a)(1[a=k] − 1/4): right 3a/4, down −a/4, up and left +a/4.
+    # g* = π_k A_k = a/4; E[ĝ²] = (9 + 1 + 1 + 1)a²/64 = 3a²/16, so Var = 3a²/16 − a²/16 = a²/8 = 2·g*²:
+    # one on-policy sample has relative variance 2 and no bias, whatever the objective.
+    config = AuthorsStudyConfig(targets={"uniform": [0.0] * 4}, behaviour_shifts=[0.0])
+    batch, labels = authors_pairs(config)
+    assert labels == [("uniform", 0.0)]
+    a = batch.adv[0, 3]
+    np.testing.assert_allclose(batch.adv[0], [-a, a, -a, a], rtol=1e-12)
+    for name, params in [("no_clip", {}), ("gipo", {"sigma": 0.3}), ("ppo_clip", {}), ("sapo", {})]:
+        bias2, var, g_true = logit_bias_variance(name, params, batch, logit=3)
+        assert g_true[0] == pytest.approx(a / 4)
+        assert bias2[0] == pytest.approx(0.0, abs=1e-20)
+        assert var[0] / g_true[0] ** 2 == pytest.approx(2.0)
+
+
+def test_authors_no_clip_is_unbiased_at_every_pair():
+    # E_μ[ρ A ∂log π/∂θ_k] = g*_k exactly, for every target and behaviour (relative bias² ~ rounding only).
+    for level in run_authors_study(AuthorsStudyConfig())["levels"]:
+        (point,) = [p for p in level["points"] if p["family"] == "no_clip"]
+        assert point["bias2"] < 1e-20
+        assert point["variance"] > 0.5
+
+
+def test_ppo_clip_kills_every_sample_once_the_behaviour_is_stale_enough():
+    # Uniform target, behaviour logits + δ·(1, 0, 1, −1). At δ = 0.5: μ ∝ (e^½, 1, e^½, e^−½) = (0.336, 0.204,
+    # 0.336, 0.124), so ρ = (0.74, 1.23, 0.74, 2.02). With ε = 0.2, up/left (A < 0, ρ < 0.8) and down/right
+    # (A > 0, ρ > 1.2) are all on the clipped side: every sample's gradient is 0, so the estimate is 0
+    # (relative bias² exactly 1, variance 0). At δ = 0.25, ρ = (0.85, 1.09, 0.85, 1.40): only "right" is
+    # clipped, so PPO keeps some gradient (bias² < 1). GIPO never zeroes a sample: variance > 0 throughout.
+    config = AuthorsStudyConfig(targets={"uniform": [0.0] * 4}, behaviour_shifts=[0.25, 0.5, 1.0, 3.0])
+    batch, _ = authors_pairs(config)
+    np.testing.assert_allclose(batch.pi[1] / batch.mu[1], [0.744, 1.226, 0.744, 2.022], atol=1e-3)
+    bias2, var, g_true = logit_bias_variance("ppo_clip", {"eps": 0.2}, batch, logit=3)
+    rel_bias2 = bias2 / g_true**2
+    assert rel_bias2[0] < 1.0
+    np.testing.assert_allclose(rel_bias2[1:], 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(var[1:], 0.0)
+    g_bias2, g_var, _ = logit_bias_variance("gipo", {"sigma": 1.0}, batch, logit=3)
+    assert np.all(g_var > 0)
+    assert np.all(g_bias2 / g_true**2 < 1.0)
+
+
+def test_authors_config_names_the_bad_field():
+    with pytest.raises(ValueError, match="logit"):
+        AuthorsStudyConfig(logit=N_ACTIONS)
+    with pytest.raises(ValueError, match="targets"):
+        AuthorsStudyConfig(targets={"short": [0.0, 1.0]})
