@@ -38,6 +38,18 @@ def test_bias_variance_json_prints_exactly_one_object(tmp_path):
     assert json.loads(Path(result["files"]["json"]).read_text())["levels"]
 
 
+def test_bias_variance_authors_setup(tmp_path):
+    out = run("bias-variance", "--setup", "authors", "--out", str(tmp_path / "run"), "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["setup"] == "authors" and summary["batch_size"] == 1
+    assert len(summary["levels"]) == 21  # 3 hand-set targets x 7 behaviours
+    assert set(summary["levels"][0]["best_mse_n1"]) == {"gipo", "ppo_clip", "sapo", "no_clip"}
+    assert json.loads(Path(summary["files"]["json"]).read_text())["setup"] == "authors"
+    bad = run("bias-variance", "--setup", "paper", "--out", str(tmp_path / "x"), "--json", cwd=tmp_path)
+    assert bad.returncode == 1 and "ours or authors" in json.loads(bad.stdout)["error"]
+
+
 def test_quickstart_smoke_runs_every_stage(tmp_path):
     out = run("quickstart", "--smoke", "--out", str(tmp_path / "qs"), "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]

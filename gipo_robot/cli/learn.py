@@ -30,49 +30,77 @@ def bias_variance(
     out: Annotated[Path, typer.Option(help="Folder for bias_variance.json and bias_variance.png.")] = Path(
         "runs/bias_variance"
     ),
-    pairs: Annotated[int, typer.Option(min=1, help="Random (π, μ) pairs per divergence level.")] = 500,
-    seed: int = 0,
+    setup: Annotated[
+        str,
+        typer.Option(
+            help="ours: random target/behaviour pairs, full gradient, N=16. authors: the GIPO paper's layout "
+            "(3 hand-set targets x 7 behaviours, one logit, N=1)."
+        ),
+    ] = "ours",
+    pairs: Annotated[int, typer.Option(min=1, help="ours: random (π, μ) pairs per divergence level.")] = 500,
+    seed: Annotated[int, typer.Option(help="ours: seed of the random pairs.")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Exact bias–variance study of every objective on a 2×2 GridWorld (the GIPO paper's analysis)."""
+    """Exact bias–variance study of the objectives on a 2×2 GridWorld (ours, or the GIPO paper's layout)."""
     from tqdm import tqdm
 
-    from gipo_robot.bias_variance import StudyConfig, plot_frontiers, run_study
+    from gipo_robot.bias_variance import (
+        AuthorsStudyConfig,
+        StudyConfig,
+        plot_authors,
+        plot_frontiers,
+        run_authors_study,
+        run_study,
+    )
 
-    config = StudyConfig(n_pairs=pairs, seed=seed)
-    with (
-        stdout_to_stderr(as_json),
-        tqdm(total=len(config.deltas), desc="bias-variance", file=sys.stderr) as bar,
-    ):
-        result = run_study(config, progress=lambda done: bar.update(done - bar.n))
+    if setup not in ("ours", "authors"):
+        raise error_exit(ValueError(f"--setup must be ours or authors, got {setup!r}"), as_json)
+    if setup == "authors":
+        result = run_authors_study(AuthorsStudyConfig())
+    else:
+        config = StudyConfig(n_pairs=pairs, seed=seed)
+        with (
+            stdout_to_stderr(as_json),
+            tqdm(total=len(config.deltas), desc="bias-variance", file=sys.stderr) as bar,
+        ):
+            result = {"setup": "ours", **run_study(config, progress=lambda done: bar.update(done - bar.n))}
     out.mkdir(parents=True, exist_ok=True)
     (out / "bias_variance.json").write_text(json.dumps(result, indent=1))
-    plot_frontiers(result, str(out / "bias_variance.png"))
+    (plot_authors if setup == "authors" else plot_frontiers)(result, str(out / "bias_variance.png"))
     summary = _bias_variance_summary(result)
     summary["files"] = {"json": str(out / "bias_variance.json"), "png": str(out / "bias_variance.png")}
     emit(summary, as_json, _bias_variance_table(summary))
 
 
 def _bias_variance_summary(result: dict) -> dict:
+    """Per level: staleness and each family's best MSE at the setup's minibatch size (16 ours, 1 authors)."""
+    n = 1 if result["setup"] == "authors" else 16
     levels = []
     for lv in result["levels"]:
         levels.append(
             {
+                **({"target": lv["target"]} if "target" in lv else {}),
                 "delta": lv["delta"],
                 "kl": lv["kl_mean"],
-                "best_mse_n16": lv["best_mse"]["16"],
+                f"best_mse_n{n}": lv["best_mse"][str(n)],
                 "frac_baselines_above_gipo_frontier": lv["frac_baselines_above_gipo_frontier"],
             }
         )
-    return {"levels": levels}
+    return {"setup": result["setup"], "batch_size": n, "levels": levels}
 
 
 def _bias_variance_table(summary: dict) -> str:
-    families = list(summary["levels"][0]["best_mse_n16"])
-    lines = ["best relative gradient MSE over each family's sweep (N=16), by staleness:"]
-    lines.append(f"{'KL(μ‖π)':>9s} " + " ".join(f"{f:>12s}" for f in families))
+    n = summary["batch_size"]
+    key = f"best_mse_n{n}"
+    families = list(summary["levels"][0][key])
+    lines = [
+        f"best relative gradient MSE over each family's sweep (N={n}), by staleness ({summary['setup']}):"
+    ]
+    lead = f"{'target':>13s} " if summary["setup"] == "authors" else ""
+    lines.append(lead + f"{'KL(μ‖π)':>9s} " + " ".join(f"{f:>12s}" for f in families))
     for lv in summary["levels"]:
-        lines.append(f"{lv['kl']:9.3f} " + " ".join(f"{lv['best_mse_n16'][f]:12.3g}" for f in families))
+        lead = f"{lv['target']:>13s} " if "target" in lv else ""
+        lines.append(lead + f"{lv['kl']:9.3f} " + " ".join(f"{lv[key][f]:12.3g}" for f in families))
     if "files" in summary:
         lines.append(f"frontiers: {summary['files']['png']}")
     return "\n".join(lines)
