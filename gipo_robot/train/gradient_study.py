@@ -8,9 +8,9 @@ parameter of π, of its loss on a minibatch of ``B`` samples, computed exactly a
 minibatch, :func:`~gipo_robot.objectives.at_level`), before the learner's gradient-norm clip.
 
 The quantity every estimator aims at is the on-policy gradient ``g*``: the expected draw of the on-policy
-policy gradient ``-mean(Â · log π)`` (ρ ≡ 1, :data:`ON_POLICY`) on minibatches of π's own samples. With
-two *independent* pools of μ's samples (A, B) and two of π's (R₁, R₂), and ``ḡ`` the mean of many draws on
-one pool::
+policy gradient ``-mean(Â · log π)`` (ρ ≡ 1, :func:`on_policy` at the estimator's ratio level) on minibatches
+of π's own samples. With two pools of μ's samples (A, B) and two of π's (R₁, R₂), the pair (A, R₁)
+independent of the pair (B, R₂), and ``ḡ`` the mean of many draws on one pool::
 
     bias²    = ⟨ḡ_A − ḡ*_R₁, ḡ_B − ḡ*_R₂⟩       unbiased for ‖E g − g*‖² (the pools' noise cancels in
                                                  expectation; it can come out negative when the bias is
@@ -20,7 +20,9 @@ one pool::
                                                  (averaged over A and B)
     MSE      = bias² + variance
 
-Each is reported raw and relative to ``‖g*‖²``. The bias holds everything that separates μ's data from
+Each is reported raw and relative to ``‖g*‖²``. Within a pair the pools may share their random numbers (the
+same env seeds, action noise and minibatch draws: *common random numbers*): the difference ``ḡ_A − ḡ*_R₁``
+is then far less noisy, and bias² stays unbiased. The bias holds everything that separates μ's data from
 π's, as the learner meets it: the states μ visits, the advantages (GAE on μ's trajectories under the
 current critic) and the objective's weighting of the actions. A minibatch is ``B`` samples drawn uniformly
 without replacement from a pool much larger than ``B``, so the variance is that of samples drawn
@@ -50,6 +52,7 @@ __all__ = [
     "bias_variance",
     "gradient_moments",
     "minibatch_gradients",
+    "on_policy",
     "samples_from_batches",
     "staleness",
 ]
@@ -80,8 +83,19 @@ class Estimator:
             raise ValueError(f"Estimator {self.name!r}: unknown ratio_level {self.ratio_level!r}")
 
 
-ON_POLICY = Estimator("on_policy", "no_clip", on_policy=True)
-"""The on-policy policy gradient ``-mean(Â · log π)`` (No-Clip at ρ ≡ 1): the reference ``g*``."""
+def on_policy(ratio_level: str = "step") -> Estimator:
+    """The on-policy policy gradient at ``ratio_level`` (No-Clip at ρ ≡ 1): the reference ``g*`` of every
+    estimator at that level, each of which equals it at ρ ≡ 1.
+
+    The level sets the gradient's scale: ``step`` is ``-mean_B(Â · log π(a|s))``, ``dim`` averages over the
+    A action dimensions too, ``-mean_{B,A}(Â · log π(a_i|s))``, so its gradient is the per-step one / A.
+    """
+    name = "on_policy" if ratio_level == "step" else f"on_policy_{ratio_level}"
+    return Estimator(name, "no_clip", ratio_level=ratio_level, on_policy=True)
+
+
+ON_POLICY = on_policy("step")
+"""The on-policy policy gradient ``-mean(Â · log π)`` at one ratio per step: the reference ``g*``."""
 
 
 @dataclass
@@ -240,25 +254,28 @@ def gradient_moments(
 
 
 def bias_variance(a: Moments, b: Moments, ref_a: Tensor, ref_b: Tensor) -> dict[str, float]:
-    """Bias², variance and MSE of an estimator against the reference, from two independent pools each.
+    """Bias², variance and MSE of an estimator against the reference, from two pools each.
 
     Args:
-        a, b: the estimator's moments on two independent pools of the behaviour policy's samples.
-        ref_a, ref_b: the reference's mean gradients on two independent pools of π's samples.
+        a, b: the estimator's moments on two pools of the behaviour policy's samples.
+        ref_a, ref_b: the reference's mean gradients on two pools of π's samples; (a, ref_a) independent of
+            (b, ref_b).
 
     Returns:
         ``bias2``, ``variance``, ``mse``, ``ref_norm2`` (‖g*‖²), ``cosine`` (of E g and g*; NaN where an
-        estimated squared norm is not positive), ``pool_noise`` (‖ḡ_A − ḡ_B‖²/2: how much one pool's mean
-        alone would have added to bias²), each of the first three also as ``*_rel`` (divided by ‖g*‖²).
+        estimated squared norm is not positive), ``pool_noise`` (``‖d_A − d_B‖²/2`` with ``d = ḡ − ḡ*``: how
+        much one pair's difference alone would have added to bias², the scale of its noise), each of the
+        first four also as ``*_rel`` (divided by ‖g*‖²).
     """
     ref_norm2 = float(ref_a @ ref_b)
-    bias2 = float((a.mean - ref_a) @ (b.mean - ref_b))
+    d_a, d_b = a.mean - ref_a, b.mean - ref_b
+    bias2 = float(d_a @ d_b)
     variance = 0.5 * (a.variance + b.variance)
     norm2 = float(a.mean @ b.mean)
     cross = 0.5 * float(a.mean @ ref_b + b.mean @ ref_a)
     cosine = cross / math.sqrt(norm2 * ref_norm2) if norm2 > 0 and ref_norm2 > 0 else float("nan")
     out = {"bias2": bias2, "variance": variance, "mse": bias2 + variance, "ref_norm2": ref_norm2,
-           "cosine": cosine, "pool_noise": 0.5 * float((a.mean - b.mean).square().sum())}  # fmt: skip
+           "cosine": cosine, "pool_noise": 0.5 * float((d_a - d_b).square().sum())}  # fmt: skip
     for k in ("bias2", "variance", "mse", "pool_noise"):
         out[f"{k}_rel"] = out[k] / ref_norm2 if ref_norm2 > 0 else float("nan")
     return out
