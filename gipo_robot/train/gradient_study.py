@@ -9,22 +9,23 @@ minibatch, :func:`~gipo_robot.objectives.at_level`), before the learner's gradie
 
 The quantity every estimator aims at is the on-policy gradient ``g*``: the expected draw of the on-policy
 policy gradient ``-mean(Â · log π)`` (ρ ≡ 1, :func:`on_policy` at the estimator's ratio level) on minibatches
-of π's own samples. With two pools of μ's samples (A, B) and two of π's (R₁, R₂), the pair (A, R₁)
-independent of the pair (B, R₂), and ``ḡ`` the mean of many draws on one pool::
+of π's own samples. With K ≥ 2 independent pairs of pools (A_k of μ's samples, R_k of π's), ``ḡ`` the mean
+of many draws on one pool and ``d_k = ḡ_A_k − ḡ*_R_k``::
 
-    bias²    = ⟨ḡ_A − ḡ*_R₁, ḡ_B − ḡ*_R₂⟩       unbiased for ‖E g − g*‖² (the pools' noise cancels in
+    bias²    = mean over i ≠ j of ⟨d_i, d_j⟩     unbiased for ‖E g − g*‖² (the pools' noise cancels in
                                                  expectation; it can come out negative when the bias is
-                                                 below the noise)
-    ‖g*‖²    = ⟨ḡ*_R₁, ḡ*_R₂⟩
+                                                 below the noise); a jackknife over the K pairs gives its
+                                                 standard error
+    ‖g*‖²    = mean over i ≠ j of ⟨ḡ*_R_i, ḡ*_R_j⟩
     variance = E‖g − E g‖²                       per minibatch, the draws' sample variance within a pool
-                                                 (averaged over A and B)
+                                                 (averaged over the K pools)
     MSE      = bias² + variance
 
 Each is reported raw and relative to ``‖g*‖²``. Within a pair the pools may share their random numbers (the
-same env seeds, action noise and minibatch draws: *common random numbers*): the difference ``ḡ_A − ḡ*_R₁``
-is then far less noisy, and bias² stays unbiased. The bias holds everything that separates μ's data from
-π's, as the learner meets it: the states μ visits, the advantages (GAE on μ's trajectories under the
-current critic) and the objective's weighting of the actions. A minibatch is ``B`` samples drawn uniformly
+same env seeds, action noise and minibatch draws: *common random numbers*): the difference ``d_k`` is then
+less noisy, and bias² stays unbiased. The bias holds everything that separates μ's data from π's, as the
+learner meets it: the states μ visits, the advantages (GAE on μ's trajectories under the current critic)
+and the objective's weighting of the actions. A minibatch is ``B`` samples drawn uniformly
 without replacement from a pool much larger than ``B``, so the variance is that of samples drawn
 independently of each other, less the correlation of consecutive steps that a learner's small batch has.
 
@@ -253,32 +254,68 @@ def gradient_moments(
     return out
 
 
-def bias_variance(a: Moments, b: Moments, ref_a: Tensor, ref_b: Tensor) -> dict[str, float]:
-    """Bias², variance and MSE of an estimator against the reference, from two pools each.
+def _pair_mean(vectors: Sequence[Tensor]) -> float:
+    """Mean of ``⟨v_i, v_j⟩`` over the ordered pairs ``i ≠ j`` (a U-statistic: unbiased for ``‖E v‖²`` when
+    the vectors are independent draws of the same distribution)."""
+    k = len(vectors)
+    total = torch.stack(list(vectors)).sum(0)
+    return (float(total @ total) - sum(float(v @ v) for v in vectors)) / (k * (k - 1))
+
+
+def bias_variance(groups: Sequence[Moments], refs: Sequence[Tensor]) -> dict[str, float]:
+    """Bias², variance and MSE of an estimator against the reference, from K ≥ 2 independent pool pairs.
 
     Args:
-        a, b: the estimator's moments on two pools of the behaviour policy's samples.
-        ref_a, ref_b: the reference's mean gradients on two pools of π's samples; (a, ref_a) independent of
-            (b, ref_b).
+        groups: the estimator's moments on K pools of the behaviour policy's samples.
+        refs: the reference's mean gradients on K pools of π's samples; pair k (``groups[k]``, ``refs[k]``)
+            may share its random numbers, and is independent of every other pair.
 
     Returns:
-        ``bias2``, ``variance``, ``mse``, ``ref_norm2`` (‖g*‖²), ``cosine`` (of E g and g*; NaN where an
-        estimated squared norm is not positive), ``pool_noise`` (``‖d_A − d_B‖²/2`` with ``d = ḡ − ḡ*``: how
-        much one pair's difference alone would have added to bias², the scale of its noise), each of the
-        first four also as ``*_rel`` (divided by ‖g*‖²).
+        ``bias2`` (U-statistic of ``⟨d_i, d_j⟩``, ``d = ḡ − ḡ*``, over the pairs ``i ≠ j``), ``bias2_se``
+        (its jackknife standard error over the K pairs, conservative; NaN for K = 2), ``variance``, ``mse``,
+        ``ref_norm2`` (‖g*‖², the same U-statistic of the references), ``cosine`` (of E g and g*; NaN where
+        an estimated squared norm is not positive), ``pool_noise`` (``tr Cov(d)``: how much one pair's
+        difference alone would have added to bias², the scale of its noise); each but the cosine also as
+        ``*_rel`` (divided by ‖g*‖²).
+
+    Raises:
+        ValueError: fewer than 2 pairs, or ``groups`` and ``refs`` of different lengths.
     """
-    ref_norm2 = float(ref_a @ ref_b)
-    d_a, d_b = a.mean - ref_a, b.mean - ref_b
-    bias2 = float(d_a @ d_b)
-    variance = 0.5 * (a.variance + b.variance)
-    norm2 = float(a.mean @ b.mean)
-    cross = 0.5 * float(a.mean @ ref_b + b.mean @ ref_a)
+    k = len(groups)
+    if k < 2 or len(refs) != k:
+        raise ValueError(f"need K >= 2 pool pairs and one reference per pair, got {k} and {len(refs)}")
+    diffs = [g.mean - r for g, r in zip(groups, refs, strict=True)]
+    bias2 = _pair_mean(diffs)
+    ref_norm2 = _pair_mean(refs)
+    variance = sum(g.variance for g in groups) / k
+    norm2 = _pair_mean([g.mean for g in groups])
+    cross = sum(float(groups[i].mean @ refs[j]) for i in range(k) for j in range(k) if i != j) / (k * (k - 1))
     cosine = cross / math.sqrt(norm2 * ref_norm2) if norm2 > 0 and ref_norm2 > 0 else float("nan")
-    out = {"bias2": bias2, "variance": variance, "mse": bias2 + variance, "ref_norm2": ref_norm2,
-           "cosine": cosine, "pool_noise": 0.5 * float((d_a - d_b).square().sum())}  # fmt: skip
-    for k in ("bias2", "variance", "mse", "pool_noise"):
-        out[f"{k}_rel"] = out[k] / ref_norm2 if ref_norm2 > 0 else float("nan")
+    mean_diff = torch.stack(diffs).mean(0)
+    out = {
+        "bias2": bias2,
+        "bias2_se": _jackknife_se(diffs),
+        "variance": variance,
+        "mse": bias2 + variance,
+        "ref_norm2": ref_norm2,
+        "cosine": cosine,
+        "pool_noise": sum(float((d - mean_diff).square().sum()) for d in diffs) / (k - 1),
+    }
+    for key in ("bias2", "bias2_se", "variance", "mse", "pool_noise"):
+        out[f"{key}_rel"] = out[key] / ref_norm2 if ref_norm2 > 0 else float("nan")
     return out
+
+
+def _jackknife_se(diffs: Sequence[Tensor]) -> float:
+    """Jackknife standard error of :func:`_pair_mean` over its K vectors (NaN below K = 3). Conservative, as
+    the jackknife of a U-statistic is: at K = 4, about 1.6x the true error when the bias is 0, 1x when the
+    bias dominates the noise (tests/train/test_gradient_study.py)."""
+    k = len(diffs)
+    if k < 3:
+        return float("nan")
+    leave_one_out = [_pair_mean([d for j, d in enumerate(diffs) if j != i]) for i in range(k)]
+    mean = sum(leave_one_out) / k
+    return math.sqrt((k - 1) / k * sum((u - mean) ** 2 for u in leave_one_out))
 
 
 @torch.no_grad()

@@ -101,14 +101,14 @@ def test_at_lag_zero_the_bias_is_zero_up_to_sampling_noise():
     a, b = moments(pi, pool(pi, 4096, seed=1), 10), moments(pi, pool(pi, 4096, seed=2), 11)
     ra, rb = moments(pi, pool(pi, 4096, seed=3), 12), moments(pi, pool(pi, 4096, seed=4), 13)
     for est in ESTIMATORS:
-        result = bias_variance(a[est.name], b[est.name], ra["on_policy"].mean, rb["on_policy"].mean)
+        result = bias_variance([a[est.name], b[est.name]], [ra["on_policy"].mean, rb["on_policy"].mean])
         # each pool's mean is off by noise of squared size ~ variance · B/M (pool_noise: both pools'); the
         # cross product cancels it in expectation, leaving a bias² within a few times that noise of zero
         assert abs(result["bias2"]) < 3 * result["pool_noise"], (est.name, result)
         assert abs(result["bias2_rel"]) < 0.03
         assert result["cosine"] > 0.99
         # on the same pools every objective's draws are the on-policy draws, so is the bias: zero
-        same = bias_variance(a[est.name], b[est.name], a["on_policy"].mean, b["on_policy"].mean)
+        same = bias_variance([a[est.name], b[est.name]], [a["on_policy"].mean, b["on_policy"].mean])
         assert abs(same["bias2_rel"]) < 1e-8
 
 
@@ -136,7 +136,7 @@ def test_no_clip_is_unbiased_off_policy_while_ppo_clip_is_biased_once_ratios_lea
         moments(pi, pool(pi, 8192, seed=3), 12, draws=128),
         moments(pi, pool(pi, 8192, seed=4), 13, draws=128),
     )
-    result = {n: bias_variance(a[n], b[n], ra["on_policy"].mean, rb["on_policy"].mean) for n in a}
+    result = {n: bias_variance([a[n], b[n]], [ra["on_policy"].mean, rb["on_policy"].mean]) for n in a}
     assert abs(result["no_clip"]["bias2_rel"]) < 0.05
     assert result["no_clip"]["cosine"] > 0.98
     assert a["ppo_clip"].stats["frac_weight_below_1e-3"] == pytest.approx(0.77, abs=0.03)  # its dead samples
@@ -159,7 +159,7 @@ def test_common_random_numbers_shrink_the_noise_of_the_bias_not_the_bias():
     def result(seeds):
         a, b = moments(pi, pool(mu, 4096, seeds[0]), 10), moments(pi, pool(mu, 4096, seeds[1]), 11)
         ra, rb = moments(pi, pool(pi, 4096, seeds[2]), 10), moments(pi, pool(pi, 4096, seeds[3]), 11)
-        return {n: bias_variance(a[n], b[n], ra["on_policy"].mean, rb["on_policy"].mean) for n in a}
+        return {n: bias_variance([a[n], b[n]], [ra["on_policy"].mean, rb["on_policy"].mean]) for n in a}
 
     paired, independent = result((1, 2, 1, 2)), result((1, 2, 3, 4))
     assert paired["no_clip"]["pool_noise"] < 0.3 * independent["no_clip"]["pool_noise"]
@@ -209,23 +209,31 @@ def test_moments_are_the_sample_mean_and_variance_of_the_draws():
         assert got[name].draws == 5
 
 
-def test_the_cross_product_removes_the_pools_noise_from_the_bias():
-    # E g = d, two pools' means each d + noise; the naive ‖ḡ − g*‖² is inflated by the noise, the cross
-    # product of two independent pools is not (on average over many trials)
+def test_the_cross_products_remove_the_pools_noise_from_the_bias_and_the_jackknife_sizes_what_is_left():
+    # E g = ref + d; each pool's mean is that plus noise. The naive ‖ḡ − g*‖² is inflated by the noise
+    # (by 50 · 0.3² = 4.5, ten times ‖d‖² = 0.5); the mean of the cross products over K = 4 independent pairs
+    # is not (on average over many trials); its jackknife SE does not understate its spread over the trials
+    # (a U-statistic's jackknife is conservative: here ~1.4x, ~1.6x at zero bias, ~1x when bias dominates)
     gen = torch.Generator().manual_seed(0)
     d, ref, noise = torch.full((50,), 0.1, dtype=torch.float64), torch.ones(50, dtype=torch.float64), 0.3
-    cross, naive = [], []
-    for _ in range(2000):
-        ma, mb = (ref + d + noise * torch.randn(50, generator=gen, dtype=torch.float64) for _ in range(2))
-        result = bias_variance(Moments(ma, 0.0, 2, {}, 0.0), Moments(mb, 0.0, 2, {}, 0.0), ref, ref)
-        cross.append(result["bias2"])
-        naive.append(float((ma - ref - d * 0).square().sum()))
-    true = float(d @ d)  # 0.5
-    assert sum(cross) / len(cross) == pytest.approx(true, rel=0.1)
-    assert sum(naive) / len(naive) == pytest.approx(true + 50 * noise**2, rel=0.1)  # 5.0: 10x too large
+    bias2, se, naive = [], [], []
+    for _ in range(1000):
+        means = [ref + d + noise * torch.randn(50, generator=gen, dtype=torch.float64) for _ in range(4)]
+        result = bias_variance([Moments(m, 0.0, 2, {}, 0.0) for m in means], [ref] * 4)
+        bias2.append(result["bias2"])
+        se.append(result["bias2_se"])
+        naive.append(float((means[0] - ref).square().sum()))
+        assert result["pool_noise"] == pytest.approx(50 * noise**2, rel=0.5)
+    spread = torch.tensor(bias2).std().item()
+    assert sum(bias2) / len(bias2) == pytest.approx(float(d @ d), rel=0.1)
+    assert sum(naive) / len(naive) == pytest.approx(float(d @ d) + 50 * noise**2, rel=0.1)
+    assert spread <= sum(se) / len(se) <= 1.7 * spread
 
 
 def test_an_estimator_names_what_is_wrong_with_it():
+    one = Moments(torch.zeros(3, dtype=torch.float64), 0.0, 2, {}, 0.0)
+    with pytest.raises(ValueError, match="K >= 2"):
+        bias_variance([one], [one.mean])
     with pytest.raises(KeyError, match="unknown objective"):
         Estimator("x", "ppo")
     with pytest.raises(ValueError, match="sigma"):
