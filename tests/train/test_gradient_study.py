@@ -22,6 +22,7 @@ from gipo_robot.train.gradient_study import (
     gradient_moments,
     minibatch_gradients,
     on_policy,
+    samples_from_batches,
     staleness,
 )
 
@@ -228,6 +229,35 @@ def test_the_cross_products_remove_the_pools_noise_from_the_bias_and_the_jackkni
     assert sum(bias2) / len(bias2) == pytest.approx(float(d @ d), rel=0.1)
     assert sum(naive) / len(naive) == pytest.approx(float(d @ d) + 50 * noise**2, rel=0.1)
     assert spread <= sum(se) / len(se) <= 1.7 * spread
+
+
+def test_pooled_samples_carry_the_advantages_the_learner_gives_each_batch():
+    from gipo_robot.policies.critic import Critic
+    from gipo_robot.train.config import FinetuneConfig
+    from gipo_robot.train.learner import advantages
+    from gipo_robot.train.replay import RolloutBatch
+
+    pi = tiny_policy()
+    critic = Critic(pi.config)
+    gen = torch.Generator().manual_seed(0)
+
+    def batch(t: int, n: int) -> RolloutBatch:
+        obs = {"x": torch.randn(t, n, 2, generator=gen)}
+        actions = torch.randn(t, n, 1, 1, generator=gen)
+        done = torch.zeros(t, n, dtype=torch.bool)
+        done[-1] = True  # cut at the iteration's end
+        return RolloutBatch(obs, {"x": torch.randn(t, n, 2, generator=gen)}, actions, -actions.abs(),
+                            torch.ones(t, n, 1, dtype=torch.bool), torch.randn(t, n, generator=gen),
+                            torch.zeros(t, n, dtype=torch.bool), done, version=0)  # fmt: skip
+
+    batches, config = [batch(4, 2), batch(3, 2)], FinetuneConfig()
+    samples = samples_from_batches(batches, pi, critic, config)
+    assert len(samples) == 14
+    expected = torch.cat([advantages(b, pi, critic, config)[0].reshape(-1) for b in batches])
+    torch.testing.assert_close(samples.advantages, expected)
+    # flattened (T, N) -> M in the same order as every other field
+    torch.testing.assert_close(samples.obs["x"][8:], batches[1].flat("obs")["x"])
+    torch.testing.assert_close(samples.logp_behavior, -samples.actions.abs())
 
 
 def test_an_estimator_names_what_is_wrong_with_it():
