@@ -19,7 +19,8 @@ GridWorld study, ``gipo-robot bias-variance``).
 3. *Gradients* (:mod:`gipo_robot.train.gradient_study`): each arm's gradient w.r.t. all of π's parameters on
    ``--draws`` minibatches of 256 per pool (advantages normalised per minibatch, as the learner does, before
    its gradient-norm clip); bias² (cross products of the pairs, against the on-policy gradient at the
-   arm's ratio level on the reference pools), variance per minibatch, MSE, cosine, each relative to ‖g*‖²;
+   arm's ratio level on the reference pools), variance per minibatch, MSE, each relative to ‖g*‖², and the
+   scale-free cosine, projection on g* and signal-to-noise ratio (:func:`bias_variance`);
    the staleness of the pools (KL(μ_L‖π), ESS) and each objective's dead fraction and mean trust weight.
    ``no_ratio`` is the plain policy gradient on the stale data (ρ taken as 1): what no correction at all
    gives.
@@ -205,46 +206,51 @@ def final_success(run_dir: Path) -> float | None:
 
 
 def plot(result: dict, path: Path) -> None:
-    """bias² (± its jackknife SE), variance and MSE, each relative to ‖g*‖², and the dead fraction, against
-    the measured KL(μ_L‖π), one line per arm. Symlog axes: KL is 0 at L = 0 and a bias² below its noise can
-    be negative."""
+    """Against the measured KL(μ_L‖π), one line per arm (points in the order of KL, labelled by L): bias²
+    (± its jackknife SE), variance and MSE relative to ‖g*‖²; the projection of E g on g*, the signal-to-noise
+    ratio of one minibatch and the dead fraction. Symlog axes: KL is 0 at L = 0 and a bias² below its noise
+    can be negative."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = result["rows"]
+    rows = sorted(result["rows"], key=lambda r: r["kl"])
     kl = [r["kl"] for r in rows]
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.6))
+    fig, axes = plt.subplots(2, 3, figsize=(18, 9))
     panels = [
-        ("bias2_rel", "bias² / ‖g*‖²  (± jackknife SE)"),
-        ("variance_rel", "variance / ‖g*‖²  (per minibatch)"),
-        ("mse_rel", "MSE / ‖g*‖²"),
-        ("dead_fraction", "dead fraction (weight < 1e-3)"),
+        ("bias2_rel", "bias² / ‖g*‖²  (± jackknife SE)", "symlog"),
+        ("variance_rel", "variance / ‖g*‖²  (one minibatch)", "log"),
+        ("mse_rel", "MSE / ‖g*‖²", "log"),
+        ("projection", "projection ⟨E g, g*⟩ / ‖g*‖²  (1: unbiased along g*)", "symlog"),
+        ("snr", "SNR ⟨E g, g*⟩² / (‖g*‖² variance)", "log"),
+        ("dead_fraction", "dead fraction (weight < 1e-3)", "linear"),
     ]
-    for ax, (key, title) in zip(axes, panels, strict=True):
+    for ax, (key, title, scale) in zip(axes.flat, panels, strict=True):
         for name in rows[0]["objectives"]:
             got = [r["objectives"][name] for r in rows]
             style = {"linestyle": "--", "color": "grey"} if name == "no_ratio" else {}
             se = [g["bias2_se_rel"] for g in got] if key == "bias2_rel" else None
             ax.errorbar(kl, [g[key] for g in got], yerr=se, marker="o", ms=4, capsize=2, label=name, **style)
-        if key != "dead_fraction":
-            ax.set_yscale("symlog", linthresh=0.1)
+        if scale == "symlog":
+            ax.set_yscale("symlog", linthresh=1.0 if key == "projection" else 0.1)
+        elif scale == "log":
+            ax.set_yscale("log")
         ax.set_xscale("symlog", linthresh=0.1)
         ax.set_xlabel("KL(μ_L ‖ π) measured on the pools")
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, which="both")
     for r in rows:
-        axes[3].annotate(f"L={r['lag']}", (r["kl"], 0), textcoords="offset points", xytext=(0, 6), fontsize=7,
-                         rotation=90)  # fmt: skip
-    axes[0].legend(fontsize=8)
+        axes[1, 2].annotate(f"L={r['lag']}", (r["kl"], 0), textcoords="offset points", xytext=(0, 6),
+                            fontsize=7, rotation=90)  # fmt: skip
+    axes[0, 0].legend(fontsize=8)
     s = result["settings"]
     fig.suptitle(
         f"Lift: each objective's minibatch gradient (B = {s['minibatch_size']}) on data from version V − L, "
         f"against the on-policy gradient of version V = {s['target_version']}"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

@@ -275,8 +275,12 @@ def bias_variance(groups: Sequence[Moments], refs: Sequence[Tensor]) -> dict[str
         (its jackknife standard error over the K pairs, conservative; NaN for K = 2), ``variance``, ``mse``,
         ``ref_norm2`` (‖g*‖², the same U-statistic of the references), ``cosine`` (of E g and g*; NaN where
         an estimated squared norm is not positive), ``pool_noise`` (``tr Cov(d)``: how much one pair's
-        difference alone would have added to bias², the scale of its noise); each but the cosine also as
-        ``*_rel`` (divided by ‖g*‖²).
+        difference alone would have added to bias², the scale of its noise), ``mean_norm2`` (‖E g‖²); each
+        of these but the cosine also as ``*_rel`` (divided by ‖g*‖²). Two scale-free numbers (an estimator
+        that shrinks its gradient by c has c² its bias-free MSE, but Adam takes the same step):
+        ``projection`` = ⟨E g, g*⟩ / ‖g*‖², E g's component along g* in units of g* (1 unbiased, 0 when the
+        on-policy direction is lost), and ``snr`` = ⟨E g, g*⟩² / (‖g*‖² · variance), that component's square
+        over the noise of one minibatch (on-policy: ‖g*‖² / variance).
 
     Raises:
         ValueError: fewer than 2 pairs, or ``groups`` and ``refs`` of different lengths.
@@ -299,9 +303,12 @@ def bias_variance(groups: Sequence[Moments], refs: Sequence[Tensor]) -> dict[str
         "mse": bias2 + variance,
         "ref_norm2": ref_norm2,
         "cosine": cosine,
+        "mean_norm2": norm2,
+        "projection": cross / ref_norm2 if ref_norm2 > 0 else float("nan"),
+        "snr": cross**2 / (ref_norm2 * variance) if ref_norm2 > 0 and variance > 0 else float("nan"),
         "pool_noise": sum(float((d - mean_diff).square().sum()) for d in diffs) / (k - 1),
     }
-    for key in ("bias2", "bias2_se", "variance", "mse", "pool_noise"):
+    for key in ("bias2", "bias2_se", "variance", "mse", "pool_noise", "mean_norm2"):
         out[f"{key}_rel"] = out[key] / ref_norm2 if ref_norm2 > 0 else float("nan")
     return out
 

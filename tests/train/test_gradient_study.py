@@ -260,6 +260,22 @@ def test_pooled_samples_carry_the_advantages_the_learner_gives_each_batch():
     torch.testing.assert_close(samples.logp_behavior, -samples.actions.abs())
 
 
+def test_projection_and_snr_do_not_reward_an_estimator_for_shrinking_its_gradient():
+    # g = ref + noise (unbiased) against the same estimator halved: halving cuts the variance to a quarter
+    # and moves the bias from 0 to ‖g*‖²/4, so its MSE falls when the noise is large; its projection on g*
+    # halves (0.5 = "half the on-policy step") and its signal-to-noise ratio stays what it was
+    gen = torch.Generator().manual_seed(0)
+    ref = torch.ones(20, dtype=torch.float64)
+    means = [ref + 0.1 * torch.randn(20, generator=gen, dtype=torch.float64) for _ in range(4)]
+    full = bias_variance([Moments(m, 100.0, 2, {}, 0.0) for m in means], [ref] * 4)
+    half = bias_variance([Moments(m / 2, 25.0, 2, {}, 0.0) for m in means], [ref] * 4)
+    assert half["mse"] < full["mse"]
+    assert full["projection"] == pytest.approx(1.0, abs=0.05)
+    assert half["projection"] == pytest.approx(full["projection"] / 2)
+    assert half["snr"] == pytest.approx(full["snr"])
+    assert full["snr"] == pytest.approx(20 / 100, rel=0.1)  # ‖g*‖² / variance
+
+
 def test_an_estimator_names_what_is_wrong_with_it():
     one = Moments(torch.zeros(3, dtype=torch.float64), 0.0, 2, {}, 0.0)
     with pytest.raises(ValueError, match="K >= 2"):
