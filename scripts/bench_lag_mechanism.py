@@ -4,6 +4,7 @@ GridWorld study, ``gipo-robot bias-variance``).
 
     .venv/bin/python scripts/bench_lag_mechanism.py [--iterations 40] [--lags 0 1 2 4 8 16 32]
         [--groups 4] [--pool-batches 8] [--draws 150] [--versions-from RUN_DIR]
+    .venv/bin/python scripts/bench_lag_mechanism.py --report     # redraw the PNG, print the tables
 
 1. *Versions*: one fine-tuning run in the grid's regime (``bench_lag.py``: Lift, 2 envs x 200 steps per
    iteration, 8 epochs, minibatch 256, init log-std -2.5, replay 1, on-policy; GIPO sigma 1 at policy lr
@@ -237,6 +238,7 @@ def plot(result: dict, path: Path) -> None:
         elif scale == "log":
             ax.set_yscale("log")
         ax.set_xscale("symlog", linthresh=0.1)
+        ax.set_xlim(-0.01, 1.5 * max(kl))
         ax.set_xlabel("KL(μ_L ‖ π) measured on the pools")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, which="both")
@@ -254,6 +256,37 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def table(result: dict) -> str:
+    """Markdown tables: per lag the staleness of the pools, then per lag and arm the gradient's numbers
+    (relative to ‖g*‖²; dead = weight < 1e-3, weight = the mean effective weight)."""
+    ref = result["reference"]["on_policy"]
+    lines = [
+        f"‖g*‖² = {ref['norm2']:.3g} ± {ref['norm2_se']:.2g} (jackknife SE), on-policy variance per "
+        f"minibatch {ref['variance'] / ref['norm2']:.0f} ‖g*‖²",
+        "",
+        "| L | KL(μ_L‖π) | ESS | mean \\|log ρ\\| | max ρ |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['lag']} | {r['kl']:.3g} | {r['ess']:.3g} | {r['abs_log_ratio_mean']:.3g} | "
+            f"{r['ratio_max']:.3g} |"
+        )
+    lines += [
+        "",
+        "| L | arm | bias² | ± SE | variance | MSE | cosine | projection | SNR | dead | weight |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        for name, o in r["objectives"].items():
+            lines.append(
+                f"| {r['lag']} | {name} | {o['bias2_rel']:.3g} | {o['bias2_se_rel']:.2g} | "
+                f"{o['variance_rel']:.3g} | {o['mse_rel']:.3g} | {o['cosine']:.2f} | {o['projection']:.2f} | "
+                f"{o['snr']:.2g} | {o['dead_fraction']:.2f} | {o['weight_mean']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=40, help="V: the target is version V")
@@ -268,7 +301,13 @@ def main() -> None:
         help=f"the run whose versions/ to use, trained or resumed there if any is missing ({RUN})",
     )
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--report", action="store_true", help="redraw the PNG and print the tables of --out")
     args = parser.parse_args()
+    if args.report:
+        result = json.loads(args.out.read_text())
+        plot(result, args.out.with_suffix(".png"))
+        print(table(result))
+        return
     if max(args.lags) > args.iterations:
         raise SystemExit(f"--lags up to {max(args.lags)} need --iterations >= {max(args.lags)}")
     torch.set_num_threads(1)  # small matrices: one thread is far faster than two on busy cores
@@ -290,6 +329,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     plot(result, args.out.with_suffix(".png"))
+    print(table(result))
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
