@@ -116,7 +116,7 @@ def quickstart(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Scripted Lift demos -> behaviour cloning -> GIPO fine-tuning on stale replay -> before/after table."""
+    """Scripted Lift demos -> behaviour cloning -> GIPO on a replay of the last 4 batches -> before/after."""
     from gipo_robot.train.quickstart import QuickstartConfig, run_quickstart
 
     config = QuickstartConfig.smoke() if smoke else QuickstartConfig()
