@@ -1,0 +1,96 @@
+"""The controlled-lag grid's bookkeeping (scripts/bench_lag.py): which cells it runs, in which order, what it
+refuses, and the BC starts it ships. No fine-tuning runs here."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def bench_lag_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``scripts/bench_lag.py ARGS`` run in ``cwd`` (its result files are relative to the working folder)."""
+    cmd = [sys.executable, str(SCRIPTS / "bench_lag.py"), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def bench_lag():
+    sys.path.insert(0, str(SCRIPTS))  # the script imports its siblings
+    try:
+        spec = importlib.util.spec_from_file_location("bench_lag", SCRIPTS / "bench_lag.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+def test_a_grid_before_any_tuning_is_refused_naming_the_file(tmp_path):
+    result = bench_lag_cli(tmp_path, "grid", "--list")
+    assert result.returncode != 0
+    assert "benchmarks/lag_tune.json" in result.stderr and "bench_lag.py tune" in result.stderr
+
+
+def test_the_grid_runs_seed_by_seed_and_skips_finished_cells(tmp_path):
+    # Seed-major order: a grid stopped half-way leaves whole seeds (every arm and lag), which pair.
+    (tmp_path / "benchmarks").mkdir()
+    done = {"task": "Lift", "objective": "gipo", "lag": 0, "seed": 0, "policy_lr": 1e-5}
+    (tmp_path / "benchmarks" / "lag.json").write_text(json.dumps({"runs": [done]}))
+    result = bench_lag_cli(
+        tmp_path, "grid", "--lr", "1e-5", "--lags", "0", "16", "--seeds", "0", "1", "--list"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "Lift:ppo_clip:0:0:1e-05", "Lift:gipo:16:0:1e-05", "Lift:ppo_clip:16:0:1e-05",
+        "Lift:gipo:0:1:1e-05", "Lift:ppo_clip:0:1:1e-05", "Lift:gipo:16:1:1e-05", "Lift:ppo_clip:16:1:1e-05",
+    ]  # fmt: skip
+    # the same cell at another learning rate is another cell
+    result = bench_lag_cli(
+        tmp_path, "grid", "--lr", "3e-6", "--arms", "gipo", "--lags", "0", "--seeds", "0", "--list"
+    )
+    assert result.stdout.split() == ["Lift:gipo:0:0:3e-06"]
+
+
+def test_the_grid_takes_each_arms_tuned_learning_rate(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    finals = [("gipo", 3e-6, 0.7), ("gipo", 1e-5, 0.5), ("ppo_clip", 3e-6, 0.6), ("ppo_clip", 1e-5, 0.8)]
+    tune = [
+        {
+            "task": "Lift",
+            "objective": arm,
+            "lag": 0,
+            "seed": s,
+            "policy_lr": lr,
+            "final_success": f,
+            "auc": 0.5,
+        }
+        for arm, lr, f in finals
+        for s in (100, 101)
+    ]
+    (tmp_path / "benchmarks" / "lag_tune.json").write_text(json.dumps({"runs": tune}))
+    result = bench_lag_cli(tmp_path, "grid", "--lags", "0", "--seeds", "0", "--list")
+    assert result.stdout.split() == ["Lift:gipo:0:0:3e-06", "Lift:ppo_clip:0:0:1e-05"]
+
+
+def test_a_bc_start_is_shipped_as_weights_and_config_only_once(bench_lag, tmp_path, monkeypatch):
+    trained = tmp_path / "runs" / "bc_Lift_10_3"
+    trained.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "metrics.csv", "loss_curve.png"):
+        (trained / name).write_text(name)
+    calls = []
+
+    def fake_bc_start(task, seed, demos, root):
+        calls.append((task, seed, demos))
+        return trained
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench_lag, "bc_start", fake_bc_start)
+    shipped = bench_lag.start("Lift", 3)
+    assert shipped == Path("benchmarks/lag_starts/bc_Lift_10_3")
+    assert sorted(p.name for p in shipped.iterdir()) == ["config.json", "model.safetensors"]
+    assert bench_lag.start("Lift", 3) == shipped and calls == [("Lift", 3, 10)]  # trained once, then shipped
