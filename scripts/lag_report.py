@@ -126,18 +126,18 @@ def tuning_table(tune_runs: list[dict]) -> list[str]:
 def cells_table(cells: Cells) -> list[str]:
     """Per task, arm and lag: IQM (stratified bootstrap 95% CI) and mean of the scores, measured staleness."""
     lines = [
-        "| task | arm | L | seeds | IQM final success [95% CI] | mean final success | IQM AUC [95% CI] | "
-        + " | ".join(title for _, title, _ in STALENESS)
-        + " |",
-        "|---|---|---|---|---|---|---|" + "---|" * len(STALENESS),
+        "| task | arm | L | seeds | BC start mean | IQM final success [95% CI] | mean final success "
+        "| IQM AUC [95% CI] | " + " | ".join(title for _, title, _ in STALENESS) + " |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(STALENESS),
     ]
     for task, arm, lag in sorted(cells, key=lambda c: (c[0], _arm_key(c[1]), c[2])):
         rs = [cells[task, arm, lag][s] for s in sorted(cells[task, arm, lag])]
         final = stratified_bootstrap_ci({task: [r["final_success"] for r in rs]}, iqm)
         auc = stratified_bootstrap_ci({task: [r["auc"] for r in rs]}, iqm)
         staleness = " | ".join(_fmt(_mean_of(rs, key), fmt) for key, _, fmt in STALENESS)
+        start = _fmt(_mean_of(rs, "start_success"), ".2f")
         lines.append(
-            f"| {task} | {arm} | {lag} | {len(rs)} | {_ci(*final)} "
+            f"| {task} | {arm} | {lag} | {len(rs)} | {start} | {_ci(*final)} "
             f"| {statistics.mean(r['final_success'] for r in rs):.2f} | {_ci(*auc, '.3f')} | {staleness} |"
         )
     return lines
@@ -210,10 +210,16 @@ def interaction_table(cells: Cells) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def _curve(run: dict) -> list[tuple[float, float]]:
+    """The run's eval curve, from its BC start's success at 0 env steps where the run recorded it."""
+    start = [(0, run["start_success"])] if run.get("start_success") is not None else []
+    return [*start, *((x, y) for x, y in run["curve"])]
+
+
 def _mean_curve(runs: list[dict]) -> tuple[np.ndarray, np.ndarray, int]:
     """Env steps and the mean eval success over the runs whose curve has the first run's env steps."""
-    xs = [x for x, _ in runs[0]["curve"]]
-    ys = [[y for _, y in r["curve"]] for r in runs if [x for x, _ in r["curve"]] == xs]
+    xs = [x for x, _ in _curve(runs[0])]
+    ys = [[y for _, y in _curve(r)] for r in runs if [x for x, _ in _curve(r)] == xs]
     return np.array(xs), np.mean(ys, axis=0), len(ys)
 
 
