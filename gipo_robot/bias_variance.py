@@ -286,7 +286,7 @@ def run_study(config: StudyConfig, progress=None) -> dict:
         )
         if progress is not None:
             progress(len(levels))
-    return {"config": asdict(config), "levels": levels}
+    return {"setup": "ours", "config": asdict(config), "levels": levels}
 
 
 # --- The authors' setup ----------------------------------------------------------------------------------
@@ -527,3 +527,8 @@ def plot_authors(result: dict, path: str, shown: tuple[int, ...] = (0, 3, 6)) ->
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_study(result: dict, path: str) -> None:
+    """Either setup's picture: :func:`plot_authors` or :func:`plot_frontiers`, by the result's ``setup``."""
+    (plot_authors if result["setup"] == "authors" else plot_frontiers)(result, path)

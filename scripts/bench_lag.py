@@ -92,22 +92,20 @@ def success(policy_dir: Path, task: str, episodes: int) -> float:
     processes (the same per-seed results as one env: ``EvalPool``)."""
     from gipo_robot.loops.eval_pool import EvalPool
     from gipo_robot.policies.checkpoint import load_policy
-    from gipo_robot.sim import make_env
+    from gipo_robot.sim import EnvConfig
 
-    env = make_env(task)
-    config = env.config
-    env.close()
-    with EvalPool.start(config, 2) as pool:
+    with EvalPool.start(EnvConfig(task=task), 2) as pool:  # make_env(task)'s config, built only in workers
         return pool.evaluate(load_policy(policy_dir), episodes, execute_steps=1).success_rate
 
 
 def start_success(task: str, seed: int, episodes: int) -> float:
     """The BC start's own success on the grid's evaluation episodes (the "before"), measured once per start
     and kept beside it in ``success.json``."""
-    path = start(task, seed) / "success.json"
+    policy_dir = start(task, seed)
+    path = policy_dir / "success.json"
     known = json.loads(path.read_text()) if path.exists() else {}
     if str(episodes) not in known:
-        known[str(episodes)] = success(start(task, seed), task, episodes)
+        known[str(episodes)] = success(policy_dir, task, episodes)
         path.write_text(json.dumps(known, indent=1))
     return known[str(episodes)]
 

@@ -20,14 +20,7 @@ from pathlib import Path
 from _common import provenance
 from tqdm import tqdm
 
-from gipo_robot.bias_variance import (
-    AuthorsStudyConfig,
-    StudyConfig,
-    plot_authors,
-    plot_frontiers,
-    run_authors_study,
-    run_study,
-)
+from gipo_robot.bias_variance import AuthorsStudyConfig, StudyConfig, plot_study, run_authors_study, run_study
 
 
 def summary_table(result: dict) -> str:
@@ -118,21 +111,20 @@ def main() -> None:
     else:
         config = StudyConfig(n_pairs=args.pairs, seed=args.seed)
         with tqdm(total=len(config.deltas), desc="divergence levels") as bar:
-            result = {"setup": "ours", **run_study(config, progress=lambda done: bar.update(done - bar.n))}
+            result = run_study(config, progress=lambda done: bar.update(done - bar.n))
     result["wall_s"] = time.perf_counter() - start
     result.update(provenance())
 
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "bias_variance_authors" if args.setup == "authors" else "bias_variance"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    plot_study(result, str(args.out / f"{stem}.png"))
     if args.setup == "authors":
-        plot_authors(result, str(args.out / f"{stem}.png"))
         print(authors_table(result))
         print()
         print("Each baseline's (setting, pair) points against GIPO's frontier (ratio < 1: GIPO below)")
         print(authors_family_shares(result))
         return
-    plot_frontiers(result, str(args.out / f"{stem}.png"))
     print(summary_table(result))
     print()
     print("GIPO variance at the same bias / baseline variance (median over each sweep; < 1: GIPO below)")

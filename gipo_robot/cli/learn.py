@@ -47,8 +47,7 @@ def bias_variance(
     from gipo_robot.bias_variance import (
         AuthorsStudyConfig,
         StudyConfig,
-        plot_authors,
-        plot_frontiers,
+        plot_study,
         run_authors_study,
         run_study,
     )
@@ -63,10 +62,10 @@ def bias_variance(
             stdout_to_stderr(as_json),
             tqdm(total=len(config.deltas), desc="bias-variance", file=sys.stderr) as bar,
         ):
-            result = {"setup": "ours", **run_study(config, progress=lambda done: bar.update(done - bar.n))}
+            result = run_study(config, progress=lambda done: bar.update(done - bar.n))
     out.mkdir(parents=True, exist_ok=True)
     (out / "bias_variance.json").write_text(json.dumps(result, indent=1))
-    (plot_authors if setup == "authors" else plot_frontiers)(result, str(out / "bias_variance.png"))
+    plot_study(result, str(out / "bias_variance.png"))
     summary = _bias_variance_summary(result)
     summary["files"] = {"json": str(out / "bias_variance.json"), "png": str(out / "bias_variance.png")}
     emit(summary, as_json, _bias_variance_table(summary))
