@@ -6,7 +6,8 @@ A checkpoint is a directory::
       config.json          {"format": "gipo-robot-policy", "format_version": 1, "policy_type": "gaussian",
                             "policy": PolicyConfig, "weights_sha256": ..., "provenance": {...}}
       model.safetensors    the policy's parameters and buffers (normalisation included)
-      critic.safetensors   optional: a Critic with the same PolicyConfig
+      critic.safetensors   optional: a Critic, with the policy's PolicyConfig unless config.json has a
+                           "critic" section (a critic that reads other features, e.g. privileged state)
 
 ``weights_sha256`` makes a modified or truncated weights file a clear error instead of a silently different
 policy. ``provenance`` is free-form JSON: what the policy was trained on, with which settings and commit.
@@ -93,7 +94,9 @@ def save_policy(
 ) -> Path:
     """Write ``policy`` (and optionally ``critic``) as a checkpoint directory; returns its path.
 
-    The config records the policy's ``policy_type`` (its class attribute, a key of :data:`POLICY_TYPES`).
+    The config records the policy's ``policy_type`` (its class attribute, a key of :data:`POLICY_TYPES`),
+    and the critic's own architecture as ``"critic"`` where it differs from the policy's (an asymmetric
+    critic: :func:`load_critic` rebuilds it from there).
 
     It is written whole into a fresh folder beside ``path`` (``.<name>.tmp-<pid>``), flushed to disk and
     renamed into place. Where ``path`` exists, everything else its folder holds (a BC run's ``metrics.csv``
@@ -123,6 +126,8 @@ def save_policy(
         "weights_sha256": digests,
         "provenance": provenance or {},
     }
+    if critic is not None and critic.config != policy.config:
+        config["critic"] = asdict(critic.config)
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     for file in (*tmp.iterdir(), tmp):
         fsync_path(file)
@@ -336,8 +341,9 @@ def load_gaussian_policy(
 def load_critic(path: str | Path) -> Critic | None:
     """Load the checkpoint's critic, or None if it was saved without one.
 
-    The critic is built from the :class:`PolicyConfig` fields of the policy section (observation layout and
-    trunk); fields a policy type adds to its config are its own and the critic ignores them.
+    The critic is built from the :class:`PolicyConfig` fields of the config's ``critic`` section where it has
+    one (a critic that reads other features than the policy), else of the policy section (observation layout
+    and trunk); fields a policy type adds to its config are its own and the critic ignores them.
 
     Raises:
         CheckpointError: as :func:`load_policy`, for ``critic.safetensors``.
@@ -347,10 +353,11 @@ def load_critic(path: str | Path) -> Critic | None:
     if CRITIC_FILE not in config.get("weights_sha256", {}):
         return None
     known = {f.name for f in fields(PolicyConfig)}
-    section = {k: v for k, v in config.get("policy", {}).items() if k in known}
+    section = {k: v for k, v in config.get("critic", config.get("policy", {})).items() if k in known}
     try:
         critic = Critic(PolicyConfig(**legacy_policy_section(section)))
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path / CONFIG_FILE}: invalid 'policy' section: {e}") from None
+        which = "critic" if "critic" in config else "policy"
+        raise CheckpointError(f"{path / CONFIG_FILE}: invalid {which!r} section: {e}") from None
     load_weights(critic, path, CRITIC_FILE, config)
     return critic
