@@ -34,6 +34,7 @@ FT = {
 FT_FLAGS = {
     "task": "task", "objective": "objective", "replay_size": "replay_size", "env_steps": "env_steps",
     "num_envs": "num_envs", "policy_lr": "policy_lr", "init_log_std": "init_log_std", "seed": "seed",
+    "critic_obs": "critic_obs",
     "backend": "backend", "workers": "workers", "address": "ray_address",
     "async_collection": "async_collection", "max_lag": "max_lag", "demo_store": "demo_store",
     "policy_lag": "policy_lag", "epochs": "epochs", "camera_encoder": "camera_encoder",
@@ -83,6 +84,9 @@ def finetune(
         int, Opt(min=1, help="Passes worth of fresh data per iteration: the update-to-data ratio.")
     ] = FT["epochs"],
     demo_store: Annotated[str | None, Opt(help="Demonstrations for the BC term.")] = FT["demo_store"],
+    critic_obs: Annotated[
+        str, Opt(help="The critic reads the policy's features, or state: every low-dim sim feature (object).")
+    ] = FT["critic_obs"],
     camera_encoder: Annotated[
         str, Opt(help="Camera policies: finetune (the CNNs learn, the policy's at a scaled lr) or frozen.")
     ] = FT["camera_encoder"],

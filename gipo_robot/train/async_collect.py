@@ -67,11 +67,15 @@ class RolloutWorker:
         env_config: the env every slot builds.
         num_envs: n, envs owned by this worker.
         policy_config: the policy's :class:`PolicyConfig` as JSON.
+        critic_features: low-dim features each batch keeps besides the policy's (:func:`collect`).
     """
 
-    def __init__(self, env_config: EnvConfig, num_envs: int, policy_config: str) -> None:
+    def __init__(
+        self, env_config: EnvConfig, num_envs: int, policy_config: str, critic_features: tuple[str, ...] = ()
+    ) -> None:
         torch.set_num_threads(1)  # one core per worker: W workers must not fight over the cores
         self.venv = SyncVectorEnv(env_config, num_envs)
+        self.critic_features = critic_features
         self.policy = GaussianPolicy(PolicyConfig(**json.loads(policy_config))).eval()
         self.version = -1
         self.checksum = ""
@@ -107,7 +111,7 @@ class RolloutWorker:
             self.version, self.checksum = version, weights_checksum(state)
         got = collect(
             self.policy, self.venv, steps, seed=env_seed, version=version,
-            generator=torch.Generator().manual_seed(sample_seed),
+            generator=torch.Generator().manual_seed(sample_seed), critic_features=self.critic_features,
         )  # fmt: skip
         return {
             "batch": {k: v.numpy() for k, v in got.batch.to_tensors("").items()},
@@ -158,6 +162,7 @@ class AsyncCollector:
         cpus_per_worker: CPUs each worker reserves from Ray's scheduler.
         timeout_s: longest wait for any batch before the workers are declared hung.
         launches: batches launched before (a resumed run continues the seed sequence).
+        critic_features: low-dim features each batch keeps besides the policy's (:func:`collect`).
 
     Raises:
         ValueError: ``num_envs`` not a multiple of ``workers``.
@@ -180,6 +185,7 @@ class AsyncCollector:
         cpus_per_worker: float = 1.0,
         timeout_s: float = 600.0,
         launches: int = 0,
+        critic_features: tuple[str, ...] = (),
     ) -> None:
         if workers < 1 or num_envs % workers:
             raise ValueError(f"num_envs ({num_envs}) must be a positive multiple of workers ({workers})")
@@ -197,6 +203,7 @@ class AsyncCollector:
         self._checksums: dict[int, str] = {}
         self._in_flight: dict[Any, int] = {}  # object ref of a batch -> worker
         self._policy_config = json.dumps(asdict(policy.config))
+        self.critic_features = tuple(critic_features)
         connect(address, num_cpus=max(os.cpu_count() or 1, workers * cpus_per_worker))
         self.actors: list[Any] = [self._new_actor() for _ in range(workers)]
         try:
@@ -216,7 +223,7 @@ class AsyncCollector:
 
     def _new_actor(self) -> Any:
         return RolloutWorker.options(num_cpus=self.cpus_per_worker).remote(
-            self.env_config, self.envs_per_worker, self._policy_config
+            self.env_config, self.envs_per_worker, self._policy_config, self.critic_features
         )
 
     def publish(self, policy: GaussianPolicy, version: int) -> None:

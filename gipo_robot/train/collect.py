@@ -11,6 +11,7 @@ Shapes: ``T`` decision steps per iteration, ``N`` envs, ``H`` chunk, ``A`` actio
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +96,14 @@ class _EpisodeTracker:
 
 @torch.no_grad()
 def collect(
-    policy: GaussianPolicy, venv: Any, steps: int, *, seed: int, version: int, generator: torch.Generator
+    policy: GaussianPolicy,
+    venv: Any,
+    steps: int,
+    *,
+    seed: int,
+    version: int,
+    generator: torch.Generator,
+    critic_features: Iterable[str] = (),
 ) -> Collected:
     """Run ``steps`` decision steps in every env of ``venv`` with ``policy``; see the module docstring.
 
@@ -106,8 +114,13 @@ def collect(
         seed: env ``i`` starts from ``seed + i``.
         version: policy version recorded with every step.
         generator: draws the sampled actions.
+        critic_features: low-dim features the batch keeps (in ``obs`` and ``next_obs``) besides those the
+            policy reads: a critic's that reads other features (``FinetuneConfig.critic_obs``). The policy
+            acts on its own features only.
     """
     keys, images = sorted(policy.config.low_dim), sorted(policy.config.images)
+    extra = sorted(set(critic_features) - set(keys))  # kept for the critic, never shown to the policy
+    low_dim = sorted(keys + extra)
     n = venv.num_envs
     obs_np, _ = venv.reset(seed=seed)
     rows: dict[str, list] = {
@@ -120,10 +133,10 @@ def collect(
         logp = policy.log_prob_per_dim(obs, actions)
         executed = policy.clip(actions[:, 0]).numpy()
         next_np, reward, terminated, truncated, infos = venv.step(executed)
-        real_next = {k: next_np[k].copy() for k in keys}
+        real_next = {k: next_np[k].copy() for k in low_dim}
         for i, info in enumerate(infos):
             if "final_obs" in info:  # the episode ended: the real last observation, not the reset's
-                for k in keys:
+                for k in low_dim:
                     real_next[k][i] = info["final_obs"][k]
             tracker.success[i] |= bool(info.get("final_info", info).get("success", False))
         cut = (t == steps - 1) & ~(terminated | truncated)
@@ -142,8 +155,8 @@ def collect(
             if images and (ended or cut[i]):  # the frame after this step is not the next step's own
                 final = infos[i]["final_obs"] if ended else {k: next_np[k][i] for k in images}
                 rows["final"].append(policy_input(final, (), images))
-        rows["obs"].append(obs)
-        rows["next_obs"].append(policy_input(real_next, keys, batched=True))
+        rows["obs"].append({**obs, **policy_input(obs_np, extra, batched=True)} if extra else obs)
+        rows["next_obs"].append(policy_input(real_next, low_dim, batched=True))
         rows["actions"].append(actions)
         rows["logp"].append(logp)
         rows["rewards"].append(torch.as_tensor(reward, dtype=torch.float32))
@@ -151,7 +164,9 @@ def collect(
         rows["truncated"].append(torch.as_tensor(truncated | cut))
         obs_np = next_np
     return Collected(
-        _batch(rows, keys + images, steps, n, policy.config.chunk, version), tracker.episodes, tracker.stats()
+        _batch(rows, low_dim + images, steps, n, policy.config.chunk, version),
+        tracker.episodes,
+        tracker.stats(),
     )
 
 
@@ -195,11 +210,12 @@ def collect_iteration(
     iteration: int,
     gen: torch.Generator,
     version: int | None = None,
+    critic_features: Iterable[str] = (),
 ) -> Collected:
-    """One iteration's batch in lockstep, by ``policy`` of ``version`` (default ``iteration``: on-policy).
-    A lost worker (the backend has replaced it) drops the partial batch; the iteration is collected again
-    from the same generator state, so it equals a run without the failure. The backend gives up
-    (SimError) after ``max_worker_restarts``."""
+    """One iteration's batch in lockstep, by ``policy`` of ``version`` (default ``iteration``: on-policy),
+    keeping ``critic_features`` too (:func:`collect`). A lost worker (the backend has replaced it) drops the
+    partial batch; the iteration is collected again from the same generator state, so it equals a run without
+    the failure. The backend gives up (SimError) after ``max_worker_restarts``."""
     from gipo_robot.sim.vector import WorkerLostError
 
     state = gen.get_state()
@@ -208,6 +224,7 @@ def collect_iteration(
             return collect(
                 policy, venv, config.steps_per_env, seed=config.seed * 100_003 + iteration * config.num_envs,
                 version=iteration if version is None else version, generator=gen,
+                critic_features=critic_features,
             )  # fmt: skip
         except WorkerLostError as err:
             LOGGER.warning("iteration %d: %s", iteration + 1, err)

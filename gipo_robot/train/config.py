@@ -12,10 +12,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CAMERA_ENCODER_MODES", "FinetuneConfig"]
+__all__ = ["CAMERA_ENCODER_MODES", "CRITIC_OBS", "FinetuneConfig"]
 
 #: What fine-tuning may do with a camera policy's encoders (:attr:`FinetuneConfig.camera_encoder`).
 CAMERA_ENCODER_MODES: tuple[str, ...] = ("finetune", "frozen")
+#: What the critic reads (:attr:`FinetuneConfig.critic_obs`).
+CRITIC_OBS: tuple[str, ...] = ("policy", "state")
 
 
 @dataclass
@@ -64,6 +66,15 @@ class FinetuneConfig:
             demonstrated frame, while the RL gradient through it is noisy (a few thousand of the policy's
             own frames, weighted by advantages), so it moves ten times slower than the trunk it feeds; 1.0
             trains it like the rest of the policy.
+        critic_obs: what the critic reads. ``policy``: the policy's features, through its own copy of the
+            policy's encoder (initialised from it). ``state``: every low-dim feature the simulator provides
+            (the observation set ``state``: the privileged ``object`` pose included, no camera), through an
+            MLP of the policy's trunk sizes, freshly initialised, its normalisation fitted on the first
+            batch: an asymmetric actor-critic (Pinto et al. 2017), for camera policies in simulation. The
+            critic is never deployed, so only training needs the privileged state; a robot run (no such
+            state) refuses it. The batch keeps the critic's features beside the policy's; the checkpoint
+            records the critic's features, so a resume and :func:`~gipo_robot.policies.load_critic`
+            rebuild the same critic.
         gamma: discount per decision step.
         gae_lambda: GAE λ.
         advantage: ``gae`` (current critic, no correction for staleness) or ``vtrace``.
@@ -109,6 +120,7 @@ class FinetuneConfig:
     critic_lr: float = 3e-4
     camera_encoder: str = "finetune"
     camera_encoder_lr_scale: float = 0.1
+    critic_obs: str = "policy"
     gamma: float = 0.99
     gae_lambda: float = 0.95
     advantage: str = "gae"
@@ -148,6 +160,10 @@ class FinetuneConfig:
             raise ValueError(
                 f"FinetuneConfig.camera_encoder must be one of {', '.join(CAMERA_ENCODER_MODES)}, "
                 f"got {self.camera_encoder!r}"
+            )
+        if self.critic_obs not in CRITIC_OBS:
+            raise ValueError(
+                f"FinetuneConfig.critic_obs must be one of {', '.join(CRITIC_OBS)}, got {self.critic_obs!r}"
             )
         if not (math.isfinite(self.camera_encoder_lr_scale) and self.camera_encoder_lr_scale > 0):
             raise ValueError(

@@ -50,6 +50,9 @@ Decisions worth knowing:
   encoders learn as ``camera_encoder`` says (the policy's at ``policy_lr × camera_encoder_lr_scale``, the
   critic's own copy at ``critic_lr``, or both frozen); frames are not augmented (the ratio must see the
   behaviour policy's own frames).
+- ``critic_obs="state"`` gives such a policy an asymmetric critic on the simulator's low-dim state, object
+  pose included (:mod:`gipo_robot.train.critic_obs`): the batch keeps those features beside the policy's (a
+  few floats per step), the policy never reads them, and the checkpoint records the critic's own features.
 
 Shapes: ``T`` decision steps per iteration, ``N`` envs, ``H`` chunk, ``A`` action size, ``B`` minibatch.
 """
@@ -78,6 +81,7 @@ from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.policies.obs_sets import sim_camera_options
 from gipo_robot.train.collect import backend_options, collect_iteration, store_episodes
 from gipo_robot.train.config import FinetuneConfig
+from gipo_robot.train.critic_obs import build_critic, critic_features
 from gipo_robot.train.lag import PolicyHistory
 from gipo_robot.train.learner import FinetuneError, Learner
 from gipo_robot.train.replay import ReplayBuffer
@@ -204,6 +208,7 @@ class _Run:
     store_writer: Any = None  # ThreadPoolExecutor (one thread) appending to the rollout store, or None
     store_pending: Any = None  # the Future of the last iteration's appends, or None
     lagged: PolicyHistory | None = None  # the last policy_lag + 1 versions (controlled lag), or None
+    fit_critic_stats: bool = False  # a new state critic (critic_obs="state"): normalise on the first batch
 
     @classmethod
     def start(cls, config: FinetuneConfig, policy_path: Path, out: Path, *, resume: bool) -> _Run:
@@ -238,10 +243,9 @@ class _Run:
             _set_log_std(policy, config.init_log_std)
         if resume:
             critic = load_critic(policy_path)
-        else:  # separate weights, initialised from the policy's encoder (its normalisation and BC features)
-            torch.manual_seed(config.seed)  # the critic's head: seeded, so a run is reproducible
-            critic = Critic(policy.config)
-            critic.encoder.load_state_dict(policy.encoder.state_dict())
+        else:  # what critic_obs says: the policy's features (encoder copied from it) or the sim's state
+            low_dim = {k: v for k, v in shapes.items() if k not in images}
+            critic = build_critic(config, policy, low_dim, where=f"the {config.task} env")
         learner = Learner(policy, critic, config, demos)
         run = cls(
             config, out, policy, critic, learner, ReplayBuffer(config.replay_size),
@@ -255,8 +259,11 @@ class _Run:
         else:
             run.store = EpisodeStore.create(out / "rollouts.zarr", step_schema(spec), fps=spec.control_hz,
                                             overwrite=True)  # fmt: skip
+        run.fit_critic_stats = config.critic_obs == "state" and not resume
         if config.async_collection:  # workers start collecting with the current weights
-            run.collector = _async_collector(config, policy, run.start_iteration, launches)
+            run.collector = _async_collector(
+                config, policy, run.start_iteration, launches, critic_features(critic)
+            )
         run.t_end = time.perf_counter()
         return run
 
@@ -303,8 +310,12 @@ class _Run:
                 self.lagged.push(self.policy, iteration)
                 behaviour, version = self.lagged.behaviour()
                 record["batch_lag"] = iteration - version
-            got = collect_iteration(behaviour, self.venv, self.config, iteration, self.generator, version)
+            got = collect_iteration(behaviour, self.venv, self.config, iteration, self.generator, version,
+                                    critic_features(self.critic))  # fmt: skip
         batch = got.batch
+        if self.fit_critic_stats:  # a state critic's normalisation, from the run's first batch
+            self.critic.fit_obs_stats(batch.flat("obs"))
+            self.fit_critic_stats = False
         self.episodes, self.episodes_version = got.episodes, batch.version
         collect_s = time.perf_counter() - t0
         self.env_steps += len(batch)
@@ -454,8 +465,11 @@ def _demo_data(config: FinetuneConfig, policy: GaussianPolicy) -> Any:
     return data
 
 
-def _async_collector(config: FinetuneConfig, policy: GaussianPolicy, version: int, launches: int) -> Any:
-    """Ray workers that collect with the weights they have while the learner updates."""
+def _async_collector(
+    config: FinetuneConfig, policy: GaussianPolicy, version: int, launches: int, keep: tuple[str, ...]
+) -> Any:
+    """Ray workers that collect with the weights they have while the learner updates (the batches keep the
+    critic's features ``keep`` too)."""
     from gipo_robot.sim import EnvConfig
     from gipo_robot.train.async_collect import AsyncCollector
 
@@ -466,4 +480,5 @@ def _async_collector(config: FinetuneConfig, policy: GaussianPolicy, version: in
         env_config, config.num_envs, policy, version,
         workers=config.workers, steps=config.steps_per_env, seed=config.seed, max_lag=config.max_lag,
         address=config.ray_address, max_restarts=config.max_worker_restarts, launches=launches,
+        critic_features=keep,
     )  # fmt: skip

@@ -202,7 +202,9 @@ class Learner:
         return {
             "obs": {  # camera frames stay uint8: the encoder converts each minibatch's
                 k: torch.cat([b.flat("obs")[k] for b in replay.batches])
-                for k in [*self.policy.config.low_dim, *self.policy.config.images]
+                for k in dict.fromkeys(  # the policy's features, and a state critic's (critic_obs="state")
+                    [*self.policy.config.low_dim, *self.policy.config.images, *self.critic.config.low_dim]
+                )
             },
             "actions": torch.cat([b.flat("actions") for b in replay.batches]),
             "logp_b": torch.cat([b.flat("logp_behavior") for b in replay.batches]),

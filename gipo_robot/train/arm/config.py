@@ -34,6 +34,7 @@ class ArmConfig(FinetuneConfig):
     trains on (see ``stale``), ``replay_size`` is unused (the buffer is every episode within ``max_lag``
     versions, at most ``replay_episodes``), and ``bc_coef`` applies to ``demo_store``'s demonstrations and
     operator interventions alike (``intervention_bc_coef`` sets it once interventions exist while it is 0).
+    ``critic_obs`` must stay ``policy``: an arm has no privileged state for a ``state`` critic to read.
 
     Attributes:
         robot: what ``deploy --robot`` accepts: ``sim:Lift``, a serial or ROS robot config file.
@@ -94,6 +95,11 @@ class ArmConfig(FinetuneConfig):
         for name in _VECTOR_ONLY:
             if getattr(self, name) != getattr(defaults, name):
                 raise ValueError(f"ArmConfig.{name} is a vector-env setting; a robot run takes no {name}")
+        if self.critic_obs != "policy":
+            raise ValueError(
+                f"ArmConfig.critic_obs={self.critic_obs!r}: a robot run has no privileged state (a real arm "
+                "observes no object pose), so its critic reads the policy's features (critic_obs='policy')"
+            )
         kind = self.reward.split(":", 1)[0]
         if kind not in REWARDS or (kind == "classifier") != (":" in self.reward):
             raise ValueError(
