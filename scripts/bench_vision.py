@@ -3,7 +3,7 @@
     .venv/bin/python scripts/bench_vision.py bc [--tasks Lift] [--demos 10 20 50] [--seeds 0 1 2]
         [--obs proprio+cameras state] [--episodes 50] [--only TASK:DEMOS:SEED:OBS]
     .venv/bin/python scripts/bench_vision.py finetune [--task Lift] [--demos 10] [--seeds 0]
-        [--env-steps 50000]
+        [--env-steps 50000] [--critic-obs policy|state]
     .venv/bin/python scripts/bench_vision.py render [--seconds 20]
     .venv/bin/python scripts/bench_vision.py report
 
@@ -16,7 +16,10 @@ time) and is skipped on the next invocation, so the grid is resumable cell by ce
   then ``--episodes`` held-out episodes with the mean action on the vector env's two workers (cameras
   rendered at the policy's resolution). Vision policies are kept under ``runs/vision/`` for fine-tuning.
 - **finetune**: GIPO from a ``bc`` cell's vision policy on the same task: success before and after, env
-  steps, wall time; the run directory (learning curve PNG, metrics) under ``runs/vision/``.
+  steps, wall time, per iteration approx-KL, GIPO's mean trust weight, the value loss and the rollouts'
+  success; the run directory (learning curve PNG, metrics) under ``runs/vision/``. ``--critic-obs state``
+  gives the run an asymmetric critic (the simulator's low-dim state, object pose included; the policy still
+  reads only the camera and proprioception): another cell, another run directory.
 - **render**: camera rollout throughput, env steps/s with random actions and one 84x84 camera: robosuite's
   exact rendering on one env (how camera rollouts ran before) vs the vision path (fast rendering, the
   vector env's two workers), in one run.
@@ -115,23 +118,26 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
         raise SystemExit(f"no bc cell for {base}: run `bench_vision.py bc --only {task}:{demos}:{seed}:"
                          "proprio+cameras` first")  # fmt: skip
     start = time.perf_counter()
-    run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k"
+    critic = "" if args.critic_obs == "policy" else f"_critic-{args.critic_obs}"
+    run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k{critic}"
     config = FinetuneConfig(
         task=task, objective="gipo", env_steps=args.env_steps, num_envs=2, steps_per_env=args.steps_per_env,
         epochs=args.epochs, policy_lr=args.policy_lr, replay_size=args.replay_size, minibatch_size=256,
-        eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=seed,
+        eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=seed, critic_obs=args.critic_obs,
     )  # fmt: skip
     history = finetune(config, base, run_dir, resume=(run_dir / "config.json").exists())
     wall = time.perf_counter() - start
     final = evaluate_policy(run_dir / "checkpoint", task, args.episodes)
     curve = [(r["env_steps"], r["eval_success"]) for r in history if "eval_success" in r]
+    columns = ("env_steps", "approx_kl", "trust_weight_mean", "value_loss", "rollout_success")
     return {
-        "kind": "finetune", "task": task, "demos": demos, "seed": seed,
+        "kind": "finetune", "task": task, "demos": demos, "seed": seed, "critic_obs": args.critic_obs,
+        "per_iteration": [{k: r[k] for k in columns if k in r} for r in history],
         "bc_success": bc_cell[-1]["success"], "final_success": final["success_rate"],
         "final_ci95": final["success_ci95"], "env_steps": history[-1]["env_steps"] if history else 0,
         "curve": curve, "run": str(run_dir), "wall_s": wall,
         "config": {"steps_per_env": args.steps_per_env, "epochs": args.epochs, "policy_lr": args.policy_lr,
-                   "replay_size": args.replay_size, "episodes": args.episodes},
+                   "replay_size": args.replay_size, "episodes": args.episodes, "critic_obs": args.critic_obs},
         **provenance(),
     }  # fmt: skip
 
@@ -198,7 +204,8 @@ def report(runs: list[dict]) -> None:
         print(f"| {key[0]} | {key[1]} | {key[2]} | {per_seed} | {statistics.mean(rates):.2f} ± {std:.2f} |")
     for r in (r for r in runs if r["kind"] == "finetune"):
         minutes = r["wall_s"] / 60
-        print(f"finetune {r['task']} {r['demos']} demos seed {r['seed']}: {r['bc_success']:.2f} -> "
+        print(f"finetune {r['task']} {r['demos']} demos seed {r['seed']} critic "
+              f"{r.get('critic_obs', 'policy')}: {r['bc_success']:.2f} -> "
               f"{r['final_success']:.2f} in {r['env_steps']} env steps, {minutes:.0f} min")  # fmt: skip
     for r in (r for r in runs if r["kind"] == "render"):
         print(f"render: {r['before_steps_per_s']:.0f} -> {r['after_steps_per_s']:.0f} env steps/s "
@@ -211,7 +218,8 @@ def vision_json(runs: list[dict]) -> dict:
     return {
         "bc": [{**{k: r[k] for k in ("task", "demos", "seed", "obs", "success")}, "label": obs_label(r)}
                for r in runs if r["kind"] == "bc"],
-        "finetune": [{k: r[k] for k in ("task", "seed", "bc_success", "final_success", "env_steps", "wall_s")}
+        "finetune": [{**{k: r[k] for k in ("task", "seed", "bc_success", "final_success", "env_steps",
+                                           "wall_s")}, "critic_obs": r.get("critic_obs", "policy")}
                      for r in runs if r["kind"] == "finetune"],
         "render": {k: render[-1][k] for k in ("before_steps_per_s", "after_steps_per_s")} if render else {},
     }  # fmt: skip
@@ -240,6 +248,12 @@ def main() -> None:
     parser.add_argument("--replay-size", type=int, default=16)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument(
+        "--critic-obs",
+        default="policy",
+        choices=["policy", "state"],
+        help="finetune: what the critic reads (state: the simulator's, object pose included)",
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -269,7 +283,10 @@ def main() -> None:
             print(f"bc cell {cell} ...", flush=True)
             append_run(args.out, run_bc_cell(*cell, args))
         return
-    done = {(r["task"], r["demos"], r["seed"]) for r in runs if r["kind"] == "finetune"}
+    done = {  # a cell is (task, demos, seed) with what its critic reads (the first cells: the policy's)
+        (r["task"], r["demos"], r["seed"]) for r in runs
+        if r["kind"] == "finetune" and r.get("critic_obs", "policy") == args.critic_obs
+    }  # fmt: skip
     cells = [(t, d, s) for t in args.tasks for d in args.demos for s in args.seeds]
     if args.only:
         task, demos, seed = args.only.split(":")
