@@ -9,6 +9,7 @@ so the CLI reads its defaults cheaply.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,12 @@ class FinetuneConfig:
             rollout workers between two iterations (subprocess backend), else one process per core, at most
             ``eval_episodes``; 1: one env in the trainer's process.
         seed: seeds envs, sampling and minibatch order.
+        learner_device: where the learner's policy, critic and optimisers live: ``cpu``, ``cuda`` or
+            ``cuda:N``. Collection (rollouts, the lagged versions, asynchronous workers) and evaluation act
+            with a CPU copy of the policy whose weights are synced from the learner once per iteration,
+            after the update, so no env step waits on a device transfer; minibatches go to the device as
+            they are drawn (the replay stays on the CPU); checkpoints hold CPU tensors and a resume loads
+            them onto the device. ``cpu`` uses the one policy for both (no copy).
     """
 
     task: str = "Lift"
@@ -136,6 +143,7 @@ class FinetuneConfig:
     eval_episodes: int = 20
     eval_workers: int | None = None
     seed: int = 0
+    learner_device: str = "cpu"
 
     def __post_init__(self) -> None:
         from gipo_robot.objectives import check_objective_params  # torch: imported when a config is made
@@ -183,6 +191,28 @@ class FinetuneConfig:
                 "FinetuneConfig.bc_coef > 0 needs demo_store (the demonstrations to regularise toward)"
             )
         self._check_backend()
+        self._check_learner_device()
+
+    def _check_learner_device(self) -> None:
+        """``learner_device`` is ``cpu``, ``cuda`` or ``cuda:N``, and a CUDA device exists on this machine."""
+        device = self.learner_device
+        if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+            raise ValueError(f"FinetuneConfig.learner_device must be cpu, cuda or cuda:N, got {device!r}")
+        if device == "cpu":
+            return
+        import torch  # imported when a config is made, as the objectives are
+
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"FinetuneConfig.learner_device is {device!r}, but torch.cuda.is_available() is False on "
+                f"this machine (torch {torch.__version__}, CUDA build {torch.version.cuda}); use 'cpu'"
+            )
+        index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
+        if index >= count:
+            raise ValueError(
+                f"FinetuneConfig.learner_device is {device!r}, but this machine has {count} CUDA device(s) "
+                f"(cuda:0 to cuda:{count - 1})"
+            )
 
     def _check_backend(self) -> None:
         from gipo_robot.sim.vector import BACKENDS
