@@ -53,6 +53,10 @@ Decisions worth knowing:
 - ``critic_obs="state"`` gives such a policy an asymmetric critic on the simulator's low-dim state, object
   pose included (:mod:`gipo_robot.train.critic_obs`): the batch keeps those features beside the policy's (a
   few floats per step), the policy never reads them, and the checkpoint records the critic's own features.
+- ``learner_device`` (``cuda``) puts the learner's policy, critic and optimisers on a GPU; collection, the
+  lagged versions, the asynchronous workers and evaluation act with a CPU copy of the policy, synced from the
+  learner once per iteration right after the update (:func:`~gipo_robot.train.learner.sync_weights`), so no
+  env step waits on a transfer. On the CPU there is one policy and no copy.
 
 Shapes: ``T`` decision steps per iteration, ``N`` envs, ``H`` chunk, ``A`` action size, ``B`` minibatch.
 """
@@ -83,7 +87,7 @@ from gipo_robot.train.collect import backend_options, collect_iteration, store_e
 from gipo_robot.train.config import FinetuneConfig
 from gipo_robot.train.critic_obs import build_critic, critic_features
 from gipo_robot.train.lag import PolicyHistory
-from gipo_robot.train.learner import FinetuneError, Learner
+from gipo_robot.train.learner import FinetuneError, Learner, collection_policy, sync_weights
 from gipo_robot.train.replay import ReplayBuffer
 from gipo_robot.train.state import (
     crash_point,
@@ -148,11 +152,9 @@ def finetune(
             record["mean_staleness"] = sum(a * c for a, c in staleness.items()) / max(1, len(run.replay))
 
             # --- advantages, critic and policy updates ------------------------------------------------------
-            t0 = time.perf_counter()
-            record.update(run.learner.update(run.replay, iteration, run.generator))
-            record["update_s"] = time.perf_counter() - t0
+            run.update(iteration, record)  # then the CPU copy that collects and evaluates is synced
             if run.collector is not None:  # publish version + 1; the worker whose batch this was goes on
-                run.collector.publish(run.policy, iteration + 1)
+                run.collector.publish(run.actor, iteration + 1)
                 run.collector.launch(run.arrival.worker)
 
             # --- evaluate -----------------------------------------------------------------------------------
@@ -186,9 +188,10 @@ class _Run:
 
     config: FinetuneConfig
     out: Path
-    policy: GaussianPolicy
+    policy: GaussianPolicy  # the learner's, on learner_device
     critic: Critic
     learner: Learner
+    actor: GaussianPolicy  # the CPU policy collection and evaluation act with (``policy`` itself on the CPU)
     replay: ReplayBuffer
     generator: torch.Generator
     store: Any
@@ -246,12 +249,13 @@ class _Run:
         else:  # what critic_obs says: the policy's features (encoder copied from it) or the sim's state
             low_dim = {k: v for k, v in shapes.items() if k not in images}
             critic = build_critic(config, policy, low_dim, where=f"the {config.task} env")
-        learner = Learner(policy, critic, config, demos)
+        actor = collection_policy(policy, torch.device(config.learner_device))  # before the policy moves
+        learner = Learner(policy, critic, config, demos)  # moves the policy and the critic to learner_device
         run = cls(
-            config, out, policy, critic, learner, ReplayBuffer(config.replay_size),
+            config, out, policy, critic, learner, actor, ReplayBuffer(config.replay_size),
             torch.Generator().manual_seed(config.seed), store=None, eval_env=eval_env, venv=venv,
             collector=None, writer=tensorboard_writer(out / "tb"), history=[],
-            lagged=PolicyHistory(policy, config.policy_lag) if config.policy_lag else None,
+            lagged=PolicyHistory(actor, config.policy_lag) if config.policy_lag else None,
         )  # fmt: skip
         launches = 0
         if resume:
@@ -262,7 +266,7 @@ class _Run:
         run.fit_critic_stats = config.critic_obs == "state" and not resume
         if config.async_collection:  # workers start collecting with the current weights
             run.collector = _async_collector(
-                config, policy, run.start_iteration, launches, critic_features(critic)
+                config, actor, run.start_iteration, launches, critic_features(critic)
             )
         run.t_end = time.perf_counter()
         return run
@@ -305,9 +309,9 @@ class _Run:
             record.update(batch_lag=self.arrival.lag, dropped_stale_batches=self.collector.dropped,
                           dropped_env_steps=self.collector.dropped_steps)  # fmt: skip
         else:
-            behaviour, version = self.policy, iteration
+            behaviour, version = self.actor, iteration
             if self.lagged is not None:  # controlled lag: the version policy_lag before this one acts
-                self.lagged.push(self.policy, iteration)
+                self.lagged.push(self.actor, iteration)
                 behaviour, version = self.lagged.behaviour()
                 record["batch_lag"] = iteration - version
             got = collect_iteration(behaviour, self.venv, self.config, iteration, self.generator, version,
@@ -325,6 +329,14 @@ class _Run:
                       collect_s=collect_s,
                       worker_restarts=(self.collector or self.venv).restarts)  # fmt: skip
         return batch
+
+    def update(self, iteration: int, record: dict[str, Any]) -> None:
+        """The learner's updates over the replay (their stats into ``record``), then the collection copy
+        synced from the learner (nothing to sync when the learner is on the CPU: one policy)."""
+        t0 = time.perf_counter()
+        record.update(self.learner.update(self.replay, iteration, self.generator))
+        sync_weights(self.policy, self.actor)
+        record["update_s"] = time.perf_counter() - t0
 
     def log(self, record: dict[str, Any]) -> None:
         """Append the record to the history, ``metrics.csv`` and TensorBoard."""
@@ -383,14 +395,14 @@ class _Run:
         config = self.config
         workers = config.eval_workers or min(os.cpu_count() or 1, config.eval_episodes)
         if workers == 1:
-            return evaluate(self.policy, self.eval_env, config.eval_episodes, seed=EVAL_SEED, execute_steps=1,
+            return evaluate(self.actor, self.eval_env, config.eval_episodes, seed=EVAL_SEED, execute_steps=1,
                             progress=False)  # fmt: skip
         if self.eval_pool is None:  # the rollout workers between two iterations, else processes of its own
             borrowed = (
                 EvalPool.borrow(self.venv, self.eval_env.config) if config.eval_workers is None else None
             )
             self.eval_pool = borrowed or EvalPool.start(self.eval_env.config, workers)
-        return self.eval_pool.evaluate(self.policy, config.eval_episodes, seed=EVAL_SEED, execute_steps=1)
+        return self.eval_pool.evaluate(self.actor, config.eval_episodes, seed=EVAL_SEED, execute_steps=1)
 
     def close(self) -> None:
         """Finish the store's appends; stop the rollout and evaluation workers, the evaluation env and

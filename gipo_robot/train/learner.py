@@ -16,12 +16,19 @@ encoder); the policy's camera encoders learn at ``policy_lr × camera_encoder_lr
 copy at ``critic_lr``, or neither moves with ``camera_encoder="frozen"`` (:func:`optimizers`). Values and
 V-trace log-probs of a batch go through the CNN ``EVAL_CHUNK`` frames at a time.
 
+Device (``config.learner_device``): the learner moves the policy and the critic there (their optimisers
+follow); the replay stays on the CPU and each minibatch (and each ``EVAL_CHUNK`` of a batch) goes to the
+device as it is drawn, its indices drawn on the CPU by the run's generator, so a CUDA learner draws the same
+minibatches. Collection acts with :func:`collection_policy`, a CPU copy that :func:`sync_weights` brings up
+to date after each update; on the CPU both are the one policy object and nothing is copied.
+
 Shapes: ``T`` decision steps, ``N`` envs, ``M`` samples in the buffer, ``B`` minibatch, ``H`` chunk,
 ``A`` action size.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -35,7 +42,16 @@ from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.train.config import FinetuneConfig
 from gipo_robot.train.replay import ReplayBuffer, RolloutBatch
 
-__all__ = ["EVAL_CHUNK", "FinetuneError", "Learner", "advantages", "optimizers"]
+__all__ = [
+    "EVAL_CHUNK",
+    "FinetuneError",
+    "Learner",
+    "advantages",
+    "collection_policy",
+    "optimizers",
+    "sync_weights",
+    "to_device",
+]
 
 #: Samples per forward pass when a whole batch of a camera policy is evaluated (values, V-trace log-probs):
 #: the first conv layer of 1,000 84x84 frames alone holds 0.2 GB of activations.
@@ -46,46 +62,75 @@ class FinetuneError(RuntimeError):
     """Fine-tuning cannot go on (repeated non-finite updates, a checkpoint that does not fit, ...)."""
 
 
+def to_device(x: Any, device: torch.device) -> Any:
+    """A tensor, or a (nested) dict of them, on ``device`` (the very same tensors where they already are)."""
+    if isinstance(x, dict):
+        return {k: to_device(v, device) for k, v in x.items()}
+    return x.to(device)
+
+
+def collection_policy(policy: GaussianPolicy, device: torch.device) -> GaussianPolicy:
+    """The policy that collection and evaluation act with, for a learner on ``device``: ``policy`` itself on
+    the CPU (one object, so a run is the same as before devices existed), else a CPU copy of it that
+    :func:`sync_weights` keeps up to date."""
+    if torch.device(device).type == "cpu":
+        return policy
+    return copy.deepcopy(policy).cpu()
+
+
+@torch.no_grad()
+def sync_weights(learner_policy: torch.nn.Module, actor: torch.nn.Module) -> None:
+    """Copy the learner's parameters and buffers into the collection copy ``actor`` (across devices); nothing
+    to do when they are one module."""
+    if actor is not learner_policy:
+        actor.load_state_dict(learner_policy.state_dict())
+
+
 def advantages(
     batch: RolloutBatch, policy: GaussianPolicy, critic: Critic, config: FinetuneConfig
 ) -> tuple[Tensor, Tensor]:
     """``(advantages, value_targets)``, each ``(T, N)``, of one batch under the current critic (and, for
     V-trace, the current policy's importance ratios over the executed steps: in the value targets only; the
-    objective applies the ratio to the advantage itself)."""
+    objective applies the ratio to the advantage itself). The batch's tensors go to the critic's device as
+    they are used; the results are on that device."""
     t, n = batch.shape
+    device = next(critic.parameters()).device
     with torch.no_grad():
         obs, chunked = batch.flat("obs"), bool(policy.config.images)
-        values = _chunked(critic, obs, chunked).view(t, n)
+        values = _chunked(critic, obs, chunked, device).view(t, n)
         held_once = set(policy.config.images) <= set(batch.final_images)  # frames after each cut, too
         if chunked and held_once and bool((batch.terminated | batch.truncated)[-1].all()):
             next_values = _next_values(batch, critic, values)
         else:
-            next_values = _chunked(critic, batch.flat("next_obs"), chunked).view(t, n)
+            next_values = _chunked(critic, batch.flat("next_obs"), chunked, device).view(t, n)
+        rewards, terminated, truncated = (to_device(x, device) for x in
+                                          (batch.rewards, batch.terminated, batch.truncated))  # fmt: skip
         if config.advantage == "gae":
             return gae(
-                batch.rewards, values, next_values, batch.terminated, batch.truncated,
-                gamma=config.gamma, lam=config.gae_lambda,
-            )  # fmt: skip
+                rewards, values, next_values, terminated, truncated, gamma=config.gamma, lam=config.gae_lambda
+            )
         logp = _chunked(
             lambda d: policy.log_prob_per_dim(d["obs"], d["actions"]),
-            {"obs": obs, "actions": batch.flat("actions")}, chunked,
+            {"obs": obs, "actions": batch.flat("actions")}, chunked, device,
         ).view_as(batch.logp_behavior)  # fmt: skip
-        log_rhos = ((logp - batch.logp_behavior) * batch.exec_mask[..., None]).sum(dim=(2, 3))
+        logp_b, mask = to_device(batch.logp_behavior, device), to_device(batch.exec_mask, device)
+        log_rhos = ((logp - logp_b) * mask[..., None]).sum(dim=(2, 3))
         return vtrace(
-            log_rhos, batch.rewards, values, next_values, batch.terminated, batch.truncated,
+            log_rhos, rewards, values, next_values, terminated, truncated,
             gamma=config.gamma, lam=config.gae_lambda, weight_advantages=False,
         )  # fmt: skip
 
 
-def _chunked(fn: Any, inputs: Any, chunked: bool) -> Tensor:
+def _chunked(fn: Any, inputs: Any, chunked: bool, device: torch.device) -> Tensor:
     """``fn(inputs)``, or (``chunked``) the concatenation of ``fn`` over ``EVAL_CHUNK`` rows at a time of
-    ``inputs`` (a tensor, or a dict of them, nested once). State-only policies take one pass, as they always
-    did (so their runs stay bit-identical)."""
+    ``inputs`` (a tensor, or a dict of them, nested once), each part moved to ``device`` first. State-only
+    policies take one pass, as they always did (so their runs stay bit-identical)."""
+
     if not chunked:
-        return fn(inputs)
+        return fn(to_device(inputs, device))
 
     def rows(x: Any, r: slice) -> Any:
-        return {k: rows(v, r) for k, v in x.items()} if isinstance(x, dict) else x[r]
+        return {k: rows(v, r) for k, v in x.items()} if isinstance(x, dict) else x[r].to(device)
 
     def length(x: Any) -> int:
         return length(next(iter(x.values()))) if isinstance(x, dict) else len(x)
@@ -105,7 +150,7 @@ def _next_values(batch: RolloutBatch, critic: Critic, values: Tensor) -> Tensor:
     next_values[:-1] = values[1:]
     final = {k: v[ended] for k, v in batch.next_obs.items()}  # low-dim features: held for every step
     final.update(batch.final_images)
-    next_values[ended] = _chunked(critic, final, True)
+    next_values[ended.to(values.device)] = _chunked(critic, final, True, values.device)
     return next_values
 
 
@@ -148,16 +193,20 @@ class Learner:
     """Owns the optimisers and updates the policy and the critic from the replay buffer.
 
     Args:
-        policy: the policy being fine-tuned.
-        critic: its value network.
-        config: the run's settings (objective and its parameters, learning rates, update counts, ...).
+        policy: the policy being fine-tuned; moved (in place) to ``config.learner_device``.
+        critic: its value network; moved there too.
+        config: the run's settings (objective and its parameters, learning rates, update counts, device, ...).
         demo_data: demonstrations for the BC term (``config.bc_coef > 0``), as
-            :func:`gipo_robot.policies.bc.load_bc_data` returns them; None: no BC term.
+            :func:`gipo_robot.policies.bc.load_bc_data` returns them (on the CPU, like the replay); None: no
+            BC term.
     """
 
     def __init__(
         self, policy: GaussianPolicy, critic: Critic, config: FinetuneConfig, demo_data: Any = None
     ) -> None:
+        self.device = torch.device(config.learner_device)
+        policy.to(self.device)  # in place, before the optimisers are built: their state follows
+        critic.to(self.device)
         self.policy, self.critic, self.config, self.demo_data = policy, critic, config, demo_data
         self.objective = get_objective(config.objective)
         self.optimizers = optimizers(policy, critic, config)
@@ -190,12 +239,12 @@ class Learner:
         else:
             record["skipped_updates"] = 0
         with torch.no_grad():
-            obs = {k: v[:1] for k, v in data["obs"].items()}
+            obs = to_device({k: v[:1] for k, v in data["obs"].items()}, self.device)
             record["log_std_mean"] = float(self.policy.distribution_params(obs)[1].mean())
         return record
 
     def _gather(self, replay: ReplayBuffer) -> dict[str, Any]:
-        """The whole buffer as flat ``(M, ...)`` tensors, with advantages and value targets."""
+        """The whole buffer as flat ``(M, ...)`` tensors on the CPU, with advantages and value targets."""
         advs, rets = zip(
             *(advantages(b, self.policy, self.critic, self.config) for b in replay.batches), strict=True
         )
@@ -209,8 +258,8 @@ class Learner:
             "actions": torch.cat([b.flat("actions") for b in replay.batches]),
             "logp_b": torch.cat([b.flat("logp_behavior") for b in replay.batches]),
             "mask": torch.cat([b.flat("exec_mask") for b in replay.batches]),
-            "adv": torch.cat([a.reshape(-1) for a in advs]),
-            "ret": torch.cat([r.reshape(-1) for r in rets]),
+            "adv": torch.cat([a.reshape(-1) for a in advs]).cpu(),
+            "ret": torch.cat([r.reshape(-1) for r in rets]).cpu(),
         }
 
     def _update_critic(
@@ -225,8 +274,8 @@ class Learner:
         config, optim = self.config, self.optimizers["critic"]
         losses = []
         for idx in replay.minibatches(config.minibatch_size, n_updates, generator):
-            obs = {k: v[idx] for k, v in data["obs"].items()}
-            loss = torch.nn.functional.mse_loss(self.critic(obs), data["ret"][idx])
+            obs = to_device({k: v[idx] for k, v in data["obs"].items()}, self.device)
+            loss = torch.nn.functional.mse_loss(self.critic(obs), data["ret"][idx].to(self.device))
             if self._step(loss, self.critic, optim, iteration, "critic") is not None:
                 losses.append(loss.item())
         return float(np.mean(losses)) if losses else float("nan")
@@ -263,18 +312,19 @@ class Learner:
     def _loss(self, data: dict[str, Any], idx: Tensor, generator: torch.Generator) -> tuple[Tensor, dict]:
         """The objective on minibatch ``idx`` (advantages normalised per minibatch), plus the BC term."""
         config, policy = self.config, self.policy
-        obs = {k: v[idx] for k, v in data["obs"].items()}
-        logp = policy.log_prob_per_dim(obs, data["actions"][idx])
-        adv = normalize(data["adv"][idx])
+        mb = to_device({k: data[k][idx] for k in ("actions", "logp_b", "mask", "adv")}, self.device)
+        obs = to_device({k: v[idx] for k, v in data["obs"].items()}, self.device)
+        logp = policy.log_prob_per_dim(obs, mb["actions"])
+        adv = normalize(mb["adv"])
         loss, stats = self.objective(
-            *at_level(logp, data["logp_b"][idx], adv, data["mask"][idx], config.ratio_level),
-            **config.objective_params,
+            *at_level(logp, mb["logp_b"], adv, mb["mask"], config.ratio_level), **config.objective_params
         )
         if self.demo_data is not None and len(self.demo_data) and self.bc_coef > 0:
             rows = torch.randint(0, len(self.demo_data), (config.minibatch_size,), generator=generator)
             demo = self.demo_data.subset(rows)
-            bc = -(policy.log_prob_per_dim(demo.obs, demo.actions).sum(-1) * demo.mask).sum()
-            bc = bc / demo.mask.sum().clamp(min=1)
+            demo_obs, mask = to_device(demo.obs, self.device), demo.mask.to(self.device)
+            bc = -(policy.log_prob_per_dim(demo_obs, demo.actions.to(self.device)).sum(-1) * mask).sum()
+            bc = bc / mask.sum().clamp(min=1)
             loss = loss + self.bc_coef * bc
             stats["bc_nll"] = bc.detach()
         return loss, stats

@@ -5,7 +5,9 @@
 optionally ``episodes.safetensors`` (the last iteration's episodes, which the run appends to its store only
 after the checkpoint is saved: a resume finishes those appends) and ``trainer_state.json`` (progress counters,
 optimiser hyper-parameters, the episodes' labels, the sha256 of the tensor files). safetensors + JSON, never
-pickle. ``RUN/metrics.csv`` is the per-iteration history, rewritten atomically.
+pickle; every tensor is saved from the CPU, and a resume loads the optimiser state onto the device of the
+parameters it was built for (``learner_device``). ``RUN/metrics.csv`` is the per-iteration history,
+rewritten atomically.
 
 A checkpoint is one unit: :func:`save_trainer_state` writes every file into ``checkpoint.tmp-<pid>/``, fsyncs
 them, then swaps the directory in with renames::
@@ -79,8 +81,8 @@ def _optimizer_tensors(optim: torch.optim.Optimizer, prefix: str) -> tuple[dict[
     tensors, scalars = {}, {}
     for idx, s in state["state"].items():
         for name, value in s.items():
-            if isinstance(value, Tensor):
-                tensors[f"{prefix}.{idx}.{name}"] = value.contiguous()
+            if isinstance(value, Tensor):  # saved from the CPU; loading moves them to the parameters' device
+                tensors[f"{prefix}.{idx}.{name}"] = value.detach().cpu().contiguous()
             else:
                 scalars[f"{idx}.{name}"] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
@@ -125,7 +127,7 @@ def save_trainer_state(
     crash_point("policy", counter)
     tensors = {f"replay.{k}": v for k, v in replay.to_tensors().items()}
     tensors["rng.torch"] = generator.get_state()
-    tensors.update({f"extra.{k}": v.detach().contiguous() for k, v in (extra or {}).items()})
+    tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     meta: dict[str, Any] = {"progress": progress, "optimizers": {}}
     for name, optim in optims.items():
         t, m = _optimizer_tensors(optim, f"optim.{name}")

@@ -99,14 +99,14 @@ class LoggedData:
     def pretrain_critic(
         self, critic: Any, optim: torch.optim.Optimizer, config: Any, gen: torch.Generator
     ) -> float:
-        """``config.critic_pretrain_steps`` regression steps of ``critic`` toward the label returns; the last
-        loss."""
+        """``config.critic_pretrain_steps`` regression steps of ``critic`` toward the label returns (each
+        minibatch drawn on the CPU, then moved to the critic's device); the last loss."""
         loss = torch.zeros(())
-        n = len(self.returns)
+        n, device = len(self.returns), next(critic.parameters()).device
         for _ in range(config.critic_pretrain_steps):
             idx = torch.randint(0, n, (min(config.minibatch_size, n),), generator=gen)
             loss = torch.nn.functional.mse_loss(
-                critic({k: v[idx] for k, v in self.obs.items()}), self.returns[idx]
+                critic({k: v[idx].to(device) for k, v in self.obs.items()}), self.returns[idx].to(device)
             )
             optim.zero_grad(set_to_none=True)
             loss.backward()
