@@ -38,7 +38,7 @@ FT_FLAGS = {
     "backend": "backend", "workers": "workers", "address": "ray_address",
     "async_collection": "async_collection", "max_lag": "max_lag", "demo_store": "demo_store",
     "policy_lag": "policy_lag", "epochs": "epochs", "camera_encoder": "camera_encoder",
-    "camera_encoder_lr_scale": "camera_encoder_lr_scale",
+    "camera_encoder_lr_scale": "camera_encoder_lr_scale", "learner_device": "learner_device",
 }  # fmt: skip
 #: Flags of the robot path (``--robot``), each setting the ArmConfig field of the same name.
 ARM_FLAGS = {"robot": "robot", "reward": "reward", "episodes": "episodes", "max_steps": "max_steps",
@@ -93,6 +93,9 @@ def finetune(
     camera_encoder_lr_scale: Annotated[
         float, Opt(help="Camera policies: the policy's CNN learns at policy-lr times this.")
     ] = FT["camera_encoder_lr_scale"],
+    learner_device: Annotated[
+        str, Opt(help="Where the learner trains: cpu, cuda or cuda:N (rollouts act on a CPU copy).")
+    ] = FT["learner_device"],
     robot: Annotated[
         str | None, Opt(help="Fine-tune on this robot (as deploy takes it): sim:Lift, a file.")
     ] = None,
@@ -226,7 +229,10 @@ def _config(cls: type, ctx: typer.Context, config_file: Path | None, flags: dict
 
     from gipo_robot.configs import ConfigError, config_from_dict, load_config, parse_assignments, parse_value
 
-    base = load_config(cls, config_file) if config_file is not None else cls()
+    # A typed --learner-device goes in as the file is read: a config saved with cuda starts on a CPU machine.
+    typed = given_on_command_line(ctx, ["learner_device"])
+    device = {"learner_device": flags["learner_device"]} if typed else {}
+    base = load_config(cls, config_file, **device) if config_file is not None else cls()
     fields = dataclasses.asdict(base)
     for name in given_on_command_line(ctx, list(names)):  # a flag left out keeps the base's value
         value = flags[name]
