@@ -16,7 +16,8 @@ Tables, in order:
    seed by seed, over the seeds present in all four cells. "tie" where its CI contains 0.
 
 An arm run at more than one policy lr in the grid is split by lr (``gipo@lr3e-05``) so that runs at
-different lrs never pool; every such label is compared with every PPO-Clip label of the task.
+different lrs never pool, and then every arm of that task is labelled with its lr; every label is compared
+with every PPO-Clip label of the task.
 
 The PNG ``<png_prefix>_<task>.png`` plots against the *measured* staleness: final success vs approx-KL, the
 dead fraction vs approx-KL (one point per run, colour per arm, marker per lag), and the mean eval curves per
@@ -54,15 +55,14 @@ Cells = dict[tuple[str, str, int], dict[int, dict]]  # (task, arm label, lag) ->
 
 
 def arm_labels(runs: list[dict]) -> list[str]:
-    """Each run's arm label: its objective, with ``@lr<lr>`` when its task's grid runs that arm at more than
-    one policy lr."""
+    """Each run's arm label: its objective, with ``@lr<lr>`` on every arm of a task whose grid runs some arm
+    at more than one policy lr (so that every label of that task says its lr)."""
     lrs: dict[tuple[str, str], set[float]] = {}
     for r in runs:
         lrs.setdefault((r["task"], r["objective"]), set()).add(r["policy_lr"])
-    several = {arm for arm, seen in lrs.items() if len(seen) > 1}
+    several = {task for (task, _), seen in lrs.items() if len(seen) > 1}
     return [
-        f"{r['objective']}@lr{r['policy_lr']:g}" if (r["task"], r["objective"]) in several else r["objective"]
-        for r in runs
+        f"{r['objective']}@lr{r['policy_lr']:g}" if r["task"] in several else r["objective"] for r in runs
     ]
 
 

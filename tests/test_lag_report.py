@@ -107,7 +107,8 @@ def test_png_per_task_is_written(scripts, tmp_path):
 def test_an_arm_at_several_lrs_is_split_by_lr(scripts, tmp_path):
     lag_report, _ = scripts
     runs = _grid() + [_run("gipo", 0, s, 0.1, 0.1, lr=1e-4) for s in range(3)]
-    assert sorted(set(lag_report.arm_labels(runs))) == ["gipo@lr0.0001", "gipo@lr3e-05", "ppo_clip"]
+    assert sorted(set(lag_report.arm_labels(runs))) == ["gipo@lr0.0001", "gipo@lr3e-05", "ppo_clip@lr3e-05"]
+    assert lag_report.arm_labels([{**r, "task": "Can"} for r in _grid()]) == [r["objective"] for r in _grid()]
     text = lag_report.report(runs, [], png_prefix=tmp_path / "lag")
     assert _row(text, "Lift", "gipo@lr0.0001", "0")[3] == "3"
     assert _row(text, "Lift", "gipo@lr3e-05", "0")[3] == "3"
