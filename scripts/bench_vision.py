@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_vision.py bc [--tasks Lift] [--demos 10 20 50] [--seeds 0 1 2]
         [--obs proprio+cameras state] [--episodes 50] [--only TASK:DEMOS:SEED:OBS]
+        [--chunk 1] [--execute-steps 1]
     .venv/bin/python scripts/bench_vision.py finetune [--task Lift] [--demos 10] [--seeds 0]
         [--env-steps 50000] [--critic-obs policy|state]
     .venv/bin/python scripts/bench_vision.py render [--seconds 20]
@@ -15,6 +16,8 @@ time) and is skipped on the next invocation, so the grid is resumable cell by ce
   ``state``: the privileged baseline, trained in the same run on the same demos so the two pair by seed),
   then ``--episodes`` held-out episodes with the mean action on the vector env's two workers (cameras
   rendered at the policy's resolution). Vision policies are kept under ``runs/vision/`` for fine-tuning.
+  ``--chunk H --execute-steps E``: BC predicts H-action chunks and evaluation executes the first E of each
+  open-loop before re-planning (ACT-style chunking, no temporal ensembling); H = 1 is the first cells'.
 - **finetune**: GIPO from a ``bc`` cell's vision policy on the same task: success before and after, env
   steps, wall time, per iteration approx-KL, GIPO's mean trust weight, the value loss and the rollouts'
   success; the run directory (learning curve PNG, metrics) under ``runs/vision/``. ``--critic-obs state``
@@ -45,7 +48,8 @@ CAMERAS = ("agentview",)
 def bc_policy_dir(task: str, demos: int, seed: int, obs: str, args: argparse.Namespace) -> Path:
     pool = "" if obs == "state" else f"_{args.image_pool}"
     steps = "" if args.bc_steps == 1500 else f"_{args.bc_steps}steps"
-    return RUNS / f"bc_{task}_{demos}_s{seed}_{obs.replace('+', '-')}_{camera_tag(args)}{pool}{steps}"
+    chunk = "" if args.chunk == 1 else f"_chunk{args.chunk}x{args.execute_steps}"
+    return RUNS / f"bc_{task}_{demos}_s{seed}_{obs.replace('+', '-')}_{camera_tag(args)}{pool}{steps}{chunk}"
 
 
 def camera_tag(args: argparse.Namespace) -> str:
@@ -72,12 +76,12 @@ def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Names
     t_demos = time.perf_counter() - start
     out = bc_policy_dir(task, demos, seed, obs, args)
     config = BCConfig(
-        chunk=1, steps=args.bc_steps, batch_size=args.batch_size, obs_set=obs, seed=seed,
+        chunk=args.chunk, steps=args.bc_steps, batch_size=args.batch_size, obs_set=obs, seed=seed,
         image_shift=args.image_shift, image_pool=args.image_pool,
     )  # fmt: skip
     result = train_bc(store, config, out=out, progress=True)
     t_bc = time.perf_counter() - start - t_demos
-    evaluation = evaluate_policy(out, task, args.episodes)
+    evaluation = evaluate_policy(out, task, args.episodes, args.execute_steps)
     return {
         "kind": "bc", "task": task, "demos": demos, "seed": seed, "obs": obs,
         "features": sorted(result.policy.config.low_dim) + sorted(result.policy.config.images),
@@ -86,14 +90,15 @@ def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Names
         "config": {"noise": args.noise, "bc_steps": args.bc_steps, "batch_size": args.batch_size,
                    "image_size": args.image_size, "image_shift": args.image_shift, "episodes": args.episodes,
                    "image_pool": result.policy.config.image_pool if result.policy.config.images else None,
-                   "cameras": list(args.cameras)},
+                   "cameras": list(args.cameras), "chunk": args.chunk, "execute_steps": args.execute_steps},
         "timing_s": {"demos": t_demos, "bc": t_bc, "eval": evaluation["wall_s"]},
         "wall_s": time.perf_counter() - start, **provenance(),
     }  # fmt: skip
 
 
-def evaluate_policy(path: Path, task: str, episodes: int) -> dict:
-    """The policy's mean action on ``episodes`` held-out seeds, on two workers rendering its cameras."""
+def evaluate_policy(path: Path, task: str, episodes: int, execute_steps: int = 1) -> dict:
+    """The policy's mean action on ``episodes`` held-out seeds, on two workers rendering its cameras,
+    executing the first ``execute_steps`` actions of each predicted chunk before re-planning."""
     from gipo_robot.loops.eval_pool import EvalPool
     from gipo_robot.policies import load_policy
     from gipo_robot.policies.obs_sets import sim_camera_options
@@ -103,7 +108,7 @@ def evaluate_policy(path: Path, task: str, episodes: int) -> dict:
     policy = load_policy(path)
     env_config = EnvConfig(task=task, **sim_camera_options(policy.config.images))
     with EvalPool.start(env_config, workers=2) as pool:
-        result = pool.evaluate(policy, episodes, execute_steps=1)
+        result = pool.evaluate(policy, episodes, execute_steps=execute_steps)
     return {"success_rate": result.success_rate, "success_ci95": list(result.success_ci95),
             "wall_s": time.perf_counter() - start}  # fmt: skip
 
@@ -189,7 +194,14 @@ def obs_label(run: dict) -> str:
     pool, cameras = run["config"].get("image_pool"), run["config"].get("cameras", list(CAMERAS))
     label = run["obs"] + (f" ({pool} pool)" if pool not in (None, "spatial_softmax") else "")
     label += f" [{' + '.join(cameras)}]" if run["obs"] != "state" and len(cameras) > 1 else ""
-    return label + (f" {run['config']['bc_steps']} steps" if run["config"]["bc_steps"] != 1500 else "")
+    label += f" {run['config']['bc_steps']} steps" if run["config"]["bc_steps"] != 1500 else ""
+    chunk, execute = chunk_of(run)
+    return label + (f" chunk {chunk} execute {execute}" if chunk != 1 else "")
+
+
+def chunk_of(run: dict) -> tuple[int, int]:
+    """A bc cell's (chunk, execute_steps); the first cells predate the fields and were (1, 1)."""
+    return run["config"].get("chunk", 1), run["config"].get("execute_steps", 1)
 
 
 def report(runs: list[dict]) -> None:
@@ -241,6 +253,10 @@ def main() -> None:
     parser.add_argument("--image-pool", default="spatial_softmax", choices=["spatial_softmax", "mean"])
     parser.add_argument("--bc-steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--chunk", type=int, default=1, help="bc: actions predicted per observation (H)")
+    parser.add_argument(
+        "--execute-steps", type=int, default=1, help="bc: actions of each chunk executed before re-planning"
+    )
     parser.add_argument("--env-steps", type=int, default=50_000)
     parser.add_argument("--steps-per-env", type=int, default=250)
     parser.add_argument("--epochs", type=int, default=8)
@@ -257,6 +273,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    if not 1 <= args.execute_steps <= args.chunk:
+        parser.error(f"--execute-steps must be in 1..--chunk ({args.chunk}), got {args.execute_steps}")
 
     runs = read_runs(args.out, missing_ok=True)
     if args.what == "report":
@@ -274,6 +292,7 @@ def main() -> None:
             and r["config"].get("image_pool") in (None, args.image_pool)
             and r["config"].get("cameras", list(CAMERAS)) == list(args.cameras)
             and r["config"]["bc_steps"] == args.bc_steps
+            and chunk_of(r) == (args.chunk, args.execute_steps)
         }
         cells = [(t, d, s, o) for t in args.tasks for d in args.demos for s in args.seeds for o in args.obs]
         if args.only:
