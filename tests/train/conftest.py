@@ -1,9 +1,15 @@
-"""A small BC policy for Lift, trained once per test session from scripted demonstrations."""
+"""A small BC policy for Lift, trained once per test session from scripted demonstrations; a tiny untrained
+camera policy for the camera fine-tuning tests."""
 
 import pytest
+import torch
 
+from gipo_robot.policies import GaussianPolicy, PolicyConfig, save_policy
 from gipo_robot.policies.bc import BCConfig, train_bc
 from gipo_robot.sim.experts import record_demos
+
+CAMERA = "agentview_image"
+PROPRIO = {"robot0_eef_pos": [3], "robot0_gripper_qpos": [2]}  # no obs.object: what a real arm senses
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +23,17 @@ def lift_bc_policy(tmp_path_factory):
         progress=False,
     )
     return root / "policy"
+
+
+@pytest.fixture(scope="module")
+def vision_policy(tmp_path_factory):
+    """A tiny untrained camera policy (32x32 agentview + proprioception), with action bounds."""
+    torch.manual_seed(0)
+    policy = GaussianPolicy(
+        PolicyConfig(
+            low_dim=PROPRIO, images={CAMERA: [3, 32, 32]}, action_dim=7, hidden=[32],
+            cnn_channels=[8, 8], image_feature_dim=8,
+        )
+    )  # fmt: skip
+    policy.set_action_bounds(-torch.ones(7), torch.ones(7))
+    return save_policy(tmp_path_factory.mktemp("vision") / "policy", policy)

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from gipo_robot.configs import save_config
 from gipo_robot.datasets import EpisodeStore
-from gipo_robot.policies import GaussianPolicy, PolicyConfig, load_policy, save_policy
+from gipo_robot.policies import load_policy
 from gipo_robot.policies.checkpoint import load_critic
 from gipo_robot.policies.critic import Critic
 from gipo_robot.sim import make_vector_env
@@ -42,20 +42,6 @@ TINY = dict(
     policy_lr=1e-3,
     camera_encoder_lr_scale=1.0,  # large enough that one run moves the tiny CNN visibly
 )
-
-
-@pytest.fixture(scope="module")
-def vision_policy(tmp_path_factory):
-    """A tiny untrained camera policy (32x32 agentview + proprioception), with action bounds."""
-    torch.manual_seed(0)
-    policy = GaussianPolicy(
-        PolicyConfig(
-            low_dim=PROPRIO, images={CAMERA: [3, 32, 32]}, action_dim=7, hidden=[32],
-            cnn_channels=[8, 8], image_feature_dim=8,
-        )
-    )  # fmt: skip
-    policy.set_action_bounds(-torch.ones(7), torch.ones(7))
-    return save_policy(tmp_path_factory.mktemp("vision") / "policy", policy)
 
 
 @pytest.fixture(scope="module")
