@@ -239,7 +239,7 @@ class Learner:
         else:
             record["skipped_updates"] = 0
         with torch.no_grad():
-            obs = to_device({k: v[:1] for k, v in data["obs"].items()}, self.device)
+            obs = self._rows(data, self.policy, slice(0, 1))
             record["log_std_mean"] = float(self.policy.distribution_params(obs)[1].mean())
         return record
 
@@ -262,6 +262,11 @@ class Learner:
             "ret": torch.cat([r.reshape(-1) for r in rets]).cpu(),
         }
 
+    def _rows(self, data: dict[str, Any], net: GaussianPolicy | Critic, idx: Tensor | slice) -> dict:
+        """Rows ``idx`` of the features ``net`` reads, on the learner's device: a state critic's minibatch
+        carries no frames, and the policy's no privileged state."""
+        return {k: data["obs"][k][idx].to(self.device) for k in [*net.config.low_dim, *net.config.images]}
+
     def _update_critic(
         self,
         data: dict[str, Any],
@@ -274,7 +279,7 @@ class Learner:
         config, optim = self.config, self.optimizers["critic"]
         losses = []
         for idx in replay.minibatches(config.minibatch_size, n_updates, generator):
-            obs = to_device({k: v[idx] for k, v in data["obs"].items()}, self.device)
+            obs = self._rows(data, self.critic, idx)
             loss = torch.nn.functional.mse_loss(self.critic(obs), data["ret"][idx].to(self.device))
             if self._step(loss, self.critic, optim, iteration, "critic") is not None:
                 losses.append(loss.item())
@@ -313,7 +318,7 @@ class Learner:
         """The objective on minibatch ``idx`` (advantages normalised per minibatch), plus the BC term."""
         config, policy = self.config, self.policy
         mb = to_device({k: data[k][idx] for k in ("actions", "logp_b", "mask", "adv")}, self.device)
-        obs = to_device({k: v[idx] for k, v in data["obs"].items()}, self.device)
+        obs = self._rows(data, policy, idx)
         logp = policy.log_prob_per_dim(obs, mb["actions"])
         adv = normalize(mb["adv"])
         loss, stats = self.objective(
