@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_vision.py bc [--tasks Lift] [--demos 10 20 50] [--seeds 0 1 2]
         [--obs proprio+cameras state] [--episodes 50] [--only TASK:DEMOS:SEED:OBS]
-        [--chunk 1] [--execute-steps 1]
+        [--chunk 1] [--execute-steps 1] [--proprio all|eef]
     .venv/bin/python scripts/bench_vision.py finetune [--task Lift] [--demos 10] [--seeds 0]
         [--env-steps 50000] [--critic-obs policy|state]
     .venv/bin/python scripts/bench_vision.py render [--seconds 20]
@@ -18,6 +18,8 @@ time) and is skipped on the next invocation, so the grid is resumable cell by ce
   rendered at the policy's resolution). Vision policies are kept under ``runs/vision/`` for fine-tuning.
   ``--chunk H --execute-steps E``: BC predicts H-action chunks and evaluation executes the first E of each
   open-loop before re-planning (ACT-style chunking, no temporal ensembling); H = 1 is the first cells'.
+  ``--proprio eef``: the vision policy reads only the end-effector pose and gripper position beside its
+  cameras (robomimic's image agents' set), not the joint positions and velocities of ``all``.
 - **finetune**: GIPO from a ``bc`` cell's vision policy on the same task: success before and after, env
   steps, wall time, per iteration approx-KL, GIPO's mean trust weight, the value loss and the rollouts'
   success; the run directory (learning curve PNG, metrics) under ``runs/vision/``. ``--critic-obs state``
@@ -43,13 +45,19 @@ from bench_staleness import append_run, read_runs
 OUT = Path("benchmarks/vision.json")
 RUNS = Path("runs/vision")
 CAMERAS = ("agentview",)
+#: ``--proprio``: which proprioceptive features a vision cell reads beside its cameras. ``all``: every
+#: non-privileged low-dim feature (joint positions and velocities included; the first cells'); ``eef``:
+#: robomimic's image agents' set, end-effector pose and gripper position, no velocities.
+PROPRIO = {"all": None, "eef": ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")}
 
 
 def bc_policy_dir(task: str, demos: int, seed: int, obs: str, args: argparse.Namespace) -> Path:
     pool = "" if obs == "state" else f"_{args.image_pool}"
     steps = "" if args.bc_steps == 1500 else f"_{args.bc_steps}steps"
     chunk = "" if args.chunk == 1 else f"_chunk{args.chunk}x{args.execute_steps}"
-    return RUNS / f"bc_{task}_{demos}_s{seed}_{obs.replace('+', '-')}_{camera_tag(args)}{pool}{steps}{chunk}"
+    proprio = "" if obs == "state" or args.proprio == "all" else f"_proprio-{args.proprio}"
+    variant = f"{pool}{steps}{chunk}{proprio}"
+    return RUNS / f"bc_{task}_{demos}_s{seed}_{obs.replace('+', '-')}_{camera_tag(args)}{variant}"
 
 
 def camera_tag(args: argparse.Namespace) -> str:
@@ -75,8 +83,13 @@ def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Names
     store = EpisodeStore.open(store_path)
     t_demos = time.perf_counter() - start
     out = bc_policy_dir(task, demos, seed, obs, args)
+    keys = None
+    if obs == "proprio+cameras" and PROPRIO[args.proprio] is not None:
+        cameras = [f"obs.{c}_image" for c in args.cameras]
+        keys = [f"obs.{k}" for k in PROPRIO[args.proprio]] + cameras
     config = BCConfig(
-        chunk=args.chunk, steps=args.bc_steps, batch_size=args.batch_size, obs_set=obs, seed=seed,
+        obs_keys=keys, chunk=args.chunk,
+        steps=args.bc_steps, batch_size=args.batch_size, obs_set=obs, seed=seed,
         image_shift=args.image_shift, image_pool=args.image_pool,
     )  # fmt: skip
     result = train_bc(store, config, out=out, progress=True)
@@ -90,7 +103,8 @@ def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Names
         "config": {"noise": args.noise, "bc_steps": args.bc_steps, "batch_size": args.batch_size,
                    "image_size": args.image_size, "image_shift": args.image_shift, "episodes": args.episodes,
                    "image_pool": result.policy.config.image_pool if result.policy.config.images else None,
-                   "cameras": list(args.cameras), "chunk": args.chunk, "execute_steps": args.execute_steps},
+                   "cameras": list(args.cameras), "chunk": args.chunk, "execute_steps": args.execute_steps,
+                   "proprio": "all" if obs == "state" else args.proprio},
         "timing_s": {"demos": t_demos, "bc": t_bc, "eval": evaluation["wall_s"]},
         "wall_s": time.perf_counter() - start, **provenance(),
     }  # fmt: skip
@@ -124,6 +138,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
                          "proprio+cameras` first")  # fmt: skip
     start = time.perf_counter()
     critic = "" if args.critic_obs == "policy" else f"_critic-{args.critic_obs}"
+    critic += "" if args.proprio == "all" else f"_proprio-{args.proprio}"
     run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k{critic}"
     config = FinetuneConfig(
         task=task, objective="gipo", env_steps=args.env_steps, num_envs=2, steps_per_env=args.steps_per_env,
@@ -142,7 +157,8 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
         "final_ci95": final["success_ci95"], "env_steps": history[-1]["env_steps"] if history else 0,
         "curve": curve, "run": str(run_dir), "wall_s": wall,
         "config": {"steps_per_env": args.steps_per_env, "epochs": args.epochs, "policy_lr": args.policy_lr,
-                   "replay_size": args.replay_size, "episodes": args.episodes, "critic_obs": args.critic_obs},
+                   "replay_size": args.replay_size, "episodes": args.episodes, "critic_obs": args.critic_obs,
+                   "proprio": args.proprio},
         **provenance(),
     }  # fmt: skip
 
@@ -196,7 +212,13 @@ def obs_label(run: dict) -> str:
     label += f" [{' + '.join(cameras)}]" if run["obs"] != "state" and len(cameras) > 1 else ""
     label += f" {run['config']['bc_steps']} steps" if run["config"]["bc_steps"] != 1500 else ""
     chunk, execute = chunk_of(run)
-    return label + (f" chunk {chunk} execute {execute}" if chunk != 1 else "")
+    label += f" chunk {chunk} execute {execute}" if chunk != 1 else ""
+    return label + (f" proprio {proprio_of(run)}" if proprio_of(run) != "all" else "")
+
+
+def proprio_of(run: dict) -> str:
+    """A bc cell's ``--proprio`` (the cells before the option read ``all``)."""
+    return run["config"].get("proprio", "all")
 
 
 def chunk_of(run: dict) -> tuple[int, int]:
@@ -251,6 +273,10 @@ def main() -> None:
     parser.add_argument("--cameras", nargs="+", default=list(CAMERAS), help="cameras the demos record")
     parser.add_argument("--image-shift", type=int, default=4)
     parser.add_argument("--image-pool", default="spatial_softmax", choices=["spatial_softmax", "mean"])
+    parser.add_argument(
+        "--proprio", default="all", choices=list(PROPRIO),
+        help="proprioception a vision policy reads (eef: end-effector pose + gripper position, robomimic's)",
+    )  # fmt: skip
     parser.add_argument("--bc-steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--chunk", type=int, default=1, help="bc: actions predicted per observation (H)")
@@ -293,6 +319,7 @@ def main() -> None:
             and r["config"].get("cameras", list(CAMERAS)) == list(args.cameras)
             and r["config"]["bc_steps"] == args.bc_steps
             and chunk_of(r) == (args.chunk, args.execute_steps)
+            and (r["obs"] == "state" or proprio_of(r) == args.proprio)
         }
         cells = [(t, d, s, o) for t in args.tasks for d in args.demos for s in args.seeds for o in args.obs]
         if args.only:
@@ -305,6 +332,7 @@ def main() -> None:
     done = {  # a cell is (task, demos, seed) with what its critic reads (the first cells: the policy's)
         (r["task"], r["demos"], r["seed"]) for r in runs
         if r["kind"] == "finetune" and r.get("critic_obs", "policy") == args.critic_obs
+        and r["config"].get("proprio", "all") == args.proprio
     }  # fmt: skip
     cells = [(t, d, s) for t in args.tasks for d in args.demos for s in args.seeds]
     if args.only:
