@@ -56,7 +56,8 @@ def bc_policy_dir(task: str, demos: int, seed: int, obs: str, args: argparse.Nam
     steps = "" if args.bc_steps == 1500 else f"_{args.bc_steps}steps"
     chunk = "" if args.chunk == 1 else f"_chunk{args.chunk}x{args.execute_steps}"
     proprio = "" if obs == "state" or args.proprio == "all" else f"_proprio-{args.proprio}"
-    variant = f"{pool}{steps}{chunk}{proprio}"
+    shift = "" if obs == "state" or args.image_shift == 4 else f"_shift{args.image_shift}"
+    variant = f"{pool}{steps}{chunk}{proprio}{shift}"
     return RUNS / f"bc_{task}_{demos}_s{seed}_{obs.replace('+', '-')}_{camera_tag(args)}{variant}"
 
 
@@ -139,6 +140,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
     start = time.perf_counter()
     critic = "" if args.critic_obs == "policy" else f"_critic-{args.critic_obs}"
     critic += "" if args.proprio == "all" else f"_proprio-{args.proprio}"
+    critic += "" if args.image_shift == 4 else f"_shift{args.image_shift}"
     run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k{critic}"
     config = FinetuneConfig(
         task=task, objective="gipo", env_steps=args.env_steps, num_envs=2, steps_per_env=args.steps_per_env,
@@ -158,7 +160,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
         "curve": curve, "run": str(run_dir), "wall_s": wall,
         "config": {"steps_per_env": args.steps_per_env, "epochs": args.epochs, "policy_lr": args.policy_lr,
                    "replay_size": args.replay_size, "episodes": args.episodes, "critic_obs": args.critic_obs,
-                   "proprio": args.proprio},
+                   "proprio": args.proprio, "image_shift": args.image_shift},
         **provenance(),
     }  # fmt: skip
 
@@ -213,7 +215,9 @@ def obs_label(run: dict) -> str:
     label += f" {run['config']['bc_steps']} steps" if run["config"]["bc_steps"] != 1500 else ""
     chunk, execute = chunk_of(run)
     label += f" chunk {chunk} execute {execute}" if chunk != 1 else ""
-    return label + (f" proprio {proprio_of(run)}" if proprio_of(run) != "all" else "")
+    label += f" proprio {proprio_of(run)}" if proprio_of(run) != "all" else ""
+    shift = run["config"]["image_shift"]
+    return label + (f" shift {shift} px" if run["obs"] != "state" and shift != 4 else "")
 
 
 def proprio_of(run: dict) -> str:
@@ -320,6 +324,7 @@ def main() -> None:
             and r["config"]["bc_steps"] == args.bc_steps
             and chunk_of(r) == (args.chunk, args.execute_steps)
             and (r["obs"] == "state" or proprio_of(r) == args.proprio)
+            and (r["obs"] == "state" or r["config"]["image_shift"] == args.image_shift)
         }
         cells = [(t, d, s, o) for t in args.tasks for d in args.demos for s in args.seeds for o in args.obs]
         if args.only:
@@ -333,6 +338,7 @@ def main() -> None:
         (r["task"], r["demos"], r["seed"]) for r in runs
         if r["kind"] == "finetune" and r.get("critic_obs", "policy") == args.critic_obs
         and r["config"].get("proprio", "all") == args.proprio
+        and r["config"].get("image_shift", 4) == args.image_shift
     }  # fmt: skip
     cells = [(t, d, s) for t in args.tasks for d in args.demos for s in args.seeds]
     if args.only:
