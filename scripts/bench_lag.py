@@ -6,6 +6,7 @@ data?
     .venv/bin/python scripts/bench_lag.py grid [--tasks Lift] [--arms gipo ppo_clip] [--lags 0 16]
         [--seeds 0 1 2 3 4 5 6 7] [--only TASK:ARM:LAG:SEED] [--list]
     .venv/bin/python scripts/bench_lag.py report
+    (each with ``--regime episodes10``: the quickstart-scale regime, its own files; see ``REGIMES``)
 
 The regime (``SETTINGS``): few env steps per iteration (2 envs x 200 steps on Lift, so whole episodes fit in
 an iteration), many gradient steps per env step (``epochs`` = the update-to-data ratio), and a controlled lag:
@@ -73,6 +74,31 @@ ARMS: dict[str, tuple[str, dict, str]] = {
 SETTINGS = {
     "Lift": {"steps_per_env": 200, "epochs": 8, "env_steps": 10_000, "eval_every": 5, "eval_episodes": 10},
 }
+#: ``--regime``: the settings per task, and where the regime's cells, tuning and runs go. ``reuse`` is the
+#: heavy-reuse grid above (two episodes per iteration); ``episodes10`` is the quickstart's scale, where
+#: fine-tuning lifts the BC start (2 x 1000 steps per iteration, ten episodes; 30k env steps), with the
+#: update-to-data ratio still raised (4 epochs) and the lag grid's replay of one batch.
+REGIMES: dict[str, dict[str, dict]] = {
+    "reuse": SETTINGS,
+    "episodes10": {
+        "Lift": {
+            "steps_per_env": 1000,
+            "epochs": 4,
+            "env_steps": 30_000,
+            "eval_every": 3,
+            "eval_episodes": 10,
+        },
+    },
+}
+
+
+def regime_paths(regime: str) -> tuple[Path, Path, Path]:
+    """(grid results, tuning results, run directory root) of a regime; ``reuse`` keeps the first files."""
+    if regime == "reuse":
+        return OUT, TUNE_OUT, RUNS
+    return Path(f"benchmarks/lag_{regime}.json"), Path(f"benchmarks/lag_tune_{regime}.json"), RUNS / regime
+
+
 TUNE_SEEDS = (100, 101, 102)
 
 
@@ -110,23 +136,26 @@ def start_success(task: str, seed: int, episodes: int) -> float:
     return known[str(episodes)]
 
 
-def run_cell(task: str, arm: str, lag: int, seed: int, lr: float, final_episodes: int) -> dict:
+def run_cell(
+    task: str, arm: str, lag: int, seed: int, lr: float, final_episodes: int, regime: str = "reuse"
+) -> dict:
     objective, params, ratio_level = ARMS[arm]
     began = time.perf_counter()
     base = start(task, seed)
     config = FinetuneConfig(
         task=task, objective=objective, objective_params=params, ratio_level=ratio_level, replay_size=1,
         policy_lag=lag, num_envs=2, minibatch_size=256, init_log_std=-2.5, policy_lr=lr, seed=seed,
-        **SETTINGS[task],
+        **REGIMES[regime][task],
     )  # fmt: skip
-    run_dir = RUNS / f"{task}_{arm}_L{lag}_lr{lr:g}_s{seed}"
+    run_dir = regime_paths(regime)[2] / f"{task}_{arm}_L{lag}_lr{lr:g}_s{seed}"
     resume = any((run_dir / name).exists() for name in ("checkpoint", "checkpoint.prev"))
     history = finetune(config, base, run_dir, resume=resume)
     summary, off = summarise(history), offpolicy(history)
     lags = [r.get("batch_lag", 0) for r in history]
     where = provenance()
     return {
-        "task": task, "objective": arm, "ratio_level": ratio_level, "lag": lag, "utd": config.epochs,
+        "task": task, "regime": regime, "objective": arm, "ratio_level": ratio_level, "lag": lag,
+        "utd": config.epochs,
         "seed": seed, "policy_lr": lr, "final_success": success(run_dir / "checkpoint", task, final_episodes),
         "final_episodes": final_episodes, "start_success": start_success(task, seed, final_episodes),
         "auc": summary["auc"], "curve": summary["curve"],
@@ -137,14 +166,14 @@ def run_cell(task: str, arm: str, lag: int, seed: int, lr: float, final_episodes
     }  # fmt: skip
 
 
-def tuned_lr(tune_runs: list[dict], task: str, arm: str) -> float:
+def tuned_lr(tune_runs: list[dict], task: str, arm: str, where: Path = TUNE_OUT) -> float:
     """The policy lr whose L = 0 tuning runs of ``arm`` had the best mean final success (then mean AUC)."""
     by_lr: dict[float, list[dict]] = {}
     for r in tune_runs:
         if (r["task"], r["objective"], r["lag"]) == (task, arm, 0):
             by_lr.setdefault(r["policy_lr"], []).append(r)
     if not by_lr:
-        raise SystemExit(f"{TUNE_OUT}: no tuning run of {task}:{arm} at L = 0: run `bench_lag.py tune` first")
+        raise SystemExit(f"{where}: no tuning run of {task}:{arm} at L = 0: run `bench_lag.py tune` first")
     score = {
         lr: (statistics.mean(r["final_success"] for r in rs), statistics.mean(r["auc"] for r in rs))
         for lr, rs in by_lr.items()
@@ -159,6 +188,7 @@ def key(r: dict) -> tuple:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["tune", "grid", "report"])
+    parser.add_argument("--regime", default="reuse", choices=list(REGIMES), help="the settings (REGIMES)")
     parser.add_argument("--tasks", nargs="+", default=["Lift"], choices=list(SETTINGS))
     parser.add_argument("--arms", nargs="+", default=["gipo", "ppo_clip"], choices=list(ARMS))
     parser.add_argument("--lags", nargs="+", type=int, default=[0, 16])
@@ -169,30 +199,35 @@ def main() -> None:
     parser.add_argument("--only", help="one grid cell, TASK:ARM:LAG:SEED")
     parser.add_argument("--list", action="store_true", help="print the cells still to run and exit")
     args = parser.parse_args()
+    grid_out, tune_out, _ = regime_paths(args.regime)
+    missing = [t for t in args.tasks if t not in REGIMES[args.regime]]
+    if missing:
+        parser.error(f"regime {args.regime!r} has no settings for {missing}")
     if args.command == "report":
         from lag_report import report
 
-        print(report(read_runs(OUT, missing_ok=True), read_runs(TUNE_OUT, missing_ok=True)))
+        prefix = Path("benchmarks/lag" if args.regime == "reuse" else f"benchmarks/lag_{args.regime}")
+        print(report(read_runs(grid_out, missing_ok=True), read_runs(tune_out, missing_ok=True), prefix))
         return
     if args.command == "tune":
-        out, seeds, final = TUNE_OUT, args.seeds or list(TUNE_SEEDS), args.final_episodes or 50
+        out, seeds, final = tune_out, args.seeds or list(TUNE_SEEDS), args.final_episodes or 50
         cells = [(t, a, 0, s, lr) for s in seeds for t in args.tasks for a in args.arms for lr in args.lrs]
     else:
-        out, seeds, final = OUT, args.seeds or list(range(8)), args.final_episodes or 100
-        tune = read_runs(TUNE_OUT, missing_ok=True)
-        lr = {(t, a): args.lr or tuned_lr(tune, t, a) for t in args.tasks for a in args.arms}
+        out, seeds, final = grid_out, args.seeds or list(range(8)), args.final_episodes or 100
+        tune = read_runs(tune_out, missing_ok=True)
+        lr = {(t, a): args.lr or tuned_lr(tune, t, a, tune_out) for t in args.tasks for a in args.arms}
         cells = [(t, a, g, s, lr[t, a]) for s in seeds for t in args.tasks for g in args.lags
                  for a in args.arms]  # fmt: skip
         if args.only:
             t, a, lag, s = args.only.split(":")
-            cells = [(t, a, int(lag), int(s), args.lr or tuned_lr(tune, t, a))]
+            cells = [(t, a, int(lag), int(s), args.lr or tuned_lr(tune, t, a, tune_out))]
     done = {key(r) for r in read_runs(out, missing_ok=True)}
     todo = [c for c in cells if c not in done]
     if args.list:
         print("\n".join(":".join(map(str, c)) for c in todo))
         return
     for cell in todo:
-        append_run(out, run_cell(*cell, final))
+        append_run(out, run_cell(*cell, final, args.regime))
 
 
 if __name__ == "__main__":

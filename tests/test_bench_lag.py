@@ -56,6 +56,19 @@ def test_the_grid_runs_seed_by_seed_and_skips_finished_cells(tmp_path):
     assert result.stdout.split() == ["Lift:gipo:0:0:3e-06"]
 
 
+def test_a_regime_keeps_its_own_tuning_and_cells(tmp_path):
+    # the reuse grid's cells and tuning do not count for another regime: its own files, its own refusal
+    (tmp_path / "benchmarks").mkdir()
+    done = {"task": "Lift", "objective": "gipo", "lag": 0, "seed": 0, "policy_lr": 1e-5}
+    (tmp_path / "benchmarks" / "lag.json").write_text(json.dumps({"runs": [done]}))
+    result = bench_lag_cli(tmp_path, "grid", "--regime", "episodes10", "--list")
+    assert result.returncode != 0 and "benchmarks/lag_tune_episodes10.json" in result.stderr
+    args = ("grid", "--regime", "episodes10", "--lr", "1e-5", "--arms", "gipo", "--lags", "0", "--seeds", "0")
+    assert bench_lag_cli(tmp_path, *args, "--list").stdout.split() == ["Lift:gipo:0:0:1e-05"]
+    (tmp_path / "benchmarks" / "lag_episodes10.json").write_text(json.dumps({"runs": [done]}))
+    assert bench_lag_cli(tmp_path, *args, "--list").stdout.split() == []
+
+
 def test_the_grid_takes_each_arms_tuned_learning_rate(tmp_path):
     (tmp_path / "benchmarks").mkdir()
     finals = [("gipo", 3e-6, 0.7), ("gipo", 1e-5, 0.5), ("ppo_clip", 3e-6, 0.6), ("ppo_clip", 1e-5, 0.8)]
