@@ -6,6 +6,7 @@
     .venv/bin/python scripts/bench_vision.py finetune [--task Lift] [--demos 10] [--seeds 0]
         [--env-steps 50000] [--critic-obs policy|state]
     .venv/bin/python scripts/bench_vision.py render [--seconds 20]
+    .venv/bin/python scripts/bench_vision.py failures --policy DIR [--episodes 50]
     .venv/bin/python scripts/bench_vision.py report
 
 Every cell lands in ``benchmarks/vision.json`` when it finishes (with its config, commit, CPU and wall
@@ -25,6 +26,8 @@ time) and is skipped on the next invocation, so the grid is resumable cell by ce
   success; the run directory (learning curve PNG, metrics) under ``runs/vision/``. ``--critic-obs state``
   gives the run an asymmetric critic (the simulator's low-dim state, object pose included; the policy still
   reads only the camera and proprioception): another cell, another run directory.
+- **failures**: how a Lift policy's held-out episodes fail (no reach: the gripper never came within 2 cm of
+  the cube; reached, not lifted), classified with the simulator's cube pose, which the policy never sees.
 - **render**: camera rollout throughput, env steps/s with random actions and one 84x84 camera: robosuite's
   exact rendering on one env (how camera rollouts ran before) vs the vision path (fast rendering, the
   vector env's two workers), in one run.
@@ -165,6 +168,47 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
     }  # fmt: skip
 
 
+def run_failures_cell(policy_dir: Path, episodes: int) -> dict:
+    """How a Lift policy's held-out episodes fail: the simulator's cube pose (never shown to a camera policy)
+    classifies each episode as success, *no reach* (the gripper never within 2 cm of the cube's centre) or
+    *reached, not lifted*; the closest approach is kept per episode."""
+    import torch
+
+    from gipo_robot.loops.actor import PolicyActor
+    from gipo_robot.loops.evaluate import EVAL_SEED
+    from gipo_robot.policies import load_policy
+    from gipo_robot.policies.obs_sets import sim_camera_options
+    from gipo_robot.sim import make_env
+
+    torch.set_num_threads(1)
+    policy = load_policy(policy_dir)
+    env = make_env("Lift", **sim_camera_options(policy.config.images))
+    actor, records = PolicyActor(policy, execute_steps=1), []
+    try:
+        for i in range(episodes):
+            obs, _ = env.reset(seed=EVAL_SEED + i)
+            actor.reset()
+            closest, success, done = np.inf, False, False
+            while not done:
+                cube = env.privileged_state()["cube_pos"]
+                closest = min(closest, float(np.linalg.norm(obs["robot0_eef_pos"] - cube)))
+                obs, _, terminated, truncated, info = env.step(actor.act(obs))
+                success, done = success or bool(info.get("success")), terminated or truncated
+            records.append({"seed": EVAL_SEED + i, "success": success, "closest_m": closest})
+    finally:
+        env.close()
+    failed = [r for r in records if not r["success"]]
+    return {
+        "kind": "failures", "task": "Lift", "policy": str(policy_dir), "episodes": records,
+        "success": sum(r["success"] for r in records) / episodes,
+        "no_reach": sum(r["closest_m"] >= 0.02 for r in failed) / episodes,
+        "reached_not_lifted": sum(r["closest_m"] < 0.02 for r in failed) / episodes,
+        "closest_failed_m": float(np.median([r["closest_m"] for r in failed])) if failed else None,
+        "closest_success_m": float(np.median([r["closest_m"] for r in records if r["success"]]))
+        if len(failed) < episodes else None, **provenance(),
+    }  # fmt: skip
+
+
 def steps_per_second(make, seconds: float) -> float:
     """Env steps/s of random actions on a vector env (``num_envs``) or one env, after 20 warm-up steps."""
     env = make()
@@ -245,6 +289,10 @@ def report(runs: list[dict]) -> None:
         print(f"finetune {r['task']} {r['demos']} demos seed {r['seed']} critic "
               f"{r.get('critic_obs', 'policy')}: {r['bc_success']:.2f} -> "
               f"{r['final_success']:.2f} in {r['env_steps']} env steps, {minutes:.0f} min")  # fmt: skip
+    for r in (r for r in runs if r["kind"] == "failures"):
+        print(f"failures {r['policy']}: success {r['success']:.2f}, no reach {r['no_reach']:.2f}, reached "
+              f"not lifted {r['reached_not_lifted']:.2f}; closest approach (median) failed "
+              f"{r['closest_failed_m']} m, succeeded {r['closest_success_m']} m")  # fmt: skip
     for r in (r for r in runs if r["kind"] == "render"):
         print(f"render: {r['before_steps_per_s']:.0f} -> {r['after_steps_per_s']:.0f} env steps/s "
               f"({r['ratio']:.1f}x; one env fast {r['one_env_fast_steps_per_s']:.0f})")  # fmt: skip
@@ -265,7 +313,8 @@ def vision_json(runs: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["bc", "finetune", "render", "report"])
+    parser.add_argument("what", choices=["bc", "finetune", "render", "failures", "report"])
+    parser.add_argument("--policy", type=Path, help="failures: the policy checkpoint directory to diagnose")
     parser.add_argument("--tasks", nargs="+", default=["Lift"])
     parser.add_argument("--demos", nargs="+", type=int, default=[10, 20, 50])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -313,6 +362,13 @@ def main() -> None:
         return
     if args.what == "render":
         append_run(args.out, run_render_cell(args))
+        return
+    if args.what == "failures":
+        if args.policy is None:
+            parser.error("failures needs --policy DIR")
+        done = {(r["policy"], len(r["episodes"])) for r in runs if r["kind"] == "failures"}
+        if (str(args.policy), args.episodes) not in done:
+            append_run(args.out, run_failures_cell(args.policy, args.episodes))
         return
     if args.what == "bc":
         done = {
