@@ -144,11 +144,13 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
     critic = "" if args.critic_obs == "policy" else f"_critic-{args.critic_obs}"
     critic += "" if args.proprio == "all" else f"_proprio-{args.proprio}"
     critic += "" if args.image_shift == 4 else f"_shift{args.image_shift}"
+    critic += "" if args.init_log_std == -2.5 else f"_logstd{args.init_log_std:g}"
     run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k{critic}"
     config = FinetuneConfig(
         task=task, objective="gipo", env_steps=args.env_steps, num_envs=2, steps_per_env=args.steps_per_env,
         epochs=args.epochs, policy_lr=args.policy_lr, replay_size=args.replay_size, minibatch_size=256,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=seed, critic_obs=args.critic_obs,
+        init_log_std=args.init_log_std,
     )  # fmt: skip
     history = finetune(config, base, run_dir, resume=(run_dir / "config.json").exists())
     wall = time.perf_counter() - start
@@ -163,7 +165,8 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
         "curve": curve, "run": str(run_dir), "wall_s": wall,
         "config": {"steps_per_env": args.steps_per_env, "epochs": args.epochs, "policy_lr": args.policy_lr,
                    "replay_size": args.replay_size, "episodes": args.episodes, "critic_obs": args.critic_obs,
-                   "proprio": args.proprio, "image_shift": args.image_shift},
+                   "proprio": args.proprio, "image_shift": args.image_shift,
+                   "init_log_std": args.init_log_std},
         **provenance(),
     }  # fmt: skip
 
@@ -341,6 +344,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--policy-lr", type=float, default=3e-4)
     parser.add_argument("--replay-size", type=int, default=16)
+    parser.add_argument(
+        "--init-log-std", type=float, default=-2.5, help="finetune: exploration log-std to start at"
+    )
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument(
@@ -395,6 +401,7 @@ def main() -> None:
         if r["kind"] == "finetune" and r.get("critic_obs", "policy") == args.critic_obs
         and r["config"].get("proprio", "all") == args.proprio
         and r["config"].get("image_shift", 4) == args.image_shift
+        and r["config"].get("init_log_std", -2.5) == args.init_log_std
     }  # fmt: skip
     cells = [(t, d, s) for t in args.tasks for d in args.demos for s in args.seeds]
     if args.only:
