@@ -145,6 +145,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
     critic += "" if args.proprio == "all" else f"_proprio-{args.proprio}"
     critic += "" if args.image_shift == 4 else f"_shift{args.image_shift}"
     critic += "" if args.init_log_std == -2.5 else f"_logstd{args.init_log_std:g}"
+    critic += "" if args.policy_lr == 1e-5 else f"_lr{args.policy_lr:g}"  # the first cells' lr: no suffix
     run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k{critic}"
     config = FinetuneConfig(
         task=task, objective="gipo", env_steps=args.env_steps, num_envs=2, steps_per_env=args.steps_per_env,
@@ -402,6 +403,7 @@ def main() -> None:
         and r["config"].get("proprio", "all") == args.proprio
         and r["config"].get("image_shift", 4) == args.image_shift
         and r["config"].get("init_log_std", -2.5) == args.init_log_std
+        and r["config"]["policy_lr"] == args.policy_lr
     }  # fmt: skip
     cells = [(t, d, s) for t in args.tasks for d in args.demos for s in args.seeds]
     if args.only:
