@@ -151,7 +151,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
         task=task, objective="gipo", env_steps=args.env_steps, num_envs=2, steps_per_env=args.steps_per_env,
         epochs=args.epochs, policy_lr=args.policy_lr, replay_size=args.replay_size, minibatch_size=256,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=seed, critic_obs=args.critic_obs,
-        init_log_std=args.init_log_std,
+        init_log_std=args.init_log_std, log_std_floor=min(-3.0, args.init_log_std),  # floor: not above start
     )  # fmt: skip
     history = finetune(config, base, run_dir, resume=(run_dir / "config.json").exists())
     wall = time.perf_counter() - start
@@ -167,7 +167,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
         "config": {"steps_per_env": args.steps_per_env, "epochs": args.epochs, "policy_lr": args.policy_lr,
                    "replay_size": args.replay_size, "episodes": args.episodes, "critic_obs": args.critic_obs,
                    "proprio": args.proprio, "image_shift": args.image_shift,
-                   "init_log_std": args.init_log_std},
+                   "init_log_std": args.init_log_std, "log_std_floor": config.log_std_floor},
         **provenance(),
     }  # fmt: skip
 
