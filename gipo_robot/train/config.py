@@ -190,6 +190,12 @@ class FinetuneConfig:
             raise ValueError(
                 "FinetuneConfig.bc_coef > 0 needs demo_store (the demonstrations to regularise toward)"
             )
+        floor, start = self.log_std_floor, self.init_log_std
+        if floor is not None and start is not None and start < floor:
+            raise ValueError(
+                f"FinetuneConfig.init_log_std {start:g} is below log_std_floor {floor:g}: the first update "
+                f"would lift the exploration noise to the floor; set log_std_floor <= {start:g} (or None)"
+            )
         self._check_backend()
         self._check_learner_device()
 

@@ -91,3 +91,8 @@ def test_config_errors_name_the_field():
         FinetuneConfig(replay_size=0)
     with pytest.raises(ValueError, match="ratio_level"):
         FinetuneConfig(ratio_level="token")
+    # a start below the floor would be lifted to it at the first update (approx-KL ~1 on that batch)
+    with pytest.raises(ValueError, match=r"init_log_std -3\.5 is below log_std_floor -3:"):
+        FinetuneConfig(init_log_std=-3.5)
+    assert FinetuneConfig(init_log_std=-3.5, log_std_floor=-3.5).log_std_floor == -3.5
+    assert FinetuneConfig(init_log_std=-3.5, log_std_floor=None).init_log_std == -3.5
