@@ -290,8 +290,11 @@ def report(runs: list[dict]) -> None:
         print(f"| {key[0]} | {key[1]} | {key[2]} | {per_seed} | {statistics.mean(rates):.2f} ± {std:.2f} |")
     for r in (r for r in runs if r["kind"] == "finetune"):
         minutes = r["wall_s"] / 60
+        c = r["config"]
+        variant = f" shift {c.get('image_shift', 4)} log-std {c.get('init_log_std', -2.5)}"
+        variant += f" lr {c['policy_lr']:g}"
         print(f"finetune {r['task']} {r['demos']} demos seed {r['seed']} critic "
-              f"{r.get('critic_obs', 'policy')}: {r['bc_success']:.2f} -> "
+              f"{r.get('critic_obs', 'policy')}{variant}: {r['bc_success']:.2f} -> "
               f"{r['final_success']:.2f} in {r['env_steps']} env steps, {minutes:.0f} min")  # fmt: skip
     for r in (r for r in runs if r["kind"] == "failures"):
         print(f"failures {r['policy']}: success {r['success']:.2f}, no reach {r['no_reach']:.2f}, reached "
