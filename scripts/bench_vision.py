@@ -4,7 +4,8 @@
         [--obs proprio+cameras state] [--episodes 50] [--only TASK:DEMOS:SEED:OBS]
         [--chunk 1] [--execute-steps 1] [--proprio all|eef]
     .venv/bin/python scripts/bench_vision.py finetune [--task Lift] [--demos 10] [--seeds 0]
-        [--env-steps 50000] [--critic-obs policy|state]
+        [--env-steps 50000] [--critic-obs policy|state] [--init-log-std -2.5]
+        (and the flags that name its BC start: --cameras, --image-shift, --proprio)
     .venv/bin/python scripts/bench_vision.py render [--seconds 20]
     .venv/bin/python scripts/bench_vision.py failures --policy DIR [--episodes 50]
     .venv/bin/python scripts/bench_vision.py report
@@ -142,6 +143,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
                          "proprio+cameras` first")  # fmt: skip
     start = time.perf_counter()
     critic = "" if args.critic_obs == "policy" else f"_critic-{args.critic_obs}"
+    critic += "" if tuple(args.cameras) == CAMERAS else "_" + "-".join(args.cameras)
     critic += "" if args.proprio == "all" else f"_proprio-{args.proprio}"
     critic += "" if args.image_shift == 4 else f"_shift{args.image_shift}"
     critic += "" if args.init_log_std == -2.5 else f"_logstd{args.init_log_std:g}"
@@ -166,7 +168,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
         "curve": curve, "run": str(run_dir), "wall_s": wall,
         "config": {"steps_per_env": args.steps_per_env, "epochs": args.epochs, "policy_lr": args.policy_lr,
                    "replay_size": args.replay_size, "episodes": args.episodes, "critic_obs": args.critic_obs,
-                   "proprio": args.proprio, "image_shift": args.image_shift,
+                   "proprio": args.proprio, "image_shift": args.image_shift, "cameras": list(args.cameras),
                    "init_log_std": args.init_log_std, "log_std_floor": config.log_std_floor},
         **provenance(),
     }  # fmt: skip
@@ -407,6 +409,7 @@ def main() -> None:
         and r["config"].get("image_shift", 4) == args.image_shift
         and r["config"].get("init_log_std", -2.5) == args.init_log_std
         and r["config"]["policy_lr"] == args.policy_lr
+        and r["config"].get("cameras", list(CAMERAS)) == list(args.cameras)
     }  # fmt: skip
     cells = [(t, d, s) for t in args.tasks for d in args.demos for s in args.seeds]
     if args.only:
