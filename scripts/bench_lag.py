@@ -206,7 +206,7 @@ def main() -> None:
     if args.command == "report":
         from lag_report import report
 
-        prefix = Path("benchmarks/lag" if args.regime == "reuse" else f"benchmarks/lag_{args.regime}")
+        prefix = grid_out.with_suffix("")  # the PNGs sit beside the regime's results: <results>_<task>.png
         print(report(read_runs(grid_out, missing_ok=True), read_runs(tune_out, missing_ok=True), prefix))
         return
     if args.command == "tune":

@@ -142,13 +142,13 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
         raise SystemExit(f"no bc cell for {base}: run `bench_vision.py bc --only {task}:{demos}:{seed}:"
                          "proprio+cameras` first")  # fmt: skip
     start = time.perf_counter()
-    critic = "" if args.critic_obs == "policy" else f"_critic-{args.critic_obs}"
-    critic += "" if tuple(args.cameras) == CAMERAS else "_" + "-".join(args.cameras)
-    critic += "" if args.proprio == "all" else f"_proprio-{args.proprio}"
-    critic += "" if args.image_shift == 4 else f"_shift{args.image_shift}"
-    critic += "" if args.init_log_std == -2.5 else f"_logstd{args.init_log_std:g}"
-    critic += "" if args.policy_lr == 1e-5 else f"_lr{args.policy_lr:g}"  # the first cells' lr: no suffix
-    run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k{critic}"
+    variant = "" if args.critic_obs == "policy" else f"_critic-{args.critic_obs}"
+    variant += "" if tuple(args.cameras) == CAMERAS else "_" + "-".join(args.cameras)
+    variant += "" if args.proprio == "all" else f"_proprio-{args.proprio}"
+    variant += "" if args.image_shift == 4 else f"_shift{args.image_shift}"
+    variant += "" if args.init_log_std == -2.5 else f"_logstd{args.init_log_std:g}"
+    variant += "" if args.policy_lr == 1e-5 else f"_lr{args.policy_lr:g}"  # the first cells' lr: no suffix
+    run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k{variant}"
     config = FinetuneConfig(
         task=task, objective="gipo", env_steps=args.env_steps, num_envs=2, steps_per_env=args.steps_per_env,
         epochs=args.epochs, policy_lr=args.policy_lr, replay_size=args.replay_size, minibatch_size=256,
