@@ -5,6 +5,7 @@
         [--chunk 1] [--execute-steps 1] [--proprio all|eef]
     .venv/bin/python scripts/bench_vision.py finetune [--task Lift] [--demos 10] [--seeds 0]
         [--env-steps 50000] [--critic-obs policy|state] [--init-log-std -2.5]
+        [--camera-encoder finetune|frozen]
         (and the flags that name its BC start: --cameras, --image-shift, --proprio)
     .venv/bin/python scripts/bench_vision.py render [--seconds 20]
     .venv/bin/python scripts/bench_vision.py failures --policy DIR [--episodes 50]
@@ -148,12 +149,14 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
     variant += "" if args.image_shift == 4 else f"_shift{args.image_shift}"
     variant += "" if args.init_log_std == -2.5 else f"_logstd{args.init_log_std:g}"
     variant += "" if args.policy_lr == 1e-5 else f"_lr{args.policy_lr:g}"  # the first cells' lr: no suffix
+    variant += "" if args.camera_encoder == "finetune" else f"_encoder-{args.camera_encoder}"
     run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k{variant}"
     config = FinetuneConfig(
         task=task, objective="gipo", env_steps=args.env_steps, num_envs=2, steps_per_env=args.steps_per_env,
         epochs=args.epochs, policy_lr=args.policy_lr, replay_size=args.replay_size, minibatch_size=256,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=seed, critic_obs=args.critic_obs,
         init_log_std=args.init_log_std, log_std_floor=min(-3.0, args.init_log_std),  # floor: not above start
+        camera_encoder=args.camera_encoder,
     )  # fmt: skip
     history = finetune(config, base, run_dir, resume=(run_dir / "config.json").exists())
     wall = time.perf_counter() - start
@@ -169,7 +172,8 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
         "config": {"steps_per_env": args.steps_per_env, "epochs": args.epochs, "policy_lr": args.policy_lr,
                    "replay_size": args.replay_size, "episodes": args.episodes, "critic_obs": args.critic_obs,
                    "proprio": args.proprio, "image_shift": args.image_shift, "cameras": list(args.cameras),
-                   "init_log_std": args.init_log_std, "log_std_floor": config.log_std_floor},
+                   "init_log_std": args.init_log_std, "log_std_floor": config.log_std_floor,
+                   "camera_encoder": args.camera_encoder},
         **provenance(),
     }  # fmt: skip
 
@@ -294,7 +298,8 @@ def report(runs: list[dict]) -> None:
         minutes = r["wall_s"] / 60
         c = r["config"]
         variant = f" shift {c.get('image_shift', 4)} log-std {c.get('init_log_std', -2.5)}"
-        variant += f" lr {c['policy_lr']:g}"
+        variant += f" lr {c['policy_lr']:g} cameras {'+'.join(c.get('cameras', CAMERAS))}"
+        variant += f" encoder {c.get('camera_encoder', 'finetune')}"
         print(f"finetune {r['task']} {r['demos']} demos seed {r['seed']} critic "
               f"{r.get('critic_obs', 'policy')}{variant}: {r['bc_success']:.2f} -> "
               f"{r['final_success']:.2f} in {r['env_steps']} env steps, {minutes:.0f} min")  # fmt: skip
@@ -361,6 +366,10 @@ def main() -> None:
         choices=["policy", "state"],
         help="finetune: what the critic reads (state: the simulator's, object pose included)",
     )
+    parser.add_argument(
+        "--camera-encoder", default="finetune", choices=["finetune", "frozen"],
+        help="finetune: the policy's camera encoders learn at 0.1x its lr (finetune) or stay as BC left them",
+    )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -410,6 +419,7 @@ def main() -> None:
         and r["config"].get("init_log_std", -2.5) == args.init_log_std
         and r["config"]["policy_lr"] == args.policy_lr
         and r["config"].get("cameras", list(CAMERAS)) == list(args.cameras)
+        and r["config"].get("camera_encoder", "finetune") == args.camera_encoder
     }  # fmt: skip
     cells = [(t, d, s) for t in args.tasks for d in args.demos for s in args.seeds]
     if args.only:
