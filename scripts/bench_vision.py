@@ -8,6 +8,7 @@
         [--camera-encoder finetune|frozen]
         (and the flags that name its BC start: --cameras, --image-shift, --proprio)
     .venv/bin/python scripts/bench_vision.py render [--seconds 20]
+    .venv/bin/python scripts/bench_vision.py collect --policy DIR [--steps-per-env 250] [--repeats 3]
     .venv/bin/python scripts/bench_vision.py failures --policy DIR [--episodes 50]
     .venv/bin/python scripts/bench_vision.py report
 
@@ -28,6 +29,9 @@ time) and is skipped on the next invocation, so the grid is resumable cell by ce
   success; the run directory (learning curve PNG, metrics) under ``runs/vision/``. ``--critic-obs state``
   gives the run an asymmetric critic (the simulator's low-dim state, object pose included; the policy still
   reads only the camera and proprioception): another cell, another run directory.
+- **collect**: fine-tuning's collection with a camera policy (it samples every step on the vector env's two
+  workers), env steps/s with torch's default intra-op threads vs one thread (``collect_iteration``'s), in
+  one run.
 - **failures**: how a Lift policy's held-out episodes fail (no reach: the gripper never came within 2 cm of
   the cube; reached, not lifted), classified with the simulator's cube pose, which the policy never sees.
 - **render**: camera rollout throughput, env steps/s with random actions and one 84x84 camera: robosuite's
@@ -261,6 +265,38 @@ def run_render_cell(args: argparse.Namespace) -> dict:
             "after_steps_per_s": after, "ratio": after / before, **provenance()}  # fmt: skip
 
 
+def run_collect_cell(policy_dir: Path, task: str, steps: int, repeats: int) -> dict:
+    """Env steps/s of fine-tuning's collection (``collect``: the policy samples an action for each env every
+    step while the vector env's two workers render its cameras) with torch's default intra-op threads and
+    with one (what ``collect_iteration`` acts with), alternating ``repeats`` times in one run."""
+    import torch
+
+    from gipo_robot.policies import load_policy
+    from gipo_robot.policies.obs_sets import sim_camera_options
+    from gipo_robot.sim import make_vector_env
+    from gipo_robot.train.collect import collect
+
+    policy, default = load_policy(policy_dir).eval(), torch.get_num_threads()
+    venv = make_vector_env(task, 2, **sim_camera_options(policy.config.images))
+    rates: dict[str, list[float]] = {"default": [], "one": []}
+    try:
+        collect(policy, venv, 20, seed=0, version=0, generator=torch.Generator().manual_seed(0))  # warm-up
+        for r in range(repeats):
+            for name, threads in (("default", default), ("one", 1)):
+                torch.set_num_threads(threads)
+                t0 = time.perf_counter()
+                collect(policy, venv, steps, seed=r, version=0, generator=torch.Generator().manual_seed(r))
+                rates[name].append(steps * venv.num_envs / (time.perf_counter() - t0))
+    finally:
+        torch.set_num_threads(default)
+        venv.close()
+    ratio = statistics.median(rates["one"]) / statistics.median(rates["default"])
+    cameras = sorted(policy.config.images)
+    return {"kind": "collect", "task": task, "policy": str(policy_dir), "cameras": cameras,
+            "steps_per_env": steps, "default_threads": default, "default_steps_per_s": rates["default"],
+            "one_thread_steps_per_s": rates["one"], "ratio": ratio, **provenance()}  # fmt: skip
+
+
 def obs_label(run: dict) -> str:
     """The cell's observation set, with the camera pooling where it is not the default."""
     pool, cameras = run["config"].get("image_pool"), run["config"].get("cameras", list(CAMERAS))
@@ -307,6 +343,10 @@ def report(runs: list[dict]) -> None:
         print(f"failures {r['policy']}: success {r['success']:.2f}, no reach {r['no_reach']:.2f}, reached "
               f"not lifted {r['reached_not_lifted']:.2f}; closest approach (median) failed "
               f"{r['closest_failed_m']} m, succeeded {r['closest_success_m']} m")  # fmt: skip
+    for r in (r for r in runs if r["kind"] == "collect"):
+        before, after = (statistics.median(r[k]) for k in ("default_steps_per_s", "one_thread_steps_per_s"))
+        print(f"collect {r['policy']} ({len(r['cameras'])} cameras): torch's {r['default_threads']} threads "
+              f"{before:.0f} -> one thread {after:.0f} env steps/s ({r['ratio']:.1f}x)")  # fmt: skip
     for r in (r for r in runs if r["kind"] == "render"):
         print(f"render: {r['before_steps_per_s']:.0f} -> {r['after_steps_per_s']:.0f} env steps/s "
               f"({r['ratio']:.1f}x; one env fast {r['one_env_fast_steps_per_s']:.0f})")  # fmt: skip
@@ -327,8 +367,9 @@ def vision_json(runs: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["bc", "finetune", "render", "failures", "report"])
-    parser.add_argument("--policy", type=Path, help="failures: the policy checkpoint directory to diagnose")
+    parser.add_argument("what", choices=["bc", "finetune", "render", "collect", "failures", "report"])
+    parser.add_argument("--policy", type=Path, help="failures, collect: the policy checkpoint directory")
+    parser.add_argument("--repeats", type=int, default=3, help="collect: alternations of the two settings")
     parser.add_argument("--tasks", nargs="+", default=["Lift"])
     parser.add_argument("--demos", nargs="+", type=int, default=[10, 20, 50])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -383,6 +424,11 @@ def main() -> None:
         return
     if args.what == "render":
         append_run(args.out, run_render_cell(args))
+        return
+    if args.what == "collect":
+        if args.policy is None:
+            parser.error("collect needs --policy DIR")
+        append_run(args.out, run_collect_cell(args.policy, args.tasks[0], args.steps_per_env, args.repeats))
         return
     if args.what == "failures":
         if args.policy is None:

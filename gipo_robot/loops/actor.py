@@ -99,11 +99,12 @@ class PolicyActor:
 
     Args:
         policy: a :class:`~gipo_robot.policies.GaussianPolicy` (or another policy type with its ``config``,
-            ``mode``, ``sample`` and ``clip``); put in eval mode here.
+            ``mode``, ``clip`` and, to sample, ``distribution_params``, ``sample_from_params`` and
+            ``log_prob_from_params``); put in eval mode here.
         execute_steps: actions of each predicted chunk executed before the policy is queried again
             (1..H); None executes the whole chunk.
-        deterministic: act with the mean (``policy.mode``); False samples (``policy.clip`` of
-            ``policy.sample``) with ``generator``.
+        deterministic: act with the mean (``policy.mode``); False samples (``policy.clip`` of a draw from
+            the policy's Gaussian) with ``generator``.
         generator: the random source of sampled actions (None: torch's global one).
 
     Attributes:
@@ -181,7 +182,8 @@ class PolicyActor:
         n = self.execute_steps
         if self.deterministic:
             return [(a, None) for a in self.policy.mode(batch)[0, :n].double().numpy()]
-        raw, _ = self.policy.sample(batch, self.generator)
-        logp = self.policy.log_prob_per_dim(batch, raw)[0, :n].numpy()
+        mean, log_std = self.policy.distribution_params(batch)  # one forward pass: the sample and its density
+        raw, _ = self.policy.sample_from_params(mean, log_std, self.generator)
+        logp = self.policy.log_prob_from_params(mean, log_std, raw)[0, :n].numpy()
         sent = self.policy.clip(raw)[0, :n].double().numpy()
         return [(sent[i], (raw[0, i].numpy(), logp[i])) for i in range(n)]

@@ -201,7 +201,14 @@ class GaussianHead(nn.Module):
 
         Store the raw sample (it is what :meth:`log_prob` scores); send :meth:`clip` of it to the robot.
         """
-        mean, log_std = self.distribution_params(obs)
+        return self.sample_from_params(*self.distribution_params(obs), generator)
+
+    @torch.no_grad()
+    def sample_from_params(
+        self, mean: Tensor, log_std: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`sample` from already computed :meth:`distribution_params` (one forward pass when the
+        caller also scores the sample with :meth:`log_prob_from_params`)."""
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         loc, log_sigma, log_jacobian = self._frame(mean, log_std)
         u = loc + log_sigma.exp() * noise

@@ -11,7 +11,8 @@ Shapes: ``T`` decision steps per iteration, ``N`` envs, ``H`` chunk, ``A`` actio
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,14 @@ from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.train.config import FinetuneConfig
 from gipo_robot.train.replay import RolloutBatch
 
-__all__ = ["Collected", "backend_options", "collect", "collect_iteration", "store_episodes"]
+__all__ = [
+    "Collected",
+    "backend_options",
+    "collect",
+    "collect_iteration",
+    "one_intra_op_thread",
+    "store_episodes",
+]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -129,8 +137,9 @@ def collect(
     tracker = _EpisodeTracker(n)
     for t in range(steps):
         obs = policy_input(obs_np, keys, images, batched=True)
-        actions, _ = policy.sample(obs, generator)
-        logp = policy.log_prob_per_dim(obs, actions)
+        mean, log_std = policy.distribution_params(obs)  # one forward pass: the sample and its density
+        actions, _ = policy.sample_from_params(mean, log_std, generator)
+        logp = policy.log_prob_from_params(mean, log_std, actions)
         executed = policy.clip(actions[:, 0]).numpy()
         next_np, reward, terminated, truncated, infos = venv.step(executed)
         real_next = {k: next_np[k].copy() for k in low_dim}
@@ -192,6 +201,20 @@ def _batch(
     )
 
 
+@contextmanager
+def one_intra_op_thread() -> Iterator[None]:
+    """Act with one torch intra-op thread, restoring the setting after. A forward pass on one observation
+    per env gains nothing from more threads, and idle OpenMP threads spin on the cores the env workers need:
+    with torch's default of 2 on 2 cores, a two-camera policy's forward pass took 98 ms instead of 7 while
+    its env workers ran (measured; ``bench_vision.py collect`` compares whole collections)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def backend_options(config: FinetuneConfig) -> dict[str, Any]:
     """Keyword arguments of the vector env backend named in ``config``."""
     if config.backend != "ray":
@@ -221,11 +244,12 @@ def collect_iteration(
     state = gen.get_state()
     while True:
         try:
-            return collect(
-                policy, venv, config.steps_per_env, seed=config.seed * 100_003 + iteration * config.num_envs,
-                version=iteration if version is None else version, generator=gen,
-                critic_features=critic_features,
-            )  # fmt: skip
+            seed = config.seed * 100_003 + iteration * config.num_envs
+            with one_intra_op_thread():
+                return collect(
+                    policy, venv, config.steps_per_env, seed=seed, generator=gen,
+                    version=iteration if version is None else version, critic_features=critic_features,
+                )  # fmt: skip
         except WorkerLostError as err:
             LOGGER.warning("iteration %d: %s", iteration + 1, err)
             gen.set_state(state)

@@ -91,3 +91,17 @@ def test_normalized_and_env_units_are_the_same_density():
     torch.testing.assert_close(logp_env, logp_norm)
     torch.testing.assert_close(logp_env, env.log_prob(obs, a_env), rtol=1e-5, atol=1e-4)
     assert torch.equal(env.entropy(obs), norm.entropy(obs)) and torch.equal(env.mode(obs), norm.mode(obs))
+
+
+def test_sampling_from_computed_params_is_sample_and_its_density_is_log_prob():
+    policy = make_policy()
+    policy.set_action_bounds(torch.tensor([-2.0, -1.0, 0.0]), torch.tensor([2.0, 3.0, 0.5]))
+    obs = make_obs(8)
+    actions, logp = policy.sample(obs, torch.Generator().manual_seed(3))
+    mean, log_std = policy.distribution_params(obs)
+    again, logp_again = policy.sample_from_params(mean, log_std, torch.Generator().manual_seed(3))
+    assert torch.equal(again, actions) and torch.equal(logp_again, logp)
+    # what the collector stores: the exact density of the draw from the same params, no second forward pass
+    assert torch.equal(
+        policy.log_prob_from_params(mean, log_std, actions), policy.log_prob_per_dim(obs, actions)
+    )

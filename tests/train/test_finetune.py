@@ -96,3 +96,23 @@ def test_config_errors_name_the_field():
         FinetuneConfig(init_log_std=-3.5)
     assert FinetuneConfig(init_log_std=-3.5, log_std_floor=-3.5).log_std_floor == -3.5
     assert FinetuneConfig(init_log_std=-3.5, log_std_floor=None).init_log_std == -3.5
+
+
+def test_collection_acts_with_one_intra_op_thread_and_restores_the_setting(lift_bc_policy, monkeypatch):
+    from gipo_robot.sim import make_vector_env
+    from gipo_robot.train.collect import collect_iteration
+
+    policy, seen = load_policy(lift_bc_policy), []
+    params = policy.distribution_params
+    monkeypatch.setattr(
+        policy, "distribution_params", lambda obs: seen.append(torch.get_num_threads()) or params(obs)
+    )
+    config, before = FinetuneConfig(**{**TINY, "steps_per_env": 3}), torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with make_vector_env("Lift", 1, backend="sync", horizon=20) as venv:
+            collect_iteration(policy, venv, config, 0, torch.Generator().manual_seed(0))
+        assert seen == [1, 1, 1]  # idle OpenMP threads would spin on the env workers' cores
+        assert torch.get_num_threads() == 2  # the learner's setting, given back
+    finally:
+        torch.set_num_threads(before)
