@@ -205,8 +205,8 @@ def _batch(
 def one_intra_op_thread() -> Iterator[None]:
     """Act with one torch intra-op thread, restoring the setting after. A forward pass on one observation
     per env gains nothing from more threads, and idle OpenMP threads spin on the cores the env workers need:
-    with torch's default of 2 on 2 cores, a two-camera policy's forward pass took 98 ms instead of 7 while
-    its env workers ran (measured; ``bench_vision.py collect`` compares whole collections)."""
+    on 2 busy cores a two-camera policy's forward pass (batch 2) took 98 ms with torch's default of 2 threads
+    and 7 ms with one (measured; ``bench_vision.py collect`` compares whole collections)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
