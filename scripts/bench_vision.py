@@ -366,6 +366,8 @@ def vision_json(runs: list[dict]) -> dict:
 
 
 def main() -> None:
+    from gipo_robot.train.config import CAMERA_ENCODER_MODES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["bc", "finetune", "render", "collect", "failures", "report"])
     parser.add_argument("--policy", type=Path, help="failures, collect: the policy checkpoint directory")
@@ -408,7 +410,7 @@ def main() -> None:
         help="finetune: what the critic reads (state: the simulator's, object pose included)",
     )
     parser.add_argument(
-        "--camera-encoder", default="finetune", choices=["finetune", "frozen"],
+        "--camera-encoder", default="finetune", choices=list(CAMERA_ENCODER_MODES),
         help="finetune: the policy's camera encoders learn at 0.1x its lr (finetune) or stay as BC left them",
     )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=20.0)
