@@ -87,7 +87,13 @@ from gipo_robot.train.collect import backend_options, collect_iteration, store_e
 from gipo_robot.train.config import FinetuneConfig
 from gipo_robot.train.critic_obs import build_critic, critic_features
 from gipo_robot.train.lag import PolicyHistory
-from gipo_robot.train.learner import FinetuneError, Learner, collection_policy, sync_weights
+from gipo_robot.train.learner import (
+    FinetuneError,
+    Learner,
+    collection_policy,
+    load_demo_data,
+    sync_weights,
+)
 from gipo_robot.train.replay import ReplayBuffer
 from gipo_robot.train.state import (
     crash_point,
@@ -229,7 +235,7 @@ class _Run:
         # The policy first: the envs render exactly its cameras, at its resolution (none for state policies).
         policy = load_policy(policy_path)
         cameras = sim_camera_options(policy.config.images)
-        demos = _demo_data(config, policy)  # before any env: a store that does not fit stops nothing running
+        demos = load_demo_data(config, policy)  # before any env: a store that does not fit stops nothing
         venv = None
         if not config.async_collection:
             venv = make_vector_env(
@@ -455,26 +461,6 @@ def _set_log_std(policy: GaussianPolicy, value: float) -> None:
         policy.set_log_std(value)
     except ValueError as err:
         raise FinetuneError(f"init_log_std: {err}") from None
-
-
-def _demo_data(config: FinetuneConfig, policy: GaussianPolicy) -> Any:
-    """The demonstrations of the BC term (``bc_coef > 0``) as flat tensors, or None: every feature the policy
-    reads, camera frames as ``(M, C, h, w)`` uint8 (as the replay holds them)."""
-    if config.bc_coef <= 0:
-        return None
-    from gipo_robot.datasets import EpisodeStore
-    from gipo_robot.policies.bc import BCConfig, load_bc_data
-
-    features = [*policy.config.low_dim, *policy.config.images]
-    bc_config = BCConfig(chunk=policy.config.chunk, obs_keys=[f"obs.{k}" for k in features])
-    data, _ = load_bc_data(EpisodeStore.open(config.demo_store), bc_config)
-    for k, shape in policy.config.images.items():  # load_bc_data: (M, C, h, w) uint8, as the store's frames
-        if list(data.obs[k].shape[1:]) != shape:
-            raise FinetuneError(
-                f"{config.demo_store}: obs.{k} frames are {list(data.obs[k].shape[1:])} (C, h, w), "
-                f"the policy reads {shape}"
-            )
-    return data
 
 
 def _async_collector(

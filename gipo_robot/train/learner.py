@@ -48,6 +48,7 @@ __all__ = [
     "Learner",
     "advantages",
     "collection_policy",
+    "load_demo_data",
     "optimizers",
     "sync_weights",
     "to_device",
@@ -84,6 +85,31 @@ def sync_weights(learner_policy: torch.nn.Module, actor: torch.nn.Module) -> Non
     to do when they are one module."""
     if actor is not learner_policy:
         actor.load_state_dict(learner_policy.state_dict())
+
+
+def load_demo_data(config: FinetuneConfig, policy: GaussianPolicy) -> Any:
+    """The demonstrations of the BC term (``bc_coef > 0``) as flat tensors, or None: every feature the policy
+    reads, camera frames as ``(M, C, h, w)`` uint8 (as the replay holds them).
+
+    Raises:
+        FinetuneError: the store's frames are not at the policy's resolution (naming store and feature).
+        DatasetError: the store lacks a feature the policy reads, or has no episodes.
+    """
+    if config.bc_coef <= 0:
+        return None
+    from gipo_robot.datasets import EpisodeStore
+    from gipo_robot.policies.bc import BCConfig, load_bc_data
+
+    features = [*policy.config.low_dim, *policy.config.images]
+    bc_config = BCConfig(chunk=policy.config.chunk, obs_keys=[f"obs.{k}" for k in features])
+    data, _ = load_bc_data(EpisodeStore.open(config.demo_store), bc_config)
+    for k, shape in policy.config.images.items():  # load_bc_data: (M, C, h, w) uint8, as the store's frames
+        if list(data.obs[k].shape[1:]) != list(shape):
+            raise FinetuneError(
+                f"{config.demo_store}: obs.{k} frames are {list(data.obs[k].shape[1:])} (C, h, w), "
+                f"the policy reads {shape}"
+            )
+    return data
 
 
 def advantages(

@@ -47,7 +47,7 @@ from gipo_robot.train.arm.channel import RunChannel
 from gipo_robot.train.arm.config import ArmConfig
 from gipo_robot.train.arm.episodes import episode_batch, episode_keys, intervention_data
 from gipo_robot.train.arm.logs import LoggedData
-from gipo_robot.train.learner import FinetuneError, Learner
+from gipo_robot.train.learner import FinetuneError, Learner, load_demo_data
 from gipo_robot.train.replay import ReplayBuffer
 from gipo_robot.train.state import (
     load_trainer_state,
@@ -81,14 +81,20 @@ class ArmLearner:
         start = self.dir / "checkpoint" if resume else self.channel.weights / "v000000"
         self.policy = load_policy(start)
         self.chunk, self.low_dim = self.policy.config.chunk, sorted(self.policy.config.low_dim)
+        self.images = sorted(self.policy.config.images)  # camera frames: uint8, channels first, held once
         if resume:
             self.critic = load_critic(start)
         else:
             torch.manual_seed(self.config.seed)  # the critic's head: seeded, so a run is reproducible
             self.critic = Critic(self.policy.config)
             self.critic.encoder.load_state_dict(self.policy.encoder.state_dict())
-        self.logs = LoggedData.load(self.config.from_stores, self.low_dim, self.chunk, self.config.gamma)
-        self.learner = Learner(self.policy, self.critic, self.config, demo_data=None)
+        self.logs = LoggedData.load(self.config.from_stores, self.low_dim, self.chunk, self.config.gamma,
+                                    images=self.policy.config.images)  # fmt: skip
+        # the BC term's data: demo_store's demonstrations, then logged teleop, then interventions as they come
+        demos = [d for d in (load_demo_data(self.config, self.policy), self.logs.bc) if d is not None]
+        self.learner = Learner(self.policy, self.critic, self.config, demo_data=_concat_bc(demos))
+        if self.logs.bc is not None and self.learner.bc_coef == 0:
+            self.learner.bc_coef = self.config.intervention_bc_coef
         self.generator = torch.Generator().manual_seed(self.config.seed)
         self.version, self.rounds, self.consumed, self.env_steps = 0, 0, 0, 0
         self.history: list[dict[str, Any]] = []
@@ -203,13 +209,14 @@ class ArmLearner:
         if store is None or stop <= first:
             return
         table = store.meta_table()
-        keys = episode_keys(store.schema, self.low_dim)
+        keys = episode_keys(store.schema, [*self.low_dim, *self.images])
         demos = []
         for i in range(first, stop):
             steps = store.episode(i, keys)
             success, version = bool(table["success"][i]), int(table["policy_version"][i])
-            self.replay.add(episode_batch(steps, success=success, version=version, low_dim=self.low_dim,
-                                          chunk=self.chunk), any_order=True)  # fmt: skip
+            batch = episode_batch(steps, success=success, version=version, low_dim=self.low_dim,
+                                  chunk=self.chunk, images=self.images)  # fmt: skip
+            self.replay.add(batch, any_order=True)
             self.replay.batches[-1].episode = i  # type: ignore[attr-defined]
             self.buffered[i] = (version, success)
             demos.append((i, steps, np.asarray(steps.get("intervention", np.zeros(0, bool)), dtype=bool)))
@@ -222,17 +229,13 @@ class ArmLearner:
         """Logged episodes with behaviour log-probs join the buffer as version-0 data (the run's start)."""
         for batch in self.logs.batches:
             self.replay.add(batch, any_order=True)
-        self._extend_bc([])
 
     def _extend_bc(self, demos: list) -> None:
         """Add intervention steps to the BC data; turn the BC term on once there are any."""
-        new = intervention_data(demos, self.low_dim, self.chunk)
-        parts = [d for d in (self.learner.demo_data, new) if d is not None]
-        if self.learner.demo_data is None and self.logs.bc is not None:
-            parts.insert(0, self.logs.bc)
-        if not parts:
+        new = intervention_data(demos, self.low_dim, self.chunk, self.images)
+        if new is None:
             return
-        self.learner.demo_data = parts[0] if len(parts) == 1 else _concat_bc(parts)
+        self.learner.demo_data = _concat_bc([d for d in (self.learner.demo_data, new) if d is not None])
         if self.learner.bc_coef == 0:
             self.learner.bc_coef = self.config.intervention_bc_coef
 
@@ -299,13 +302,17 @@ class ArmLearner:
 
 
 def _concat_bc(parts: list) -> Any:
+    """One BCData of ``parts`` in order (None for none)."""
     from gipo_robot.policies.bc import BCData
 
+    if len(parts) <= 1:
+        return parts[0] if parts else None
     return BCData(
         {k: torch.cat([p.obs[k] for p in parts]) for k in parts[0].obs},
         torch.cat([p.actions for p in parts]),
         torch.cat([p.mask for p in parts]),
         torch.cat([p.episode for p in parts]),
+        parts[0].images,
     )
 
 

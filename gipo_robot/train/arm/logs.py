@@ -15,7 +15,7 @@ Deterministic deployment logs (no log-prob) therefore only teach the critic.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from gipo_robot.train.arm.episodes import (
     intervention_data,
     mc_returns,
     policy_steps,
+    step_obs,
 )
 from gipo_robot.train.replay import RolloutBatch
 
@@ -44,7 +45,8 @@ class LoggedData:
     Attributes:
         batches: one version-0 rollout batch per episode with sampled steps.
         bc: the BC term's demonstrations (teleop/demo episodes, intervention steps), or None.
-        obs: feature -> ``(M, *shape)`` observations of every logged step (critic pretraining).
+        obs: feature -> ``(M, *shape)`` observations of every logged step (critic pretraining; camera frames
+            ``(M, C, h, w)`` uint8).
         returns: ``(M,)`` their discounted label returns.
         n_episodes: episodes read.
     """
@@ -58,42 +60,54 @@ class LoggedData:
 
     @classmethod
     def load(
-        cls, paths: Sequence[str], low_dim: Sequence[str], chunk: int, gamma: float = 0.99
+        cls,
+        paths: Sequence[str],
+        low_dim: Sequence[str],
+        chunk: int,
+        gamma: float = 0.99,
+        images: Mapping[str, Sequence[int]] | None = None,
     ) -> LoggedData:
         """Read every episode of the stores at ``paths`` (any format ``gipo-robot convert`` reads).
 
+        Args:
+            paths: the stores.
+            low_dim: the low-dim features the policy reads.
+            chunk: H, the policy's chunk.
+            gamma: the discount of the critic's label returns.
+            images: the cameras the policy reads, name -> ``[C, h, w]``.
+
         Raises:
-            DatasetError: a store lacks an observation feature the policy reads (naming store and feature).
+            DatasetError: a store lacks an observation feature the policy reads, or holds a camera at another
+                resolution (naming store and feature).
         """
         data = cls(gamma=gamma)
-        obs: dict[str, list[np.ndarray]] = {k: [] for k in low_dim}
+        images = dict(images or {})
+        obs: dict[str, list[torch.Tensor]] = {k: [] for k in [*low_dim, *images]}
         returns, demos = [], []
         for path in paths:
             store = open_dataset(path)
-            missing = [f"obs.{k}" for k in low_dim if f"obs.{k}" not in store.schema]
-            if missing:
-                raise DatasetError(f"lacks {missing}, which the policy reads", path=path, feature=missing[0])
+            _check_features(store, path, low_dim, images)
             table = store.meta_table()
-            keys = episode_keys(store.schema, low_dim)
+            keys = episode_keys(store.schema, list(obs))
             for i in range(store.n_episodes):
                 steps = store.episode(i, keys)
                 success = bool(table["success"][i])
                 sampled = policy_steps(steps)
                 if sampled.any():
-                    data.batches.append(
-                        episode_batch(steps, success=success, version=0, low_dim=low_dim, chunk=chunk)
-                    )
+                    data.batches.append(episode_batch(
+                        steps, success=success, version=0, low_dim=low_dim, chunk=chunk, images=list(images)
+                    ))  # fmt: skip
                 demo = str(table["source"][i]) in ("teleop", "demo")
                 use = np.ones(len(steps["action"]), bool) if demo else ~sampled & _intervened(steps)
                 demos.append((i, steps, use))
-                for k in low_dim:
-                    obs[k].append(np.asarray(steps[f"obs.{k}"], dtype=np.float32))
+                for k in obs:
+                    obs[k].append(step_obs(steps, k, images))
                 returns.append(mc_returns(len(steps["action"]), success, gamma))
                 data.n_episodes += 1
         if data.n_episodes:
-            data.obs = {k: torch.from_numpy(np.concatenate(v)) for k, v in obs.items()}
+            data.obs = {k: torch.cat(v) for k, v in obs.items()}
             data.returns = torch.from_numpy(np.concatenate(returns)).float()
-        data.bc = intervention_data(demos, low_dim, chunk)
+        data.bc = intervention_data(demos, low_dim, chunk, list(images))
         return data
 
     def pretrain_critic(
@@ -113,6 +127,22 @@ class LoggedData:
             torch.nn.utils.clip_grad_norm_(critic.parameters(), config.grad_clip)
             optim.step()
         return float(loss)
+
+
+def _check_features(
+    store: Any, path: str, low_dim: Sequence[str], images: Mapping[str, Sequence[int]]
+) -> None:
+    """Refuse a store without a feature the policy reads, or with a camera at another resolution."""
+    missing = [f"obs.{k}" for k in [*low_dim, *images] if f"obs.{k}" not in store.schema]
+    if missing:
+        raise DatasetError(f"lacks {missing}, which the policy reads", path=path, feature=missing[0])
+    for k, (c, h, w) in images.items():
+        stored = tuple(store.schema[f"obs.{k}"].shape)
+        if stored != (h, w, c):
+            raise DatasetError(
+                f"frames are {list(stored)} (h, w, C); the policy reads {[h, w, c]}", path=path,
+                feature=f"obs.{k}",
+            )  # fmt: skip
 
 
 def _intervened(steps: dict[str, np.ndarray]) -> np.ndarray:

@@ -26,11 +26,12 @@ from gipo_robot.datasets.schema import sampled_step_schema
 from gipo_robot.hardware.config import load_robot
 from gipo_robot.loops.actor import check_policy_fits
 from gipo_robot.policies.checkpoint import load_policy
+from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.train.arm.actor_loop import ArmActor
 from gipo_robot.train.arm.channel import RunChannel
 from gipo_robot.train.arm.config import ArmConfig
 from gipo_robot.train.arm.report import plot_run, summary
-from gipo_robot.train.learner import FinetuneError
+from gipo_robot.train.learner import FinetuneError, load_demo_data
 
 __all__ = ["finetune_on_robot", "start_learner"]
 
@@ -129,7 +130,8 @@ def finetune_on_robot(
         The run's summary: this session's actor numbers, the run's episodes and success, files.
 
     Raises:
-        FinetuneError: a resume that does not fit, a camera policy, or a learner that failed.
+        FinetuneError: a resume that does not fit, a LeRobot policy that reads cameras, a demo_store
+            whose frames do not fit the policy, or a learner that failed.
         ValueError: the policy does not fit the robot, or a setting does not fit the robot or the reward.
         ClassifierRefused: the classifier's held-out false-positive rate is above the limit.
     """
@@ -197,11 +199,13 @@ def _prepare(
     if policy_path is None:
         raise ValueError("a new run needs --policy")
     policy = load_policy(policy_path)
-    if policy.config.images:
+    if policy.config.images and not isinstance(policy, GaussianPolicy):
         raise FinetuneError(
-            f"policy at {policy_path} reads cameras; robot fine-tuning takes low-dim policies for now"
+            f"policy at {policy_path} is a {type(policy).__name__} that reads cameras; robot fine-tuning "
+            "takes gipo-robot's own camera policies and LeRobot policies that read only low-dim features"
         )
     check_policy_fits(policy.config, robot.spec, where=f"policy at {policy_path}")
+    load_demo_data(config, policy)  # a demo_store that does not fit the policy stops the run here
     out.mkdir(parents=True, exist_ok=True)
     if config.init_log_std is not None:
         policy.set_log_std(config.init_log_std)
