@@ -142,7 +142,8 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
     from gipo_robot.train.finetune import FinetuneConfig, finetune
 
     base = bc_policy_dir(task, demos, seed, "proprio+cameras", args)
-    bc_cell = [r for r in read_runs(args.out, missing_ok=True) if r.get("policy") == str(base)]
+    runs = read_runs(args.out, missing_ok=True)  # the bc row of that policy (collect rows name it too)
+    bc_cell = [r for r in runs if r.get("kind") == "bc" and r.get("policy") == str(base)]
     if not bc_cell:
         raise SystemExit(f"no bc cell for {base}: run `bench_vision.py bc --only {task}:{demos}:{seed}:"
                          "proprio+cameras` first")  # fmt: skip
