@@ -12,6 +12,15 @@ CAMERA = "agentview_image"
 PROPRIO = {"robot0_eef_pos": [3], "robot0_gripper_qpos": [2]}  # no obs.object: what a real arm senses
 
 
+def record_camera_demos(root, episodes: int, horizon: int, image_size: int) -> str:
+    """Scripted Lift demonstrations with the agentview camera at ``image_size`` (fast rendering) in
+    ``root/demos.zarr``; its path."""
+    path = root / "demos.zarr"
+    record_demos(path, "Lift", episodes, seed=0, horizon=horizon, cameras=("agentview",),
+                 image_size=image_size, render_quality="fast")  # fmt: skip
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def lift_bc_policy(tmp_path_factory):
     root = tmp_path_factory.mktemp("lift_bc")

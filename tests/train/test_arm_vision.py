@@ -15,13 +15,12 @@ import torch
 
 from gipo_robot.datasets import DatasetError, EpisodeStore
 from gipo_robot.policies import load_policy
-from gipo_robot.sim.experts import record_demos
 from gipo_robot.train.arm import ArmConfig, finetune_on_robot
 from gipo_robot.train.arm.episodes import episode_batch, intervention_data
 from gipo_robot.train.arm.logs import LoggedData
 from gipo_robot.train.learner import FinetuneError
 from gipo_robot.train.state import read_history
-from tests.train.conftest import CAMERA, PROPRIO
+from tests.train.conftest import CAMERA, PROPRIO, record_camera_demos
 
 ROBOT = "sim:Lift?horizon=30&cameras=agentview&image_size=32"
 FAST = dict(robot=ROBOT, realtime=False, mode="sync", min_new_steps=30, minibatch_size=16, policy_lr=1e-3,
@@ -101,10 +100,7 @@ def test_demo_store_demonstrations_feed_the_arm_runs_bc_term(tmp_path, lift_bc_p
 @pytest.fixture(scope="module")
 def demos_24px(tmp_path_factory):
     """One short Lift demonstration with a 24x24 agentview: not the 32x32 the camera policy reads."""
-    path = tmp_path_factory.mktemp("demos24") / "demos.zarr"
-    record_demos(path, "Lift", 1, seed=0, horizon=10, cameras=("agentview",), image_size=24,
-                 render_quality="fast")  # fmt: skip
-    return str(path)
+    return record_camera_demos(tmp_path_factory.mktemp("demos24"), 1, horizon=10, image_size=24)
 
 
 def test_stores_at_another_resolution_are_refused_before_the_robot_moves(tmp_path, vision_policy, demos_24px):

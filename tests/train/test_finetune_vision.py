@@ -23,9 +23,8 @@ from gipo_robot.sim.experts import record_demos
 from gipo_robot.train.collect import collect
 from gipo_robot.train.finetune import FinetuneConfig, FinetuneError, finetune
 from gipo_robot.train.learner import _next_values, optimizers
+from tests.train.conftest import CAMERA, record_camera_demos
 
-CAMERA = "agentview_image"
-PROPRIO = {"robot0_eef_pos": [3], "robot0_gripper_qpos": [2]}  # no obs.object: what a real arm senses
 TINY = dict(
     task="Lift",
     num_envs=2,
@@ -47,10 +46,7 @@ TINY = dict(
 @pytest.fixture(scope="module")
 def camera_demos(tmp_path_factory):
     """Two scripted Lift demonstrations recorded with the 32x32 agentview camera."""
-    path = tmp_path_factory.mktemp("demos") / "demos.zarr"
-    record_demos(path, "Lift", 2, seed=0, horizon=30, cameras=("agentview",), image_size=32,
-                 render_quality="fast")  # fmt: skip
-    return str(path)
+    return record_camera_demos(tmp_path_factory.mktemp("demos"), 2, horizon=30, image_size=32)
 
 
 def _cameras(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
