@@ -47,6 +47,7 @@ __all__ = [
     "FinetuneError",
     "Learner",
     "advantages",
+    "check_demo_store",
     "collection_policy",
     "load_demo_data",
     "optimizers",
@@ -87,29 +88,50 @@ def sync_weights(learner_policy: torch.nn.Module, actor: torch.nn.Module) -> Non
         actor.load_state_dict(learner_policy.state_dict())
 
 
+def check_demo_store(config: FinetuneConfig, policy: GaussianPolicy) -> None:
+    """Refuse, from its schema alone (nothing is loaded), a BC term's ``demo_store`` that lacks a feature the
+    policy reads or holds its camera frames at another resolution; nothing to check when ``bc_coef`` is 0.
+
+    Raises:
+        FinetuneError: frames not at the policy's resolution (naming store and feature).
+        DatasetError: a feature the policy reads is missing (naming store and feature).
+    """
+    if config.bc_coef <= 0:
+        return
+    from gipo_robot.datasets import DatasetError, EpisodeStore
+
+    schema = EpisodeStore.open(config.demo_store).schema
+    for k in [*policy.config.low_dim, *policy.config.images]:
+        if f"obs.{k}" not in schema:
+            raise DatasetError(
+                f"no such observation feature; the policy reads it and the schema has {schema.names}",
+                path=config.demo_store, feature=f"obs.{k}",
+            )  # fmt: skip
+    for k, shape in policy.config.images.items():
+        h, w, c = schema[f"obs.{k}"].shape  # stored (h, w, C); the policy reads (C, h, w)
+        if [c, h, w] != list(shape):
+            raise FinetuneError(
+                f"{config.demo_store}: obs.{k} frames are {[c, h, w]} (C, h, w), the policy reads {shape}"
+            )
+
+
 def load_demo_data(config: FinetuneConfig, policy: GaussianPolicy) -> Any:
     """The demonstrations of the BC term (``bc_coef > 0``) as flat tensors, or None: every feature the policy
     reads, camera frames as ``(M, C, h, w)`` uint8 (as the replay holds them).
 
     Raises:
-        FinetuneError: the store's frames are not at the policy's resolution (naming store and feature).
-        DatasetError: the store lacks a feature the policy reads, or has no episodes.
+        FinetuneError, DatasetError: as :func:`check_demo_store`; DatasetError also for a store with no
+            episodes.
     """
     if config.bc_coef <= 0:
         return None
+    check_demo_store(config, policy)
     from gipo_robot.datasets import EpisodeStore
     from gipo_robot.policies.bc import BCConfig, load_bc_data
 
     features = [*policy.config.low_dim, *policy.config.images]
     bc_config = BCConfig(chunk=policy.config.chunk, obs_keys=[f"obs.{k}" for k in features])
-    data, _ = load_bc_data(EpisodeStore.open(config.demo_store), bc_config)
-    for k, shape in policy.config.images.items():  # load_bc_data: (M, C, h, w) uint8, as the store's frames
-        if list(data.obs[k].shape[1:]) != list(shape):
-            raise FinetuneError(
-                f"{config.demo_store}: obs.{k} frames are {list(data.obs[k].shape[1:])} (C, h, w), "
-                f"the policy reads {shape}"
-            )
-    return data
+    return load_bc_data(EpisodeStore.open(config.demo_store), bc_config)[0]
 
 
 def advantages(

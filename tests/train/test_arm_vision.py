@@ -103,11 +103,18 @@ def demos_24px(tmp_path_factory):
     return record_camera_demos(tmp_path_factory.mktemp("demos24"), 1, horizon=10, image_size=24)
 
 
-def test_stores_at_another_resolution_are_refused_before_the_robot_moves(tmp_path, vision_policy, demos_24px):
+def test_stores_that_do_not_fit_are_refused_before_the_robot_moves(
+    tmp_path, vision_policy, demos_24px, lift_bc_policy
+):
     config = ArmConfig(episodes=1, bc_coef=0.5, demo_store=demos_24px, **FAST)
     with pytest.raises(FinetuneError, match=rf"{demos_24px}: obs.{CAMERA} frames are \[3, 24, 24\]"):
         finetune_on_robot(config, vision_policy, tmp_path / "run", status=False)
     assert not (tmp_path / "run" / "episodes.zarr").exists()  # nothing ran
+    no_camera = str(lift_bc_policy.parent / "demos.zarr")  # state demonstrations: no frames at all
+    config = ArmConfig(episodes=1, bc_coef=0.5, demo_store=no_camera, **FAST)
+    with pytest.raises(DatasetError, match="no such observation feature") as err:
+        finetune_on_robot(config, vision_policy, tmp_path / "run", status=False)
+    assert err.value.feature == f"obs.{CAMERA}" and not (tmp_path / "run" / "episodes.zarr").exists()
     with pytest.raises(DatasetError, match=r"frames are \[24, 24, 3\].*reads \[32, 32, 3\]") as err:
         LoggedData.load([demos_24px], list(PROPRIO), 1, images={CAMERA: [3, 32, 32]})
     assert err.value.feature == f"obs.{CAMERA}" and demos_24px in str(err.value)

@@ -31,7 +31,7 @@ from gipo_robot.train.arm.actor_loop import ArmActor
 from gipo_robot.train.arm.channel import RunChannel
 from gipo_robot.train.arm.config import ArmConfig
 from gipo_robot.train.arm.report import plot_run, summary
-from gipo_robot.train.learner import FinetuneError, load_demo_data
+from gipo_robot.train.learner import FinetuneError, check_demo_store
 
 __all__ = ["finetune_on_robot", "start_learner"]
 
@@ -205,7 +205,7 @@ def _prepare(
             "takes gipo-robot's own camera policies and LeRobot policies that read only low-dim features"
         )
     check_policy_fits(policy.config, robot.spec, where=f"policy at {policy_path}")
-    load_demo_data(config, policy)  # a demo_store that does not fit the policy stops the run here
+    check_demo_store(config, policy)  # from its schema: the learner loads the demonstrations
     out.mkdir(parents=True, exist_ok=True)
     if config.init_log_std is not None:
         policy.set_log_std(config.init_log_std)
