@@ -69,6 +69,16 @@ def test_a_regime_keeps_its_own_tuning_and_cells(tmp_path):
     assert bench_lag_cli(tmp_path, *args, "--list").stdout.split() == []
 
 
+def test_can_is_a_task_of_the_quickstart_scale_regime_only(tmp_path):
+    args = ("grid", "--tasks", "Can", "--lr", "1e-5", "--arms", "gipo", "--lags", "0", "--seeds", "0")
+    args = (*args, "--list")
+    result = bench_lag_cli(tmp_path, *args)
+    assert result.returncode != 0 and "regime 'reuse' has no settings for ['Can']" in result.stderr
+    result = bench_lag_cli(tmp_path, "--regime", "episodes10", *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["Can:gipo:0:0:1e-05"]
+
+
 def test_the_grid_takes_each_arms_tuned_learning_rate(tmp_path):
     (tmp_path / "benchmarks").mkdir()
     finals = [("gipo", 3e-6, 0.7), ("gipo", 1e-5, 0.5), ("ppo_clip", 3e-6, 0.6), ("ppo_clip", 1e-5, 0.8)]
