@@ -9,6 +9,11 @@ Cells (resumable: a cell already in the JSON is skipped)::
                                                                      #   the learner updates
     python scripts/bench_robot_finetune.py --report                  # the table for BENCHMARKS.md
 
+``--start DIR`` fine-tunes another BC policy than the quickstart's (default ``runs/bench_robot/bc``). A policy
+that reads cameras (``bench_vision.py bc``) drives ``sim:Lift`` rendering exactly its cameras at its
+resolution, its snapshots are evaluated with those cameras, and its cells and rows are named ``+cameras``
+(``async_cameras_s0``, mode ``async+cameras``).
+
 A run keeps a copy of the published policy every ``--snapshot-s`` seconds of robot time; afterwards each
 snapshot is evaluated on 50 held-out scenes (deterministic, the seeds ``eval`` uses), and the run's *robot
 minutes to 90%* is the robot time of the first snapshot at or above 90%. Evaluation is not robot time.
@@ -38,7 +43,7 @@ PLOT = Path("benchmarks/robot_finetune.png")
 EVAL_EPISODES = 50
 SNAPSHOT_S = 60.0
 CONFIG_KEYS = ("objective", "policy_lr", "epochs", "minibatch_size", "min_new_steps", "max_lag", "stale",
-               "init_log_std", "realtime", "from_stores")  # fmt: skip
+               "init_log_std", "realtime", "from_stores", "camera_encoder")  # fmt: skip
 
 
 def prepare() -> dict:
@@ -79,8 +84,21 @@ def _snapshots(run: Path, every_s: float, stop: threading.Event) -> None:
         target += every_s
 
 
-def run_cell(name: str, mode: str, seed: int, minutes: float, snapshot_s: float, overrides: dict) -> Path:
-    """One run into ``ROOT/name`` (its provenance in ``cell.json``); evaluation comes later."""
+def robot_for(start: Path) -> str:
+    """The ``sim:Lift`` robot a start policy runs on: with exactly its cameras, at its resolution."""
+    from gipo_robot.policies import load_policy
+    from gipo_robot.policies.obs_sets import sim_camera_options
+
+    options = sim_camera_options(load_policy(start).config.images)
+    if not options:
+        return "sim:Lift"
+    return f"sim:Lift?cameras={','.join(options['cameras'])}&image_size={options['image_size']}"
+
+
+def run_cell(
+    name: str, mode: str, seed: int, minutes: float, snapshot_s: float, overrides: dict, start: Path
+) -> Path:
+    """One run from ``start`` into ``ROOT/name`` (its provenance in ``cell.json``); evaluation comes later."""
     from gipo_robot.train.arm import ArmConfig, finetune_on_robot
 
     run = ROOT / name
@@ -93,32 +111,34 @@ def run_cell(name: str, mode: str, seed: int, minutes: float, snapshot_s: float,
         "seed": seed,
         "minutes": minutes,
         "overrides": overrides,
+        "start": str(start),
+        "robot": robot_for(start),
         **provenance(),
     }
-    config = ArmConfig(robot="sim:Lift", mode=mode, seed=seed, robot_minutes=minutes, env_steps=10**9,
+    config = ArmConfig(robot=cell["robot"], mode=mode, seed=seed, robot_minutes=minutes, env_steps=10**9,
                        **overrides)  # fmt: skip
     (run / "cell.json").write_text(json.dumps(cell))
     stop = threading.Event()
     snapper = threading.Thread(target=_snapshots, args=(run, snapshot_s, stop), daemon=True)
     snapper.start()
     try:
-        finetune_on_robot(config, ROOT / "bc", run / "run", status=True)
+        finetune_on_robot(config, start, run / "run", status=True)
     finally:
         stop.set()
         snapper.join()
     return run
 
 
-def _evaluate_snapshot(snap: Path, env, name: str) -> dict:
-    """One snapshot on the held-out scenes (cached in ``eval.json``: evaluation can resume)."""
-    from gipo_robot.loops.evaluate import evaluate
+def _evaluate_snapshot(snap: Path, pool, name: str) -> dict:
+    """One snapshot on the held-out scenes, played on ``pool``'s workers (cached in ``eval.json``:
+    evaluation can resume)."""
     from gipo_robot.policies import load_policy
 
     meta = json.loads((snap / "snapshot.json").read_text())
     cached = snap / "eval.json"
     if cached.exists():
         return {**meta, **json.loads(cached.read_text())}
-    result = evaluate(load_policy(snap), env, EVAL_EPISODES, execute_steps=1, progress=False)
+    result = pool.evaluate(load_policy(snap), EVAL_EPISODES, execute_steps=1)
     cached.write_text(json.dumps({"success": result.success_rate}))
     print(f"{name} {meta['robot_s'] / 60:5.1f} min v{meta['version']}: {result.success_rate:.2f}", flush=True)
     return {**meta, "success": result.success_rate}
@@ -127,24 +147,29 @@ def _evaluate_snapshot(snap: Path, env, name: str) -> dict:
 def evaluate_cell(cell_dir: Path, every: int) -> dict:
     """Evaluate every ``every``-th snapshot and the last, in robot-time order, then the snapshots between
     the first one at or above 90% and the one evaluated before it: the first snapshot at or above 90%
-    gives the time to 90% at the snapshots' own resolution."""
+    gives the time to 90% at the snapshots' own resolution. Two worker processes play the episodes (the
+    same per-seed results as one env), rendering the cameras of a camera policy."""
     import numpy as np
 
-    from gipo_robot.sim import make_env
+    from gipo_robot.loops.eval_pool import EvalPool
+    from gipo_robot.policies import load_policy
+    from gipo_robot.policies.obs_sets import sim_camera_options
+    from gipo_robot.sim import EnvConfig
     from gipo_robot.train.state import read_history
 
     cell = json.loads((cell_dir / "cell.json").read_text())
     run = cell_dir / "run"
-    env = make_env("Lift")
+    start = Path(cell.get("start", ROOT / "bc"))
+    cameras = sim_camera_options(load_policy(start).config.images)
     snaps = sorted((cell_dir / "snapshots").glob("t*"))
     picked = [i for i in range(len(snaps)) if (i + 1) % every == 0 or i == len(snaps) - 1]
-    results = {i: _evaluate_snapshot(snaps[i], env, cell_dir.name) for i in picked}
-    first = next((i for i in picked if results[i]["success"] >= 0.9), None)
-    if first is not None:  # refine: the skipped snapshots just before the first hit
-        earlier = [i for i in picked if i < first]
-        for i in range(earlier[-1] + 1 if earlier else 0, first):
-            results[i] = _evaluate_snapshot(snaps[i], env, cell_dir.name)
-    env.close()
+    with EvalPool.start(EnvConfig(task="Lift", **cameras), 2) as pool:
+        results = {i: _evaluate_snapshot(snaps[i], pool, cell_dir.name) for i in picked}
+        first = next((i for i in picked if results[i]["success"] >= 0.9), None)
+        if first is not None:  # refine: the skipped snapshots just before the first hit
+            earlier = [i for i in picked if i < first]
+            for i in range(earlier[-1] + 1 if earlier else 0, first):
+                results[i] = _evaluate_snapshot(snaps[i], pool, cell_dir.name)
     curve = [results[i] for i in sorted(results)]
     hit = next((c for c in curve if c["success"] >= 0.9), None)
     lags: dict[int, int] = {}
@@ -156,7 +181,8 @@ def evaluate_cell(cell_dir: Path, every: int) -> dict:
     config = json.loads((run / "config.json").read_text())
     logs = bool(config.get("from_stores"))
     return {
-        "task": "Lift", "mode": cell["mode"] + ("+logs" if logs else ""), "reward": "sim",
+        "task": "Lift", "mode": cell["mode"] + ("+logs" if logs else "") + ("+cameras" if cameras else ""),
+        "reward": "sim", "start": str(start), "robot": cell.get("robot", "sim:Lift"),
         "seed": cell["seed"],
         "budget_minutes": cell["minutes"], "cell": cell["name"], "snapshot_minutes": every * SNAPSHOT_S / 60,
         "robot_minutes_to_90": hit["robot_s"] / 60 if hit else None,
@@ -167,7 +193,7 @@ def evaluate_cell(cell_dir: Path, every: int) -> dict:
         "missed_deadlines": timing["missed"], "steps": timing["steps"],
         "p99_period_error_ms_max": timing["p99_max"], "curve": curve,
         "episodes": int(np.max([c["episodes"] for c in curve])) if curve else 0,
-        "config": {k: config[k] for k in CONFIG_KEYS},
+        "config": {k: config.get(k) for k in CONFIG_KEYS},
         **{k: cell[k] for k in ("date", "commit", "machine")},
     }  # fmt: skip
 
@@ -222,7 +248,7 @@ def report() -> str:
         rows.append(f"| {r['mode']} | {r['seed']} | {t90} | {e90} | {r['final_success']:.2f} | "
                     f"{r['mean_lag']:.2f} | {missed} |")  # fmt: skip
     rows.append("")
-    for a, b in (("async", "sync"), ("async+logs", "async")):
+    for a, b in (("async", "sync"), ("async+logs", "async"), ("async+cameras", "sync+cameras")):
         for name, key in (("robot minutes to 90% (budget where not reached)", _t90),
                           ("final success", lambda r: r["final_success"])):  # fmt: skip
             diffs, ci = _paired(runs, a, b, key)
@@ -243,7 +269,7 @@ def plot(out: Path = PLOT) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"async": "C0", "sync": "C1", "async+logs": "C2"}
+    colours = {"async": "C0", "sync": "C1", "async+logs": "C2", "async+cameras": "C3", "sync+cameras": "C4"}
     fig, ax = plt.subplots(figsize=(7, 4))
     seen = set()
     for r in sorted(load_results()["runs"], key=lambda r: (r["mode"], r["seed"])):
@@ -295,6 +321,7 @@ def main() -> None:
     )
     parser.add_argument("--cell", nargs=2, metavar=("MODE", "SEED"), help="One run (async or sync).")
     parser.add_argument("--logs", action="store_true", help="The cell starts from the logged episodes.")
+    parser.add_argument("--start", type=Path, default=ROOT / "bc", help="The BC policy to fine-tune.")
     parser.add_argument("--minutes", type=float, default=15.0, help="Robot-time budget of a run.")
     parser.add_argument("--set", nargs="*", default=[], help="ArmConfig fields as NAME=VALUE (JSON values).")
     parser.add_argument(
@@ -311,14 +338,15 @@ def main() -> None:
         print(json.dumps(make_logs(args.make_logs)))
     if args.cell:
         mode, seed = args.cell[0], int(args.cell[1])
-        name = f"{mode}{'_logs' if args.logs else ''}_s{seed}"
+        cameras = robot_for(args.start) != "sim:Lift"
+        name = f"{mode}{'_logs' if args.logs else ''}{'_cameras' if cameras else ''}_s{seed}"
         if (ROOT / name / "done").exists():
             print(f"{name}: already run")
             return
         overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
         if args.logs:
             overrides["from_stores"] = [str(ROOT / "logs.zarr")]
-        run_cell(name, mode, seed, args.minutes, SNAPSHOT_S, overrides)
+        run_cell(name, mode, seed, args.minutes, SNAPSHOT_S, overrides, args.start)
         (ROOT / name / "done").touch()
     if args.evaluate:
         known = {r.get("cell") for r in load_results()["runs"]}
