@@ -158,6 +158,9 @@ class _CameraEncoder(nn.Module):
 class ObsEncoder(nn.Module):
     """Normalise low-dim features, embed cameras, concatenate, MLP trunk: ``obs dict -> (B, hidden[-1])``.
 
+    A camera's entry is its frames ``(B, C, h, w)`` (uint8), or their embeddings ``(B, D)`` already computed
+    by this encoder's CNN for that camera (a frozen encoder's cache: :mod:`gipo_robot.train.frozen_features`).
+
     The per-feature mean/std used for normalisation are buffers (saved with the weights); set them with
     :meth:`set_obs_stats` from a dataset's statistics.
     """
@@ -213,8 +216,9 @@ class ObsEncoder(nn.Module):
             if self._obs_clip is not None:
                 x = x.clamp(-self._obs_clip, self._obs_clip)
             feats.append(x)
-        for n in self.image_names:
-            feats.append(self.cameras[n](obs[n]))
+        for n in self.image_names:  # frames (B, C, h, w), or their embeddings (B, D) from a frozen encoder
+            x = obs[n]
+            feats.append(x if x.ndim == 2 else self.cameras[n](x))
         return self.trunk(torch.cat(feats, dim=-1))
 
 

@@ -13,8 +13,9 @@ draws, so a resumed run repeats the same draws.
 
 Camera policies: minibatches carry the uint8 frames (``(B, C, h, w)``, converted to floats inside the
 encoder); the policy's camera encoders learn at ``policy_lr × camera_encoder_lr_scale`` and the critic's own
-copy at ``critic_lr``, or neither moves with ``camera_encoder="frozen"`` (:func:`optimizers`). Values and
-V-trace log-probs of a batch go through the CNN ``EVAL_CHUNK`` frames at a time.
+copy at ``critic_lr``, or neither moves with ``camera_encoder="frozen"`` (:func:`optimizers`); frozen, each
+frame is embedded once and every later round reads its embedding (:mod:`gipo_robot.train.frozen_features`).
+Values and V-trace log-probs of a batch go through the CNN ``EVAL_CHUNK`` frames at a time.
 
 Device (``config.learner_device``): the learner moves the policy and the critic there (their optimisers
 follow); the replay stays on the CPU and each minibatch (and each ``EVAL_CHUNK`` of a batch) goes to the
@@ -40,6 +41,7 @@ from gipo_robot.objectives import at_level, get_objective
 from gipo_robot.policies.critic import Critic
 from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.train.config import FinetuneConfig
+from gipo_robot.train.frozen_features import FrozenFeatures
 from gipo_robot.train.replay import ReplayBuffer, RolloutBatch
 
 __all__ = [
@@ -259,6 +261,10 @@ class Learner:
         self.objective = get_objective(config.objective)
         self.optimizers = optimizers(policy, critic, config)
         self.bc_coef = config.bc_coef  # the robot loop turns the BC term on once interventions arrive
+        # frozen camera encoders: each frame is embedded once, the rounds read the embeddings
+        self.frozen_features = (
+            FrozenFeatures(policy) if FrozenFeatures.applies(policy, critic, config) else None
+        )
         self.bad_updates = 0  # consecutive non-finite updates (policy or critic)
 
     def update(
@@ -278,6 +284,8 @@ class Learner:
                 each is skipped and counted, never stepped).
         """
         n_updates = self.config.updates_per_iter if n_updates is None else n_updates
+        if self.frozen_features is not None:
+            replay = self.frozen_features.view(replay)
         data = self._gather(replay)
         record: dict[str, Any] = {
             "value_loss": self._update_critic(data, replay, generator, iteration, n_updates)
