@@ -8,7 +8,8 @@ episodes, the whole replay goes through the CNN each round although only the new
 :class:`FrozenFeatures` embeds each batch's frames once, when the batch first reaches an update, and hands
 the learner a view of the replay whose batches hold the ``(…, D)`` embeddings where the frames were
 (:class:`~gipo_robot.policies.gaussian.ObsEncoder` takes either). Everything else in a view's batch is the
-original batch's own tensors, so a reward relabelled in place (``gipo-robot label``) is seen. The values and
+original batch's own tensors, so a reward relabelled in place (``gipo-robot label``) is seen. The BC term's
+demonstrations are embedded once too (:meth:`FrozenFeatures.demos`). The values and
 log-probs are those of the frames, up to float rounding (the CNN runs over other groupings of frames).
 
 It applies only where one embedding serves both networks: the policy reads cameras, its encoders are frozen,
@@ -19,6 +20,7 @@ from the policy does. Elsewhere the learner keeps reading frames.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -45,6 +47,7 @@ class FrozenFeatures:
         self.cameras = policy.encoder.cameras
         self.names, self.dim = set(policy.config.images), policy.config.image_feature_dim
         self._views: dict[int, tuple[RolloutBatch, RolloutBatch]] = {}  # id(batch) -> (batch, its view)
+        self._demos: tuple[Any, Any] | None = None  # (BC data, its view)
         self.embedded_frames = 0  # frames that went through the CNN (for tests and benchmarks)
 
     @staticmethod
@@ -68,6 +71,14 @@ class FrozenFeatures:
         out = ReplayBuffer(replay.capacity)
         out.batches = [self._embedded(b) for b in replay.batches]
         return out
+
+    def demos(self, data: Any) -> Any:
+        """The BC term's demonstrations (a :class:`~gipo_robot.policies.bc.BCData`) with their frames replaced
+        by embeddings; embedded again only when the learner is given other demonstrations (an arm adds each
+        intervention's steps by building a new one)."""
+        if self._demos is None or self._demos[0] is not data:
+            self._demos = (data, dataclasses.replace(data, obs=self._embed_all(data.obs)))
+        return self._demos[1]
 
     def _embedded(self, batch: RolloutBatch) -> RolloutBatch:
         known = self._views.get(id(batch))

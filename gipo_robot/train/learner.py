@@ -381,8 +381,11 @@ class Learner:
             *at_level(logp, mb["logp_b"], adv, mb["mask"], config.ratio_level), **config.objective_params
         )
         if self.demo_data is not None and len(self.demo_data) and self.bc_coef > 0:
-            rows = torch.randint(0, len(self.demo_data), (config.minibatch_size,), generator=generator)
-            demo = self.demo_data.subset(rows)
+            demos = self.demo_data
+            if self.frozen_features is not None:  # frames embedded once
+                demos = self.frozen_features.demos(demos)
+            rows = torch.randint(0, len(demos), (config.minibatch_size,), generator=generator)
+            demo = demos.subset(rows)
             demo_obs, mask = to_device(demo.obs, self.device), demo.mask.to(self.device)
             bc = -(policy.log_prob_per_dim(demo_obs, demo.actions.to(self.device)).sum(-1) * mask).sum()
             bc = bc / mask.sum().clamp(min=1)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gipo_robot.policies import load_policy
+from gipo_robot.policies.bc import BCData
 from gipo_robot.sim import make_vector_env
 from gipo_robot.train.collect import collect
 from gipo_robot.train.critic_obs import build_critic
@@ -41,10 +42,17 @@ def batches(vision_policy):
         venv.close()
 
 
-def learner(vision_policy, **overrides) -> Learner:
+def learner(vision_policy, demos=None, **overrides) -> Learner:
     config = FinetuneConfig(**{**CONFIG, **overrides})
     policy = load_policy(vision_policy)
-    return Learner(policy, build_critic(config, policy, {}, where="the test"), config)
+    return Learner(policy, build_critic(config, policy, {}, where="the test"), config, demos)
+
+
+def demonstrations(batch) -> BCData:
+    """A BC term's demonstrations made of a batch's steps (frames uint8, channels first, as loaded)."""
+    m, h = len(batch), batch.actions.shape[2]
+    return BCData(batch.flat("obs"), batch.flat("actions"), torch.ones(m, h, dtype=torch.bool),
+                  torch.zeros(m, dtype=torch.long), (CAMERA,))  # fmt: skip
 
 
 def rounds(learner: Learner, batches) -> list[dict]:
@@ -57,18 +65,18 @@ def rounds(learner: Learner, batches) -> list[dict]:
 
 
 def test_each_frame_is_embedded_once_and_the_rounds_match_the_frames(vision_policy, batches):
-    cached, plain = (
-        learner(vision_policy, camera_encoder="frozen"),
-        learner(vision_policy, camera_encoder="frozen"),
-    )
+    demos = demonstrations(batches[1])
+    cached, plain = (learner(vision_policy, demos, camera_encoder="frozen") for _ in range(2))
+    cached.bc_coef = plain.bc_coef = 0.1  # the BC term as an arm turns it on for interventions
     assert cached.frozen_features is not None
     plain.frozen_features = None  # the same learner reading frames, as before the cache
     got, expected = rounds(cached, batches), rounds(plain, batches)
-    # every frame once: each batch's observations and the frames after its ended or cut steps, no more
-    frames = sum(len(b) + len(b.final_images[CAMERA]) for b in batches)
+    # every frame once: each batch's observations, the frames after its ended or cut steps and the
+    # demonstrations' frames; no more
+    frames = sum(len(b) + len(b.final_images[CAMERA]) for b in batches) + len(demos)
     assert cached.frozen_features.embedded_frames == frames
     for a, b in zip(got, expected, strict=True):
-        for key in ("value_loss", "loss", "approx_kl", "log_std_mean"):
+        for key in ("value_loss", "loss", "approx_kl", "bc_nll", "log_std_mean"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
     for net in ("policy", "critic"):
         ours, theirs = getattr(cached, net).state_dict(), getattr(plain, net).state_dict()
