@@ -9,8 +9,8 @@ episodes, the whole replay goes through the CNN each round although only the new
 the learner a view of the replay whose batches hold the ``(…, D)`` embeddings where the frames were
 (:class:`~gipo_robot.policies.gaussian.ObsEncoder` takes either). Everything else in a view's batch is the
 original batch's own tensors, so a reward relabelled in place (``gipo-robot label``) is seen. The BC term's
-demonstrations are embedded once too (:meth:`FrozenFeatures.demos`). The values and
-log-probs are those of the frames, up to float rounding (the CNN runs over other groupings of frames).
+demonstrations are embedded once too (:meth:`FrozenFeatures.demos`). The values and log-probs are those of
+the frames, up to float rounding (the CNN runs over other groupings of frames).
 
 It applies only where one embedding serves both networks: the policy reads cameras, its encoders are frozen,
 and the critic reads no camera or the same cameras with the same (frozen) weights, as a critic initialised
