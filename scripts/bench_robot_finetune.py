@@ -96,9 +96,17 @@ def robot_for(start: Path) -> str:
 
 
 def run_cell(
-    name: str, mode: str, seed: int, minutes: float, snapshot_s: float, overrides: dict, start: Path
+    name: str,
+    mode: str,
+    seed: int,
+    minutes: float,
+    snapshot_s: float,
+    overrides: dict,
+    start: Path,
+    robot: str,
 ) -> Path:
-    """One run from ``start`` into ``ROOT/name`` (its provenance in ``cell.json``); evaluation comes later."""
+    """One run from ``start`` on ``robot`` (:func:`robot_for`) into ``ROOT/name`` (its provenance in
+    ``cell.json``); evaluation comes later."""
     from gipo_robot.train.arm import ArmConfig, finetune_on_robot
 
     run = ROOT / name
@@ -112,7 +120,7 @@ def run_cell(
         "minutes": minutes,
         "overrides": overrides,
         "start": str(start),
-        "robot": robot_for(start),
+        "robot": robot,
         **provenance(),
     }
     config = ArmConfig(robot=cell["robot"], mode=mode, seed=seed, robot_minutes=minutes, env_steps=10**9,
@@ -338,7 +346,8 @@ def main() -> None:
         print(json.dumps(make_logs(args.make_logs)))
     if args.cell:
         mode, seed = args.cell[0], int(args.cell[1])
-        cameras = robot_for(args.start) != "sim:Lift"
+        robot = robot_for(args.start)
+        cameras = robot != "sim:Lift"
         name = f"{mode}{'_logs' if args.logs else ''}{'_cameras' if cameras else ''}_s{seed}"
         if (ROOT / name / "done").exists():
             print(f"{name}: already run")
@@ -346,7 +355,7 @@ def main() -> None:
         overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
         if args.logs:
             overrides["from_stores"] = [str(ROOT / "logs.zarr")]
-        run_cell(name, mode, seed, args.minutes, SNAPSHOT_S, overrides, args.start)
+        run_cell(name, mode, seed, args.minutes, SNAPSHOT_S, overrides, args.start, robot)
         (ROOT / name / "done").touch()
     if args.evaluate:
         known = {r.get("cell") for r in load_results()["runs"]}
