@@ -68,7 +68,15 @@ ARMS: dict[str, tuple[str, dict, str]] = {
     "ppo_clip": ("ppo_clip", {"eps": 0.2}, "step"),
     "no_clip": ("no_clip", {}, "step"),
     "sapo": ("sapo", {}, "step"),
+    # the asynchronous path's natural lag instead of a controlled one (run them at L = 0; see ASYNC)
+    "gipo_async": ("gipo", {"sigma": 1.0}, "step"),
+    "ppo_clip_async": ("ppo_clip", {"eps": 0.2}, "step"),
 }
+#: Arms that collect asynchronously (``FinetuneConfig.async_collection``, Ray on loopback): 2 workers keep
+#: collecting with the weights they have while the learner updates, so each batch is as old as the updates
+#: made while it was collected (typically ``workers - 1`` versions; logged as ``batch_lag``). Each worker
+#: steps 2 envs, so a batch (one worker's) holds the lockstep arms' 2 x ``steps_per_env`` env steps.
+ASYNC = {"workers": 2, "num_envs": 4, "backend": "ray", "async_collection": True, "max_lag": 8}
 
 #: The heavy-reuse regime per task: env steps per env per iteration, epochs (update-to-data ratio), budget,
 #: evaluation every ``eval_every`` iterations on ``eval_episodes`` held-out episodes.
@@ -149,12 +157,13 @@ def run_cell(
     task: str, arm: str, lag: int, seed: int, lr: float, final_episodes: int, regime: str = "reuse"
 ) -> dict:
     objective, params, ratio_level = ARMS[arm]
+    collection = ASYNC if arm.endswith("_async") else {"num_envs": 2}
     began = time.perf_counter()
     base = start(task, seed)
     config = FinetuneConfig(
         task=task, objective=objective, objective_params=params, ratio_level=ratio_level, replay_size=1,
-        policy_lag=lag, num_envs=2, minibatch_size=256, init_log_std=-2.5, policy_lr=lr, seed=seed,
-        **REGIMES[regime][task],
+        policy_lag=lag, minibatch_size=256, init_log_std=-2.5, policy_lr=lr, seed=seed,
+        **collection, **REGIMES[regime][task],
     )  # fmt: skip
     run_dir = regime_paths(regime)[2] / f"{task}_{arm}_L{lag}_lr{lr:g}_s{seed}"
     resume = any((run_dir / name).exists() for name in ("checkpoint", "checkpoint.prev"))
@@ -164,6 +173,7 @@ def run_cell(
     where = provenance()
     return {
         "task": task, "regime": regime, "objective": arm, "ratio_level": ratio_level, "lag": lag,
+        "collection": "async" if config.async_collection else "lockstep",
         "utd": config.epochs,
         "seed": seed, "policy_lr": lr, "final_success": success(run_dir / "checkpoint", task, final_episodes),
         "final_episodes": final_episodes, "start_success": start_success(task, seed, final_episodes),
@@ -225,12 +235,19 @@ def main() -> None:
     else:
         out, seeds, final = grid_out, args.seeds or list(range(8)), args.final_episodes or 100
         tune = read_runs(tune_out, missing_ok=True)
-        lr = {(t, a): args.lr or tuned_lr(tune, t, a, tune_out) for t in args.tasks for a in args.arms}
+        # an asynchronous arm takes the lr tuned for its objective's lockstep arm
+        lr = {(t, a): args.lr or tuned_lr(tune, t, a.removesuffix("_async"), tune_out)
+              for t in args.tasks for a in args.arms}  # fmt: skip
         cells = [(t, a, g, s, lr[t, a]) for s in seeds for t in args.tasks for g in args.lags
                  for a in args.arms]  # fmt: skip
         if args.only:
             t, a, lag, s = args.only.split(":")
-            cells = [(t, a, int(lag), int(s), args.lr or tuned_lr(tune, t, a, tune_out))]
+            cells = [
+                (t, a, int(lag), int(s), args.lr or tuned_lr(tune, t, a.removesuffix("_async"), tune_out))
+            ]
+        lagged_async = sorted({f"{a} at L = {g}" for _, a, g, _, _ in cells if a.endswith("_async") and g})
+        if lagged_async:
+            parser.error(f"{lagged_async}: an asynchronous arm has its natural lag; run it at --lags 0")
     done = {key(r) for r in read_runs(out, missing_ok=True)}
     todo = [c for c in cells if c not in done]
     if args.list:

@@ -11,7 +11,9 @@ Tables, in order:
    weight < 1e-3, GIPO's mean trust weight, the mean batch lag in policy versions);
 3. per task and lag, each arm minus PPO-Clip on the seeds both ran (seed s of every arm starts from the same
    BC policy and env seeds): the mean paired difference with a bootstrap 95% CI, ahead / tied / behind, and
-   the probability of improvement P(arm > PPO-Clip) with its CI;
+   the probability of improvement P(arm > PPO-Clip) with its CI; an asynchronous arm (``gipo_async``) is
+   compared with asynchronous PPO-Clip (``ppo_clip_async``), and then with its own objective collected in
+   lockstep at L = 0 (what the natural lag costs);
 4. the primary metric: per task and arm, ``(arm - PPO-Clip at the highest lag) - (arm - PPO-Clip at L = 0)``
    seed by seed, over the seeds present in all four cells. "tie" where its CI contains 0.
 
@@ -41,7 +43,7 @@ from gipo_robot.stats import (
 )
 
 REFERENCE = "ppo_clip"
-ORDER = ("gipo", "gipo_dim", "ppo_clip", "no_clip", "sapo")
+ORDER = ("gipo", "gipo_dim", "ppo_clip", "no_clip", "sapo", "gipo_async", "ppo_clip_async")
 #: (run field, column title, format) of the measured staleness, means over the runs of a cell.
 STALENESS = (
     ("approx_kl", "approx-KL", ".3g"),
@@ -143,6 +145,20 @@ def cells_table(cells: Cells) -> list[str]:
     return lines
 
 
+def _base(label: str) -> str:
+    return label.split("@")[0]
+
+
+def _is_reference(label: str) -> bool:
+    return _base(label) in (REFERENCE, REFERENCE + "_async")
+
+
+def _compared(arm: str, ref: str) -> bool:
+    """Whether ``arm`` is compared with the PPO-Clip label ``ref``: asynchronous arms with asynchronous
+    PPO-Clip, lockstep arms with lockstep PPO-Clip."""
+    return not _is_reference(arm) and _base(arm).endswith("_async") == _base(ref).endswith("_async")
+
+
 def _pairs(cells: Cells, task: str, lag: int, arm: str, ref: str) -> list[int]:
     return sorted(set(cells.get((task, arm, lag), {})) & set(cells.get((task, ref, lag), {})))
 
@@ -162,8 +178,8 @@ def paired_table(cells: Cells) -> list[str]:
     ]
     for task, lag in sorted({(t, g) for t, _, g in cells}):
         arms = sorted({a for t, a, g in cells if (t, g) == (task, lag)}, key=_arm_key)
-        for ref in (a for a in arms if a.split("@")[0] == REFERENCE):
-            for arm in (a for a in arms if a.split("@")[0] != REFERENCE):
+        for ref in filter(_is_reference, arms):
+            for arm in (a for a in arms if _compared(a, ref)):
                 seeds = _pairs(cells, task, lag, arm, ref)
                 if not seeds:
                     continue
@@ -176,6 +192,32 @@ def paired_table(cells: Cells) -> list[str]:
                     xs, ys = [x[s][key] for s in seeds], [y[s][key] for s in seeds]
                     row.append(_ci(*probability_of_improvement({task: xs}, {task: ys})))
                 lines.append("| " + " | ".join(row) + " |")
+    return lines if len(lines) > 2 else []
+
+
+def async_table(cells: Cells) -> list[str]:
+    """Per task, each asynchronous arm minus the same objective collected in lockstep on-policy (L = 0), on
+    the seeds both ran: what the asynchronous path's natural lag costs."""
+    lines = [
+        "| task | async − lockstep | pairs | batch lag (async) | Δ final success [95% CI] "
+        "| ahead / tied / behind | Δ AUC [95% CI] | ahead / tied / behind |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task, arm, lag in sorted(cells, key=lambda c: (c[0], _arm_key(c[1]), c[2])):
+        base = _base(arm)
+        lockstep = base.removesuffix("_async") + arm[len(base) :]
+        if lag != 0 or not base.endswith("_async") or (task, lockstep, 0) not in cells:
+            continue
+        seeds = _pairs(cells, task, 0, arm, lockstep)
+        if not seeds:
+            continue
+        x, y = cells[task, arm, 0], cells[task, lockstep, 0]
+        batch_lag = _fmt(_mean_of([x[s] for s in seeds], "mean_batch_lag"), ".2f")
+        row = [f"{task} | {arm} − {lockstep} | {len(seeds)} | {batch_lag}"]
+        for key, fmt in (("final_success", ".2f"), ("auc", ".3f")):
+            xs, ys = [x[s][key] for s in seeds], [y[s][key] for s in seeds]
+            row.append(_diff_cells(paired_difference(xs, ys), fmt, arm, lockstep))
+        lines.append("| " + " | ".join(row) + " |")
     return lines if len(lines) > 2 else []
 
 
@@ -193,8 +235,8 @@ def interaction_table(cells: Cells) -> list[str]:
             continue
         high = lags[-1]
         arms = sorted({a for t, a, _ in cells if t == task}, key=_arm_key)
-        for ref in (a for a in arms if a.split("@")[0] == REFERENCE):
-            for arm in (a for a in arms if a.split("@")[0] != REFERENCE):
+        for ref in filter(_is_reference, arms):
+            for arm in (a for a in arms if _compared(a, ref)):
                 four = [cells.get((task, a, g), {}) for g in (high, 0) for a in (arm, ref)]
                 seeds = sorted(set.intersection(*(set(c) for c in four)))
                 if not seeds:
@@ -291,6 +333,14 @@ def report(runs: list[dict], tune_runs: list[dict], png_prefix: Path = Path("ben
     paired = paired_table(cells)
     if paired:
         lines += [f"Each arm minus {REFERENCE}, paired by seed (bootstrap 95% CIs):", "", *paired, ""]
+    asynchronous = async_table(cells)
+    if asynchronous:
+        lines += [
+            "Asynchronous collection minus lockstep on-policy collection, paired by seed:",
+            "",
+            *asynchronous,
+            "",
+        ]
     primary = interaction_table(cells)
     if primary:
         lines += [

@@ -117,3 +117,51 @@ def test_a_bc_start_is_shipped_as_weights_and_config_only_once(bench_lag, tmp_pa
     assert shipped == Path("benchmarks/lag_starts/bc_Lift_10_3")
     assert sorted(p.name for p in shipped.iterdir()) == ["config.json", "model.safetensors"]
     assert bench_lag.start("Lift", 3) == shipped and calls == [("Lift", 3, 10)]  # trained once, then shipped
+
+
+def test_an_asynchronous_arm_runs_at_its_natural_lag_with_its_objectives_tuned_lr(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    tune = [
+        {
+            "task": "Lift",
+            "objective": arm,
+            "lag": 0,
+            "seed": 100,
+            "policy_lr": lr,
+            "final_success": f,
+            "auc": 0.5,
+        }
+        for arm, lr, f in (("gipo", 3e-6, 0.7), ("gipo", 1e-5, 0.5), ("ppo_clip", 1e-5, 0.8))
+    ]
+    (tmp_path / "benchmarks" / "lag_tune.json").write_text(json.dumps({"runs": tune}))
+    args = ("grid", "--arms", "gipo_async", "ppo_clip_async", "--seeds", "0", "--list")
+    result = bench_lag_cli(tmp_path, *args, "--lags", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["Lift:gipo_async:0:0:3e-06", "Lift:ppo_clip_async:0:0:1e-05"]
+    result = bench_lag_cli(tmp_path, *args, "--lags", "0", "8")
+    assert (
+        result.returncode != 0 and "natural lag" in result.stderr and "gipo_async at L = 8" in result.stderr
+    )
+    result = bench_lag_cli(tmp_path, "grid", "--only", "Lift:ppo_clip_async:4:0", "--list")
+    assert result.returncode != 0 and "ppo_clip_async at L = 4" in result.stderr
+
+
+def test_an_asynchronous_cell_collects_on_two_ray_workers_with_the_lockstep_batch_size(
+    bench_lag, monkeypatch
+):
+    seen = {}
+
+    def fake_finetune(config, base, run_dir, resume):
+        seen.update(config=config, run_dir=run_dir)
+        raise SystemExit("stop before training")
+
+    monkeypatch.setattr(bench_lag, "start", lambda task, seed: Path("start"))
+    monkeypatch.setattr(bench_lag, "finetune", fake_finetune)
+    for arm in ("gipo_async", "gipo"):
+        with pytest.raises(SystemExit):
+            bench_lag.run_cell("Lift", arm, 0, 3, 1e-5, 100, "episodes10")
+        c = seen["config"]
+        batch = c.num_envs // c.workers * c.steps_per_env  # one worker's batch is one iteration's
+        assert batch == 2 * bench_lag.REGIMES["episodes10"]["Lift"]["steps_per_env"]
+        assert c.async_collection == (arm == "gipo_async") and c.policy_lag == 0
+        assert (c.backend, c.workers) == (("ray", 2) if arm == "gipo_async" else ("subprocess", 1))

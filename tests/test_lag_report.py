@@ -135,3 +135,24 @@ def test_tuning_mark_matches_bench_lag_tuned_lr(scripts):
     assert marked == {("Lift", arm): bench_lag.tuned_lr(tune, "Lift", arm) for arm in ("gipo", "ppo_clip")}
     assert marked == {("Lift", "gipo"): 3e-5, ("Lift", "ppo_clip"): 1e-5}
     assert "No grid runs yet." in text
+
+
+def test_asynchronous_arms_pair_with_asynchronous_ppo_clip_and_with_their_lockstep_arm(scripts, tmp_path):
+    lag_report, _ = scripts
+    runs = _grid()
+    runs += [
+        {**_run("gipo_async", 0, s, f, 0.3), "mean_batch_lag": 1.0} for s, f in enumerate((0.4, 0.4, 0.6))
+    ]
+    runs += [{**_run("ppo_clip_async", 0, s, 0.5, 0.3), "mean_batch_lag": 1.0} for s in range(3)]
+    text = lag_report.report(runs, [], png_prefix=tmp_path / "lag")
+    # gipo_async against ppo_clip_async: (-0.1, -0.1, +0.1), mean -0.03; never against lockstep ppo_clip
+    row = _row(text, "Lift", "0", "gipo_async − ppo_clip_async")
+    assert row[3] == "3" and row[4].startswith("-0.03 [") and row[5] == "1 / 0 / 2"
+    assert not [line for line in text.splitlines() if "gipo_async − ppo_clip |" in line]
+    assert not [line for line in text.splitlines() if "gipo − ppo_clip_async" in line]
+    # against the lockstep arm at L = 0 on the seeds both ran: gipo (0.5, 0.6, 0.7) -> (-0.1, -0.2, -0.1)
+    row = _row(text, "Lift", "gipo_async − gipo")
+    assert row[2] == "3" and row[3] == "1.00" and row[4].startswith("-0.13 [") and row[5] == "0 / 0 / 3"
+    assert _row(text, "Lift", "ppo_clip_async − ppo_clip")[2] == "3"  # seed 4 has no asynchronous partner
+    # the interaction table (lockstep lags) has no asynchronous row
+    assert not [line for line in text.splitlines() if "_async vs" in line]
