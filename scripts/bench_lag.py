@@ -13,7 +13,8 @@ The regime (``SETTINGS``): few env steps per iteration (2 envs x 200 steps on Li
 an iteration), many gradient steps per env step (``epochs`` = the update-to-data ratio), and a controlled lag:
 every batch is collected by the policy of L versions ago (``FinetuneConfig.policy_lag``) and the learner
 trains on that batch alone (``replay_size=1``), so the data quantity is the same at every L (L = 0 is
-on-policy).
+on-policy). The ``*_async`` arms (``--lags 0`` only) collect asynchronously instead (``ASYNC``), so each batch
+has the asynchronous path's natural lag, logged and reported like the controlled one.
 
 ``tune`` runs every arm at L = 0 over ``--lrs`` on tuning seeds of their own (100, 101, 102: their BC starts
 and env seeds are not the grid's), into ``benchmarks/lag_tune.json``. ``grid`` then runs each arm at the
