@@ -18,13 +18,15 @@ reset and resets (the fine-tuning loop re-collects the iteration). After ``max_r
 the env gives up with :class:`~gipo_robot.sim.robosuite_env.SimError`.
 
 Ray itself: :func:`connect` joins a cluster (``address="auto"`` or ``"ray://host:10001"``) or starts a
-small local instance (no dashboard, worker logs not forwarded, a 512 MiB object store). An already
+small local instance (no dashboard, worker logs not forwarded, Ray's own log lines below ERROR not
+printed, a 512 MiB object store). An already
 initialised Ray (``ray.init`` called by the user with their own settings) is used as it is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from typing import Any
@@ -82,6 +84,7 @@ def connect(address: str | None = None, *, num_cpus: float | None = None) -> Non
             _node_ip_address=LOCAL_NODE_IP,  # a local Ray binds and talks on loopback only
             include_dashboard=False,
             log_to_driver=False,
+            logging_level=logging.ERROR,  # keeps Ray's start-up lines out of our output
             object_store_memory=LOCAL_OBJECT_STORE_BYTES,
         )
     else:

@@ -32,6 +32,16 @@ def test_a_local_ray_stays_on_loopback(local_ray):
     assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
 
 
+def test_a_local_ray_starts_without_printing_its_own_log_lines():
+    # Ray's INFO "Started a local Ray instance" and its token-authentication WARNING are not ours to print.
+    code = "from gipo_robot.sim.ray_backend import connect, ray\nconnect(num_cpus=1)\nray.shutdown()\n"
+    code += "print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ok"]
+    assert "Ray" not in result.stderr and "ray" not in result.stderr, result.stderr
+
+
 def _run(venv, actions: np.ndarray, seed: int) -> dict[str, list]:
     """Everything a rollout sees: observations, rewards, episode ends, final observations and seeds."""
     obs, infos = venv.reset(seed=seed)
