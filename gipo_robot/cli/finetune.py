@@ -146,12 +146,15 @@ def _finetune_vector(ctx: typer.Context, flags: dict[str, Any]) -> None:
         "env_steps": history[-1]["env_steps"] if history else 0,
         "final_success": evals[-1]["eval_success"] if evals else None,
         "curve": [[r["env_steps"], r["eval_success"]] for r in evals],
+        "best_success": max((r["eval_success"] for r in evals), default=None),
         "files": {"metrics": str(out / "metrics.csv"), "png": str(out / "learning_curve.png"),
-                  "config": str(out / "config.json")},
+                  "config": str(out / "config.json"), "checkpoint": str(out / "checkpoint"),
+                  "best": str(out / "best")},
     }  # fmt: skip
     human = (
         f"{config.objective} K={config.replay_size}: final success {summary['final_success']} after "
-        f"{summary['env_steps']} env steps\nlearning curve: {summary['files']['png']}"
+        f"{summary['env_steps']} env steps (best {summary['best_success']}: {summary['files']['best']})\n"
+        f"learning curve: {summary['files']['png']}"
     )
     emit(summary, as_json, human)
 

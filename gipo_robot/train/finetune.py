@@ -64,6 +64,7 @@ Shapes: ``T`` decision steps per iteration, ``N`` envs, ``H`` chunk, ``A`` actio
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -79,7 +80,7 @@ from tqdm import tqdm
 from gipo_robot.configs import load_config, save_config
 from gipo_robot.loops.eval_pool import EvalPool
 from gipo_robot.loops.evaluate import EVAL_SEED, evaluate
-from gipo_robot.policies.checkpoint import check_spec, load_critic, load_policy
+from gipo_robot.policies.checkpoint import check_spec, load_critic, load_policy, save_policy
 from gipo_robot.policies.critic import Critic
 from gipo_robot.policies.gaussian import GaussianPolicy
 from gipo_robot.policies.obs_sets import sim_camera_options
@@ -122,7 +123,9 @@ def finetune(
 
     ``out`` receives ``config.json`` (which starts the same run again: ``gipo-robot finetune --config``),
     ``metrics.csv``, TensorBoard events (``tb/``), the rollout store (``rollouts.zarr``), ``checkpoint/``
-    (latest state, resumable), ``checkpoint.prev/`` (the one before) and ``learning_curve.png``.
+    (latest state, resumable), ``checkpoint.prev/`` (the one before), ``best/`` (the policy and critic whose
+    evaluation was the run's highest so far, the first of equals; its ``config.json`` provenance says when)
+    and ``learning_curve.png``.
 
     Args:
         config: the run's settings.
@@ -169,6 +172,7 @@ def finetune(
                 result = run.evaluate()
                 record.update(eval_success=result.success_rate, eval_return=result.mean_return,
                               eval_length=result.mean_length, eval_s=time.perf_counter() - t0)  # fmt: skip
+                run.keep_best(record, policy_path)
 
             # --- log, checkpoint, store (the checkpoint holds the episodes until the store has them) --------
             run.log(record)
@@ -218,6 +222,7 @@ class _Run:
     store_pending: Any = None  # the Future of the last iteration's appends, or None
     lagged: PolicyHistory | None = None  # the last policy_lag + 1 versions (controlled lag), or None
     fit_critic_stats: bool = False  # a new state critic (critic_obs="state"): normalise on the first batch
+    best_success: float = -math.inf  # the highest evaluation so far (the policy in best/)
 
     @classmethod
     def start(cls, config: FinetuneConfig, policy_path: Path, out: Path, *, resume: bool) -> _Run:
@@ -289,6 +294,9 @@ class _Run:
             self.lagged.load_tensors(state.extra)
         self.start_iteration, self.env_steps = state.progress["iteration"], state.progress["env_steps"]
         self.history = read_history(self.out / "metrics.csv")[: self.start_iteration]
+        self.best_success = max(
+            (r["eval_success"] for r in self.history if "eval_success" in r), default=-math.inf
+        )
         self.store = EpisodeStore.open(self.out / "rollouts.zarr", "a")
         # The checkpoint's own episodes that a kill kept from the store (all of them when it came right
         # after the save, the rest when it came mid-append): stored now, once.
@@ -369,6 +377,18 @@ class _Run:
                         "base_policy": str(policy_path)},
         )  # fmt: skip
         self.t_end = time.perf_counter()
+
+    def keep_best(self, record: dict[str, Any], policy_path: Path | str) -> None:
+        """Save the policy (with its critic) to ``best/`` when the evaluation in ``record`` beats every
+        earlier one of the run: the snapshot to deploy when a run peaks and then degrades."""
+        if record["eval_success"] <= self.best_success:
+            return
+        self.best_success = record["eval_success"]
+        best = {"iteration": record["iteration"], "env_steps": self.env_steps,
+                "eval_success": self.best_success, "eval_episodes": self.config.eval_episodes}  # fmt: skip
+        save_policy(self.out / "best", self.policy, critic=self.critic,
+                    provenance={"trainer": "finetune", "config": asdict(self.config),
+                                "base_policy": str(policy_path), "best": best})  # fmt: skip
 
     def store_episodes(self, *, background: bool = False) -> None:
         """Append the episodes the last checkpoint holds to the rollout store, one commit each; with

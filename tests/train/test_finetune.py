@@ -116,3 +116,28 @@ def test_collection_acts_with_one_intra_op_thread_and_restores_the_setting(lift_
         assert torch.get_num_threads() == 2  # the learner's setting, given back
     finally:
         torch.set_num_threads(before)
+
+
+def test_best_keeps_the_first_highest_evaluation_across_a_resume(tmp_path, lift_bc_policy, monkeypatch):
+    from types import SimpleNamespace
+
+    from gipo_robot.policies.checkpoint import read_config
+    from gipo_robot.train import finetune as finetune_module
+
+    # evaluations scripted by env steps: 0.2, then 0.6 (the best), then 0.6 again (an equal: not kept)
+    scripted = {15: 0.2, 30: 0.6, 45: 0.6}
+    monkeypatch.setattr(
+        finetune_module._Run,
+        "evaluate",
+        lambda run: SimpleNamespace(success_rate=scripted[run.env_steps], mean_return=0.0, mean_length=20.0),
+    )
+    config = FinetuneConfig(**{**TINY, "eval_every": 1})
+    out = tmp_path / "run"
+    finetune(config, lift_bc_policy, out, stop_after=2, progress=False)
+    finetune(config, lift_bc_policy, out, resume=True, progress=False)  # the best so far comes from metrics
+    best = read_config(out / "best")["provenance"]["best"]
+    assert best == {"iteration": 2, "env_steps": 30, "eval_success": 0.6, "eval_episodes": 1}
+    # best/ holds iteration 2's weights: those of checkpoint.prev, not the last checkpoint's
+    kept, second, last = (weights(out / name) for name in ("best", "checkpoint.prev", "checkpoint"))
+    assert all(torch.equal(kept[k], second[k]) for k in kept)
+    assert any(not torch.equal(kept[k], last[k]) for k in kept)

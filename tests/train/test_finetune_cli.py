@@ -38,6 +38,9 @@ def test_a_saved_config_starts_the_same_run(tmp_path, lift_bc_policy):
     assert resaved == {**saved, "seed": 7, "epochs": 2}
     result = json.loads(again.stdout)
     assert result["objective_params"] == {"sigma": 0.5} and result["env_steps"] == 10
+    # the best evaluated policy is a checkpoint of its own, named in the summary
+    assert result["best_success"] == max(success for _, success in result["curve"])
+    assert (Path(result["files"]["best"]) / "model.safetensors").exists()
 
 
 def test_a_parameter_the_objective_lacks_fails_before_any_env_step(tmp_path, lift_bc_policy):
