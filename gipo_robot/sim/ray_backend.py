@@ -19,8 +19,8 @@ the env gives up with :class:`~gipo_robot.sim.robosuite_env.SimError`.
 
 Ray itself: :func:`connect` joins a cluster (``address="auto"`` or ``"ray://host:10001"``) or starts a
 small local instance (no dashboard, worker logs not forwarded, Ray's own log lines below ERROR not
-printed, a 512 MiB object store). An already
-initialised Ray (``ray.init`` called by the user with their own settings) is used as it is.
+printed, a 512 MiB object store). An already initialised Ray (``ray.init`` called by the user with their
+own settings) is used as it is.
 """
 
 from __future__ import annotations
