@@ -168,11 +168,7 @@ def finetune(
 
             # --- evaluate -----------------------------------------------------------------------------------
             if (iteration + 1) % config.eval_every == 0 or iteration == config.iterations - 1:
-                t0 = time.perf_counter()
-                result = run.evaluate()
-                record.update(eval_success=result.success_rate, eval_return=result.mean_return,
-                              eval_length=result.mean_length, eval_s=time.perf_counter() - t0)  # fmt: skip
-                run.keep_best(record, policy_path)
+                run.evaluate_into(record, policy_path)  # and best/ when it beats every earlier evaluation
 
             # --- log, checkpoint, store (the checkpoint holds the episodes until the store has them) --------
             run.log(record)
@@ -377,6 +373,15 @@ class _Run:
                         "base_policy": str(policy_path)},
         )  # fmt: skip
         self.t_end = time.perf_counter()
+
+    def evaluate_into(self, record: dict[str, Any], policy_path: Path | str) -> None:
+        """Evaluate the current policy into ``record`` (success, return, length, seconds); keep it in
+        ``best/`` when it beats every earlier evaluation of the run."""
+        t0 = time.perf_counter()
+        result = self.evaluate()
+        record.update(eval_success=result.success_rate, eval_return=result.mean_return,
+                      eval_length=result.mean_length, eval_s=time.perf_counter() - t0)  # fmt: skip
+        self.keep_best(record, policy_path)
 
     def keep_best(self, record: dict[str, Any], policy_path: Path | str) -> None:
         """Save the policy (with its critic) to ``best/`` when the evaluation in ``record`` beats every
