@@ -75,8 +75,12 @@ def cells_of(runs: list[dict]) -> Cells:
     return cells
 
 
+def _base(label: str) -> str:
+    return label.split("@")[0]
+
+
 def _arm_key(label: str) -> tuple:
-    base = label.split("@")[0]
+    base = _base(label)
     return (ORDER.index(base) if base in ORDER else len(ORDER), label)
 
 
@@ -143,10 +147,6 @@ def cells_table(cells: Cells) -> list[str]:
             f"| {statistics.mean(r['final_success'] for r in rs):.2f} | {_ci(*auc, '.3f')} | {staleness} |"
         )
     return lines
-
-
-def _base(label: str) -> str:
-    return label.split("@")[0]
 
 
 def _is_reference(label: str) -> bool:
