@@ -1,7 +1,6 @@
 """The controlled-lag grid's bookkeeping (scripts/bench_lag.py): which cells it runs, in which order, what it
 refuses, and the BC starts it ships. No fine-tuning runs here."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+from tests.scripts import SCRIPTS, load_scripts
 
 
 def bench_lag_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -20,14 +19,8 @@ def bench_lag_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def bench_lag():
-    sys.path.insert(0, str(SCRIPTS))  # the script imports its siblings
-    try:
-        spec = importlib.util.spec_from_file_location("bench_lag", SCRIPTS / "bench_lag.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with load_scripts("bench_lag") as (module,):
         yield module
-    finally:
-        sys.path.remove(str(SCRIPTS))
 
 
 def test_a_grid_before_any_tuning_is_refused_naming_the_file(tmp_path):

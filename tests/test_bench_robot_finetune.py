@@ -1,9 +1,7 @@
 """The robot-time benchmark's bookkeeping (scripts/bench_robot_finetune.py): the robot a start policy runs on,
 and the pairs its report compares. No fine-tuning runs here."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,23 +9,15 @@ import torch
 
 from gipo_robot.policies import save_policy
 from gipo_robot.policies.gaussian import GaussianPolicy, PolicyConfig
+from tests.scripts import load_scripts
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 PROPRIO = {"robot0_joint_pos": [7], "robot0_gripper_qpos": [2]}
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(SCRIPTS))  # the script imports its siblings
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "bench_robot_finetune", SCRIPTS / "bench_robot_finetune.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with load_scripts("bench_robot_finetune") as (module,):
         yield module
-    finally:
-        sys.path.remove(str(SCRIPTS))
 
 
 def saved(tmp_path: Path, images: dict) -> Path:

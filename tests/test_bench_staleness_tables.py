@@ -1,13 +1,11 @@
 """The staleness report's retention and paired tables: the numbers BENCHMARKS.md quotes for the floors."""
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+from tests.scripts import SCRIPTS, load_scripts
 
 
 def bench_staleness_cli(*args: str) -> subprocess.CompletedProcess:
@@ -18,14 +16,8 @@ def bench_staleness_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(SCRIPTS))  # the script imports its sibling ``_common``
-    try:
-        spec = importlib.util.spec_from_file_location("bench_staleness", SCRIPTS / "bench_staleness.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with load_scripts("bench_staleness") as (module,):
         yield module
-    finally:
-        sys.path.remove(str(SCRIPTS))
 
 
 def _run(objective, k, seed, success, task="Lift", steps=30000):

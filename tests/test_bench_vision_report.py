@@ -2,25 +2,15 @@
 is "vision BC within 10 points of state BC", so each camera cell is compared with the state cell of its own
 seed."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+from tests.scripts import load_scripts
 
 
 @pytest.fixture(scope="module")
 def bench_vision():
-    sys.path.insert(0, str(SCRIPTS))  # the script imports its siblings
-    try:
-        spec = importlib.util.spec_from_file_location("bench_vision", SCRIPTS / "bench_vision.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with load_scripts("bench_vision") as (module,):
         yield module
-    finally:
-        sys.path.remove(str(SCRIPTS))
 
 
 def cell(seed: int, obs: str, success: float, shift: int = 0, demos: int = 50) -> dict:

@@ -1,29 +1,15 @@
 """The controlled-lag report (scripts/lag_report.py): the primary interaction row, seed pairing, the PNG and
 the tuning table's mark, on synthetic runs whose numbers are derived by hand."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_scripts
 
 
 @pytest.fixture(scope="module")
 def scripts():
-    sys.path.insert(0, str(SCRIPTS))  # the scripts import their siblings (lag_report imports bench_lag)
-    try:
-        yield _load("lag_report"), _load("bench_lag")
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    with load_scripts("lag_report", "bench_lag") as modules:  # lag_report imports bench_lag
+        yield modules
 
 
 def _run(arm, lag, seed, final, auc, lr=3e-5, task="Lift"):
