@@ -357,6 +357,26 @@ def report(runs: list[dict]) -> None:
         seeds = ", ".join(map(str, g["seeds"]))
         print(f"| {g['task']} | {g['demos']} | {g['obs']} | {seeds} | {g['mean']:+.2f}{ci} "
               f"| {g['ahead']} / {g['tied']} / {g['behind']} |")  # fmt: skip
+    for r in (r for r in runs if r["kind"] == "finetune"):
+        minutes = r["wall_s"] / 60
+        c = r["config"]
+        variant = f" shift {c.get('image_shift', 4)} log-std {c.get('init_log_std', -2.5)}"
+        variant += f" lr {c['policy_lr']:g} cameras {'+'.join(c.get('cameras', CAMERAS))}"
+        variant += f" encoder {c.get('camera_encoder', 'finetune')}"
+        print(f"finetune {r['task']} {r['demos']} demos seed {r['seed']} critic "
+              f"{r.get('critic_obs', 'policy')}{variant}: {r['bc_success']:.2f} -> "
+              f"{r['final_success']:.2f} in {r['env_steps']} env steps, {minutes:.0f} min")  # fmt: skip
+    for r in (r for r in runs if r["kind"] == "failures"):
+        print(f"failures {r['policy']}: success {r['success']:.2f}, no reach {r['no_reach']:.2f}, reached "
+              f"not lifted {r['reached_not_lifted']:.2f}; closest approach (median) failed "
+              f"{r['closest_failed_m']} m, succeeded {r['closest_success_m']} m")  # fmt: skip
+    for r in (r for r in runs if r["kind"] == "collect"):
+        before, after = (statistics.median(r[k]) for k in ("default_steps_per_s", "one_thread_steps_per_s"))
+        print(f"collect {r['policy']} ({len(r['cameras'])} cameras): torch's {r['default_threads']} threads "
+              f"{before:.0f} -> one thread {after:.0f} env steps/s ({r['ratio']:.1f}x)")  # fmt: skip
+    for r in (r for r in runs if r["kind"] == "render"):
+        print(f"render: {r['before_steps_per_s']:.0f} -> {r['after_steps_per_s']:.0f} env steps/s "
+              f"({r['ratio']:.1f}x; one env fast {r['one_env_fast_steps_per_s']:.0f})")  # fmt: skip
 
 
 def vision_json(runs: list[dict]) -> dict:

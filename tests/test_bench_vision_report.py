@@ -36,3 +36,16 @@ def test_each_camera_set_is_paired_with_state_on_the_seeds_both_ran(bench_vision
     assert (unshifted["ahead"], unshifted["behind"], unshifted["n"]) == (1, 1, 2)
     assert unshifted["lo"] <= unshifted["mean"] <= unshifted["hi"]
     assert gaps[0]["mean"] == pytest.approx(-0.5)
+
+
+def test_the_report_prints_the_bc_tables_and_every_other_kind_of_cell(bench_vision, capsys):
+    finetune = {"kind": "finetune", "task": "Lift", "demos": 10, "seed": 0, "bc_success": 0.32,
+                "final_success": 0.74, "env_steps": 50000, "wall_s": 1980.0,
+                "config": {"policy_lr": 1e-5, "camera_encoder": "frozen"}}  # fmt: skip
+    render = {"kind": "render", "before_steps_per_s": 24.0, "after_steps_per_s": 212.0, "ratio": 8.8,
+              "one_env_fast_steps_per_s": 136.0}  # fmt: skip
+    bench_vision.report([cell(0, "state", 1.0), cell(0, "proprio+cameras", 0.8), finetune, render])
+    out = capsys.readouterr().out
+    assert " shift 0 px | 0 | -0.20 | 0 / 0 / 1 |" in out  # the paired gap, one seed: no interval
+    assert "finetune Lift 10 demos seed 0" in out and "0.32 -> 0.74 in 50000 env steps, 33 min" in out
+    assert "render: 24 -> 212 env steps/s (8.8x" in out
