@@ -308,7 +308,15 @@ def obs_label(run: dict) -> str:
     label += f" chunk {chunk} execute {execute}" if chunk != 1 else ""
     label += f" proprio {proprio_of(run)}" if proprio_of(run) != "all" else ""
     shift = run["config"]["image_shift"]
-    return label + (f" shift {shift} px" if run["obs"] != "state" and shift != 4 else "")
+    label += f" shift {shift} px" if run["obs"] != "state" and shift != 4 else ""
+    return label + (
+        f" {image_size_of(run)} px images" if run["obs"] != "state" and image_size_of(run) != 84 else ""
+    )
+
+
+def image_size_of(run: dict) -> int:
+    """A bc cell's camera resolution (every cell records it; 84 is the first cells')."""
+    return run["config"].get("image_size", 84)
 
 
 def proprio_of(run: dict) -> str:
@@ -477,6 +485,7 @@ def main() -> None:
             and chunk_of(r) == (args.chunk, args.execute_steps)
             and (r["obs"] == "state" or proprio_of(r) == args.proprio)
             and (r["obs"] == "state" or r["config"]["image_shift"] == args.image_shift)
+            and (r["obs"] == "state" or image_size_of(r) == args.image_size)
         }
         cells = [(t, d, s, o) for t in args.tasks for d in args.demos for s in args.seeds for o in args.obs]
         if args.only:

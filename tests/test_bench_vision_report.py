@@ -49,3 +49,13 @@ def test_the_report_prints_the_bc_tables_and_every_other_kind_of_cell(bench_visi
     assert " shift 0 px | 0 | -0.20 | 0 / 0 / 1 |" in out  # the paired gap, one seed: no interval
     assert "finetune Lift 10 demos seed 0" in out and "0.32 -> 0.74 in 50000 env steps, 33 min" in out
     assert "render: 24 -> 212 env steps/s (8.8x" in out
+
+
+def test_a_larger_camera_image_is_its_own_observation_set_paired_with_the_same_state_cells(bench_vision):
+    big = cell(0, "proprio+cameras", 0.9)
+    big["config"]["image_size"] = 128
+    gaps = bench_vision.paired_gaps([cell(0, "state", 1.0), cell(0, "proprio+cameras", 0.8), big])
+    assert [(g["obs"], round(g["mean"], 2)) for g in gaps] == [
+        ("proprio+cameras [agentview + robot0_eye_in_hand] shift 0 px", -0.2),
+        ("proprio+cameras [agentview + robot0_eye_in_hand] shift 0 px 128 px images", -0.1),
+    ]
