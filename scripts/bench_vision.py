@@ -120,6 +120,20 @@ def run_bc_cell(task: str, demos: int, seed: int, obs: str, args: argparse.Names
     }  # fmt: skip
 
 
+def finetune_run_dir(task: str, demos: int, seed: int, args: argparse.Namespace) -> Path:
+    """A fine-tuning cell's run directory: one per setting that changes the run (the first cells' settings
+    add no suffix), so that a cell never resumes another's run."""
+    variant = "" if args.critic_obs == "policy" else f"_critic-{args.critic_obs}"
+    variant += "" if tuple(args.cameras) == CAMERAS else "_" + "-".join(args.cameras)
+    variant += "" if args.image_size == 84 else f"_{args.image_size}px"
+    variant += "" if args.proprio == "all" else f"_proprio-{args.proprio}"
+    variant += "" if args.image_shift == 4 else f"_shift{args.image_shift}"
+    variant += "" if args.init_log_std == -2.5 else f"_logstd{args.init_log_std:g}"
+    variant += "" if args.policy_lr == 1e-5 else f"_lr{args.policy_lr:g}"  # the first cells' lr: no suffix
+    variant += "" if args.camera_encoder == "finetune" else f"_encoder-{args.camera_encoder}"
+    return RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k{variant}"
+
+
 def evaluate_policy(path: Path, task: str, episodes: int, execute_steps: int = 1) -> dict:
     """The policy's mean action on ``episodes`` held-out seeds, on two workers rendering its cameras,
     executing the first ``execute_steps`` actions of each predicted chunk before re-planning."""
@@ -148,14 +162,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
         raise SystemExit(f"no bc cell for {base}: run `bench_vision.py bc --only {task}:{demos}:{seed}:"
                          "proprio+cameras` first")  # fmt: skip
     start = time.perf_counter()
-    variant = "" if args.critic_obs == "policy" else f"_critic-{args.critic_obs}"
-    variant += "" if tuple(args.cameras) == CAMERAS else "_" + "-".join(args.cameras)
-    variant += "" if args.proprio == "all" else f"_proprio-{args.proprio}"
-    variant += "" if args.image_shift == 4 else f"_shift{args.image_shift}"
-    variant += "" if args.init_log_std == -2.5 else f"_logstd{args.init_log_std:g}"
-    variant += "" if args.policy_lr == 1e-5 else f"_lr{args.policy_lr:g}"  # the first cells' lr: no suffix
-    variant += "" if args.camera_encoder == "finetune" else f"_encoder-{args.camera_encoder}"
-    run_dir = RUNS / f"ft_{task}_{demos}_s{seed}_{args.env_steps // 1000}k{variant}"
+    run_dir = finetune_run_dir(task, demos, seed, args)
     config = FinetuneConfig(
         task=task, objective="gipo", env_steps=args.env_steps, num_envs=2, steps_per_env=args.steps_per_env,
         epochs=args.epochs, policy_lr=args.policy_lr, replay_size=args.replay_size, minibatch_size=256,
@@ -178,7 +185,7 @@ def run_finetune_cell(task: str, demos: int, seed: int, args: argparse.Namespace
                    "replay_size": args.replay_size, "episodes": args.episodes, "critic_obs": args.critic_obs,
                    "proprio": args.proprio, "image_shift": args.image_shift, "cameras": list(args.cameras),
                    "init_log_std": args.init_log_std, "log_std_floor": config.log_std_floor,
-                   "camera_encoder": args.camera_encoder},
+                   "camera_encoder": args.camera_encoder, "image_size": args.image_size},
         **provenance(),
     }  # fmt: skip
 
@@ -504,6 +511,7 @@ def main() -> None:
         and r["config"]["policy_lr"] == args.policy_lr
         and r["config"].get("cameras", list(CAMERAS)) == list(args.cameras)
         and r["config"].get("camera_encoder", "finetune") == args.camera_encoder
+        and r["config"].get("image_size", 84) == args.image_size
     }  # fmt: skip
     cells = [(t, d, s) for t in args.tasks for d in args.demos for s in args.seeds]
     if args.only:

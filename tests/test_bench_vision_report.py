@@ -59,3 +59,18 @@ def test_a_larger_camera_image_is_its_own_observation_set_paired_with_the_same_s
         ("proprio+cameras [agentview + robot0_eye_in_hand] shift 0 px", -0.2),
         ("proprio+cameras [agentview + robot0_eye_in_hand] shift 0 px 128 px images", -0.1),
     ]
+
+
+def test_a_fine_tuning_cell_from_a_128_px_start_has_its_own_run_directory(bench_vision):
+    import argparse
+
+    args = argparse.Namespace(
+        critic_obs="policy", cameras=["agentview", "robot0_eye_in_hand"], image_size=84, proprio="all",
+        image_shift=0, init_log_std=-2.5, policy_lr=1e-5, camera_encoder="frozen", env_steps=50_000,
+    )  # fmt: skip
+    small = bench_vision.finetune_run_dir("Lift", 10, 0, args)
+    assert small.name == "ft_Lift_10_s0_50k_agentview-robot0_eye_in_hand_shift0_encoder-frozen"  # as before
+    args.image_size = 128
+    assert bench_vision.finetune_run_dir("Lift", 10, 0, args).name == (
+        "ft_Lift_10_s0_50k_agentview-robot0_eye_in_hand_128px_shift0_encoder-frozen"
+    )
