@@ -322,7 +322,7 @@ def obs_label(run: dict) -> str:
 
 
 def image_size_of(run: dict) -> int:
-    """A bc cell's camera resolution (every cell records it; 84 is the first cells')."""
+    """A bc or fine-tuning cell's camera resolution (84, the default, where the row predates the field)."""
     return run["config"].get("image_size", 84)
 
 
@@ -378,6 +378,7 @@ def report(runs: list[dict]) -> None:
         variant = f" shift {c.get('image_shift', 4)} log-std {c.get('init_log_std', -2.5)}"
         variant += f" lr {c['policy_lr']:g} cameras {'+'.join(c.get('cameras', CAMERAS))}"
         variant += f" encoder {c.get('camera_encoder', 'finetune')}"
+        variant += f" {image_size_of(r)} px images" if image_size_of(r) != 84 else ""
         print(f"finetune {r['task']} {r['demos']} demos seed {r['seed']} critic "
               f"{r.get('critic_obs', 'policy')}{variant}: {r['bc_success']:.2f} -> "
               f"{r['final_success']:.2f} in {r['env_steps']} env steps, {minutes:.0f} min")  # fmt: skip
@@ -511,7 +512,7 @@ def main() -> None:
         and r["config"]["policy_lr"] == args.policy_lr
         and r["config"].get("cameras", list(CAMERAS)) == list(args.cameras)
         and r["config"].get("camera_encoder", "finetune") == args.camera_encoder
-        and r["config"].get("image_size", 84) == args.image_size
+        and image_size_of(r) == args.image_size
     }  # fmt: skip
     cells = [(t, d, s) for t in args.tasks for d in args.demos for s in args.seeds]
     if args.only:

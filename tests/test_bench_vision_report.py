@@ -2,6 +2,8 @@
 is "vision BC within 10 points of state BC", so each camera cell is compared with the state cell of its own
 seed."""
 
+import argparse
+
 import pytest
 
 from tests.scripts import load_scripts
@@ -62,8 +64,6 @@ def test_a_larger_camera_image_is_its_own_observation_set_paired_with_the_same_s
 
 
 def test_a_fine_tuning_cell_from_a_128_px_start_has_its_own_run_directory(bench_vision):
-    import argparse
-
     args = argparse.Namespace(
         critic_obs="policy", cameras=["agentview", "robot0_eye_in_hand"], image_size=84, proprio="all",
         image_shift=0, init_log_std=-2.5, policy_lr=1e-5, camera_encoder="frozen", env_steps=50_000,
